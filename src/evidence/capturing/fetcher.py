@@ -1,0 +1,633 @@
+"""Fetch one HTTP exchange and keep the exact bytes that crossed the wire.
+
+requests stays in charge of HTTP; we only watch. A urllib3 connection class
+records every byte it sends, and its ``response_class`` (an
+``http.client.HTTPResponse`` subclass) wraps the socket's file object in a tee
+that copies exactly the bytes http.client consumes (status line, headers, chunk
+framing, compressed body) into a spool file on disk, hashing them on the way.
+Nothing is re-serialised, so the stored block is byte-identical to what the
+server sent. (``warcio.capture_http`` re-serialises headers, which loses odd
+whitespace and non-ASCII bytes; that is why it is not used.)
+
+The fetcher is independent of the WARC writer and of any crawling logic: a
+request goes in, an :class:`Exchange` (raw bytes on disk plus connection facts)
+comes out. It is safe to use from several threads; per-exchange state lives in
+a thread-local, because requests and urllib3 run a request on the calling
+thread.
+
+Threat model notes:
+
+* The total deadline is enforced on every ``recv`` (the socket timeout is set
+  to what is left of it), so a server that drips one byte a second is cut off.
+  DNS resolution cannot be interrupted from Python and is bounded only by the
+  system resolver's own timeout.
+* Header size is bounded by http.client (64 KiB per line, 100 header lines);
+  body size by ``max_response_bytes``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import hashlib
+import http.client
+import io
+import ipaddress
+import logging
+import socket
+import ssl
+import tempfile
+import threading
+import time
+import typing
+import warnings
+from collections.abc import Callable
+
+import attrs
+import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
+import urllib3.exceptions
+
+from evidence.errors import CaptureError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Exchange", "FetchLimits", "Fetcher", "TLSInfo"]
+
+_CHUNK = 1 << 16
+
+
+@attrs.frozen
+class FetchLimits:
+    """Bounds on one exchange. All times are seconds."""
+
+    connect_timeout: float = 15.0
+    read_timeout: float = 30.0
+    max_response_bytes: int = 2 * 1024**3
+
+
+@attrs.frozen
+class TLSInfo:
+    """Facts about the TLS session that carried an exchange, read from its own socket."""
+
+    protocol: str | None
+    cipher: str | None
+    verified: bool
+    # DER certificates as the server presented them, leaf first. When the
+    # Python version cannot give the chain, only the leaf is here and
+    # ``chain_complete`` is False.
+    chain_der: tuple[bytes, ...]
+    chain_complete: bool
+
+    @property
+    def leaf_sha256(self) -> str | None:
+        """Lowercase hex SHA-256 of the leaf certificate's DER bytes."""
+        return hashlib.sha256(self.chain_der[0]).hexdigest() if self.chain_der else None
+
+
+@attrs.frozen
+class Exchange:
+    """One request and the response to it, with the raw bytes spooled to disk.
+
+    ``response_file`` is an open temporary file holding the response block
+    exactly as received; the caller reads it and closes it.
+    """
+
+    url: str
+    method: str
+    started: _dt.datetime
+    ended: _dt.datetime
+    request_bytes: bytes
+    response_file: typing.BinaryIO
+    response_length: int
+    header_length: int
+    block_sha256: bytes
+    payload_sha256: bytes
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    server_ip: str | None
+    server_port: int | None
+    dns: tuple[str, ...] | None
+    tls: TLSInfo | None
+    truncated: str | None
+    truncated_detail: str | None
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+
+class _StopRecording(Exception):
+    """Raised inside the tee when the body reached ``max_response_bytes``."""
+
+
+AddressCheck = Callable[[str], None]
+
+
+class _State:
+    """Per-exchange state shared between the fetch loop and the connection."""
+
+    def __init__(
+        self,
+        spool_dir: str | None,
+        deadline: float,
+        limits: FetchLimits,
+        check_address: AddressCheck | None,
+    ) -> None:
+        self.spool_dir = spool_dir
+        self.deadline = deadline
+        self.limits = limits
+        self.check_address = check_address
+        self.sent = bytearray()
+        self.dns: tuple[str, ...] | None = None
+        self.peer: tuple[str, int] | None = None
+        self.tls: TLSInfo | None = None
+        self.verify_tls = True
+        self.deadline_hit = False
+        self.tee: _Tee | None = None
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+_local = threading.local()
+
+
+def _state() -> _State | None:
+    return typing.cast("_State | None", getattr(_local, "state", None))
+
+
+class _DeadlineRaw(io.RawIOBase):
+    """Raw reader over the socket's own file object that enforces the deadline per recv."""
+
+    def __init__(self, orig: typing.BinaryIO, sock: socket.socket, state: _State) -> None:
+        super().__init__()
+        # Keep the original buffered file: it owns the socket's reference
+        # count (http.client relies on it to close the socket late).
+        self._orig = orig
+        self._raw = typing.cast(io.RawIOBase, getattr(orig, "raw", orig))
+        self._sock = sock
+        self._state = state
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: typing.Any) -> int | None:
+        remaining = self._state.remaining()
+        if remaining <= 0:
+            self._state.deadline_hit = True
+            raise TimeoutError("capture deadline exceeded")
+        self._sock.settimeout(min(self._state.limits.read_timeout, remaining))
+        try:
+            return self._raw.readinto(b)
+        except TimeoutError:
+            if self._state.remaining() <= 0:
+                self._state.deadline_hit = True
+            raise
+
+    def close(self) -> None:
+        if not self.closed:
+            self._orig.close()
+        super().close()
+
+
+class _Tee:
+    """File-like wrapper that records exactly the bytes http.client consumes."""
+
+    def __init__(self, reader: io.BufferedReader, state: _State) -> None:
+        self._reader = reader
+        self._state = state
+        self.spool = tempfile.TemporaryFile(dir=state.spool_dir)
+        self.length = 0
+        self.header_length: int | None = None
+        self.body_length = 0
+        self.block_hash = hashlib.sha256()
+        self.payload_hash = hashlib.sha256()
+        self.truncated = False
+
+    # -- recording ---------------------------------------------------------
+    def _record(self, data: bytes | memoryview) -> None:
+        if not data:
+            return
+        if self.header_length is not None:
+            room = self._state.limits.max_response_bytes - self.body_length
+            if len(data) > room:
+                data = data[: max(room, 0)]
+                self.truncated = True
+            self.payload_hash.update(data)
+            self.body_length += len(data)
+        self.block_hash.update(data)
+        self.spool.write(data)
+        self.length += len(data)
+        if self.truncated:
+            raise _StopRecording()
+
+    def mark_headers_end(self) -> None:
+        self.header_length = self.length
+
+    # -- the file interface http.client and urllib3 use --------------------
+    def read(self, n: int | None = -1) -> bytes:
+        data = self._reader.read(n)
+        self._record(data)
+        return data
+
+    def read1(self, n: int = -1) -> bytes:
+        data = self._reader.read1(n)
+        self._record(data)
+        return data
+
+    def readinto(self, b: typing.Any) -> int:
+        count = self._reader.readinto(b)
+        self._record(memoryview(b)[:count])
+        return count
+
+    def readline(self, limit: int = -1) -> bytes:
+        data = self._reader.readline(limit)
+        self._record(data)
+        return data
+
+    def peek(self, n: int = 0) -> bytes:
+        return self._reader.peek(n)
+
+    def fileno(self) -> int:
+        return self._reader.fileno()
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def closed(self) -> bool:
+        return self._reader.closed
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+class _RecordingHTTPResponse(http.client.HTTPResponse):
+    def __init__(
+        self,
+        sock: socket.socket,
+        debuglevel: int = 0,
+        method: str | None = None,
+        url: str | None = None,
+        *,
+        state: _State,
+    ) -> None:
+        super().__init__(sock, debuglevel, method, url)
+        orig = typing.cast(typing.BinaryIO, self.fp)
+        tee = _Tee(io.BufferedReader(_DeadlineRaw(orig, sock, state), _CHUNK), state)
+        state.tee = tee
+        self.fp = tee  # type: ignore[assignment]  # a file-like tee, duck-typed
+
+    def begin(self) -> None:
+        super().begin()
+        typing.cast(_Tee, self.fp).mark_headers_end()
+
+
+def _tls_info(sock: socket.socket, verified: bool) -> TLSInfo | None:
+    if not isinstance(sock, ssl.SSLSocket):
+        return None
+    chain: tuple[bytes, ...] = ()
+    complete = False
+    sslobj = getattr(sock, "_sslobj", None)
+    getter = getattr(sock, "get_unverified_chain", None) or getattr(
+        sslobj, "get_unverified_chain", None
+    )
+    if getter is not None:
+        try:
+            certs = getter() or []
+            chain = tuple(
+                c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+                for c in certs
+            )
+            complete = bool(chain)
+        except (AttributeError, ValueError, ssl.SSLError):
+            chain = ()
+    if not chain:
+        leaf = sock.getpeercert(binary_form=True)
+        chain = (leaf,) if leaf else ()
+    cipher = sock.cipher()
+    return TLSInfo(
+        protocol=sock.version(),
+        cipher=cipher[0] if cipher else None,
+        verified=verified,
+        chain_der=chain,
+        chain_complete=complete,
+    )
+
+
+class _RecordingMixin:
+    """Methods shared by the HTTP and HTTPS connection classes."""
+
+    # Provided by urllib3's connection classes.
+    sock: socket.socket
+    _dns_host: str
+    port: int
+    timeout: float | None
+    socket_options: typing.Any
+    response_class: typing.Any
+
+    def _new_conn(self) -> socket.socket:
+        state = _state()
+        host, port = self._dns_host, self.port
+        try:
+            infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise urllib3.exceptions.NameResolutionError(host, self, exc) from exc  # type: ignore[arg-type]  # mixed into a urllib3 connection
+        answers = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+        if state is not None:
+            state.dns = answers
+        error: OSError | None = None
+        for family, kind, proto, _name, sockaddr in infos:
+            address = str(sockaddr[0])
+            if state is not None and state.check_address is not None:
+                state.check_address(address)
+            sock = socket.socket(family, kind, proto)
+            try:
+                for option in self.socket_options or ():
+                    sock.setsockopt(*option)
+                timeout = self.timeout
+                if state is not None:
+                    timeout = min(state.limits.connect_timeout, max(state.remaining(), 0.001))
+                sock.settimeout(timeout)
+                sock.connect(sockaddr)
+                return sock
+            except TimeoutError as exc:
+                sock.close()
+                raise urllib3.exceptions.ConnectTimeoutError(
+                    self, f"connection to {host} timed out"
+                ) from exc
+            except OSError as exc:
+                sock.close()
+                error = exc
+        raise urllib3.exceptions.NewConnectionError(
+            self,  # type: ignore[arg-type]  # mixed into a urllib3 connection
+            f"Failed to establish a new connection: {error}",
+        ) from error
+
+    def send(self, data: typing.Any) -> None:
+        state = _state()
+        if state is not None and isinstance(data, (bytes, bytearray, memoryview)):
+            state.sent.extend(data)
+        super().send(data)  # type: ignore[misc]  # super() is urllib3's class
+
+    def getresponse(self) -> typing.Any:
+        state = _state()
+        if state is None:  # pragma: no cover - only our fetcher mounts these classes
+            return super().getresponse()  # type: ignore[misc]  # super() is urllib3's class
+        sock = self.sock
+        peer = sock.getpeername()
+        state.peer = (str(peer[0]), int(peer[1]))
+        if state.check_address is not None:
+            state.check_address(state.peer[0])
+        state.tls = _tls_info(sock, state.verify_tls)
+        self.response_class = functools.partial(_RecordingHTTPResponse, state=state)
+        return super().getresponse()  # type: ignore[misc]  # super() is urllib3's class
+
+
+class _RecordingHTTPConnection(_RecordingMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _RecordingHTTPSConnection(_RecordingMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _RecordingHTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _RecordingHTTPSConnection
+
+
+class _RecordingAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _HTTPPool,
+            "https": _HTTPSPool,
+        }
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None:
+            break
+        # urllib3 wraps its reason in .reason, requests in args[0].
+        exc = nxt
+    return exc
+
+
+def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> str:
+    """Turn a requests/urllib3/socket exception into one short human cause."""
+    if state.deadline_hit:
+        return f"deadline of {deadline_seconds:g} s exceeded before a complete response"
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in chain:
+        chain.append(cur)
+        reason = getattr(cur, "reason", None)
+        cur = (
+            cur.__cause__
+            or cur.__context__
+            or (reason if isinstance(reason, BaseException) else None)
+        )
+    specific: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str | None]] = [
+        (AddressRefused, None),
+        ((urllib3.exceptions.NameResolutionError, socket.gaierror),
+         "DNS lookup failed (no such host, or no resolver reachable)"),
+        (ssl.SSLCertVerificationError, None),
+        (ssl.SSLError, None),
+        (ConnectionRefusedError, "connection refused"),
+        (ConnectionResetError, "connection reset by the server"),
+        (http.client.LineTooLong, "invalid HTTP response: header line too long"),
+        (http.client.RemoteDisconnected, "server closed the connection without sending a response"),
+        (http.client.BadStatusLine, "invalid HTTP response: bad status line"),
+        (http.client.HTTPException, None),
+        ((urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.NewConnectionError), None),
+        ((TimeoutError, urllib3.exceptions.ReadTimeoutError), "no response before the read timeout"),
+    ]
+    for kinds, text in specific:
+        for item in chain:
+            if not isinstance(item, kinds):
+                continue
+            if text is not None:
+                return text
+            if isinstance(item, AddressRefused):
+                return str(item)
+            if isinstance(item, ssl.SSLCertVerificationError):
+                return f"TLS certificate verification failed: {item.verify_message or item.reason}"
+            if isinstance(item, ssl.SSLError):
+                return f"TLS handshake failed: {item.reason or item}"
+            if isinstance(item, http.client.HTTPException):
+                return f"invalid HTTP response: {type(item).__name__}"
+            if isinstance(item, urllib3.exceptions.NewConnectionError):
+                return "could not connect"
+            return "connection timed out"
+    root = _root_cause(exc)
+    return f"{type(root).__name__}: {root}"
+
+
+class AddressRefused(OSError):
+    """A connection was refused by the caller's address policy (e.g. public-only)."""
+
+
+def _iso(ts: _dt.datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Fetcher:
+    """Performs single HTTP(S) exchanges and records their raw bytes.
+
+    Args:
+        user_agent: the User-Agent header sent.
+        limits: per-exchange bounds.
+        ca_bundle: a PEM file of CA certificates to trust instead of the default ones.
+        unsafe_insecure: turn TLS certificate verification off (recorded by callers).
+        check_address: called with every IP address before connecting to it and
+            with the address actually connected to; raises :class:`AddressRefused`
+            to refuse it.
+    """
+
+    def __init__(
+        self,
+        *,
+        user_agent: str,
+        limits: FetchLimits,
+        ca_bundle: str | None = None,
+        unsafe_insecure: bool = False,
+        check_address: AddressCheck | None = None,
+    ) -> None:
+        self.limits = limits
+        self.user_agent = user_agent
+        self.verify: bool | str = False if unsafe_insecure else (ca_bundle or True)
+        self.check_address = check_address
+        session = requests.Session()
+        # Proxies and .netrc from the environment would change who we talk to
+        # and what we send; a capture talks to the server directly.
+        session.trust_env = False
+        adapter = _RecordingAdapter(max_retries=0, pool_maxsize=16)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers["User-Agent"] = user_agent
+        self._session = session
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._session.close()
+
+    def fetch(self, url: str, *, deadline: float, spool_dir: str | None = None) -> Exchange:
+        """Perform one GET without following redirects and record it.
+
+        Args:
+            url: absolute http(s) URL.
+            deadline: absolute ``time.monotonic()`` value after which reading stops.
+            spool_dir: directory for the temporary file holding the response.
+
+        Returns:
+            The recorded exchange. A response cut short (size limit, deadline,
+            disconnect after the headers) is still returned, with ``truncated`` set.
+
+        Raises:
+            CaptureError: no response headers could be received.
+        """
+        state = _State(spool_dir, deadline, self.limits, self.check_address)
+        state.verify_tls = self.verify is not False
+        started = _dt.datetime.now(_dt.timezone.utc)
+        _local.state = state
+        deadline_seconds = max(deadline - time.monotonic(), 0.0)
+        truncated: str | None = None
+        detail: str | None = None
+        try:
+            with warnings.catch_warnings():
+                # verify=False is an explicit, recorded choice; urllib3's warning
+                # would only repeat it on stderr.
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                try:
+                    response = self._session.get(
+                        url,
+                        stream=True,
+                        allow_redirects=False,
+                        verify=self.verify,
+                        timeout=(self.limits.connect_timeout, self.limits.read_timeout),
+                    )
+                except (
+                    requests.RequestException,
+                    urllib3.exceptions.HTTPError,
+                    OSError,
+                    http.client.HTTPException,
+                    ValueError,
+                ) as exc:
+                    if state.tee is not None:
+                        state.tee.spool.close()
+                    raise CaptureError(url, _describe(exc, state, deadline_seconds)) from exc
+            tee = state.tee
+            if tee is None or tee.header_length is None:  # pragma: no cover - defensive
+                raise CaptureError(url, "no response recorded")
+            try:
+                while response.raw.read(_CHUNK, decode_content=False):
+                    pass
+            except _StopRecording:
+                truncated = "length"
+                detail = f"body cut at max_response_bytes={self.limits.max_response_bytes}"
+            except (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException) as exc:
+                if state.deadline_hit:
+                    truncated = "time"
+                    detail = f"deadline of {deadline_seconds:g} s reached while reading the body"
+                else:
+                    truncated = "disconnect"
+                    detail = _describe(exc, state, deadline_seconds)
+            finally:
+                response.close()
+            # A body cut exactly at the limit raises nothing; say so all the same.
+            if tee.truncated and truncated is None:  # pragma: no cover - defensive
+                truncated = "length"
+            ended = _dt.datetime.now(_dt.timezone.utc)
+            tee.spool.flush()
+            tee.spool.seek(0)
+            raw_headers = response.raw.headers
+            return Exchange(
+                url=url,
+                method="GET",
+                started=started,
+                ended=ended,
+                request_bytes=bytes(state.sent),
+                response_file=typing.cast(typing.BinaryIO, tee.spool),
+                response_length=tee.length,
+                header_length=tee.header_length,
+                block_sha256=tee.block_hash.digest(),
+                payload_sha256=tee.payload_hash.digest(),
+                status=response.status_code,
+                reason=str(response.reason or ""),
+                headers=tuple((str(k), str(v)) for k, v in raw_headers.items()),
+                server_ip=state.peer[0] if state.peer else None,
+                server_port=state.peer[1] if state.peer else None,
+                dns=state.dns,
+                tls=state.tls,
+                truncated=truncated,
+                truncated_detail=detail,
+            )
+        finally:
+            _local.state = None
+
+
+def is_public_address(address: str) -> bool:
+    """True when ``address`` is a globally routable unicast IP address."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return bool(ip.is_global) and not ip.is_multicast

@@ -1,0 +1,261 @@
+"""The evidence package on disk: atomic creation, BagIt files, opening.
+
+A package is a BagIt 1.0 bag (RFC 8493) with an ``evidence/`` tag directory.
+It is assembled under ``.incomplete-<id>`` in the output directory, fsynced,
+and renamed to ``<id>`` only when complete, so a package with its final name
+is never half written. Names starting with ``.`` are never packages.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import typing
+import unicodedata
+import urllib.parse
+from pathlib import Path
+
+from evidence.errors import PackageError
+
+__all__ = [
+    "ATTACHMENT_DIRS",
+    "MANIFEST_PATH",
+    "TAG_FILES",
+    "PackageWriter",
+    "fsync_dir",
+    "is_package",
+    "make_package_id",
+    "require_package",
+    "safe_relative_path",
+    "sha256_file",
+    "write_file_atomic",
+]
+
+MANIFEST_PATH = "evidence/manifest.json"
+# Files covered by tagmanifest-sha256.txt.
+TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", MANIFEST_PATH)
+# Attachments: added after sealing, never in the tag manifest. Directory ->
+# allowed file-name pattern. The verifier refuses anything else under evidence/.
+ATTACHMENT_DIRS: dict[str, re.Pattern[str]] = {
+    "evidence/signatures": re.compile(r"^[0-9a-f]{64}\.sig$"),
+    "evidence/keys": re.compile(r"^[0-9a-f]{64}\.pub$"),
+    "evidence/timestamps": re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.(tsr|tsq)$"),
+}
+ATTACHMENT_FILES = ("evidence/custody.jsonl",)
+
+_BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    """Stream a file through SHA-256; returns (hex digest, size)."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename or new entry in it is durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_atomic(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Write ``data`` to ``path`` via a temporary name, fsync, rename.
+
+    With ``exclusive``, refuse to replace an existing file.
+    """
+    tmp = path.with_name(f".tmp-{secrets.token_hex(6)}-{path.name}")
+    with open(tmp, "xb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        if exclusive:
+            # link() fails if the target exists, unlike rename().
+            os.link(tmp, path)
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
+    except FileExistsError as exc:
+        os.unlink(tmp)
+        raise PackageError(f"{path} already exists") from exc
+    fsync_dir(path.parent)
+
+
+def _sanitize_host(url: str) -> str:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or "unknown"
+        port = parts.port
+    except ValueError:
+        host, port = "unknown", None
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        host = unicodedata.normalize("NFKD", host).encode("ascii", "ignore").decode("ascii")
+    host = re.sub(r"[^a-z0-9.-]+", "_", host.lower()).strip("._-") or "unknown"
+    host = host[:60].rstrip("._-") or "unknown"
+    if port is not None:
+        host += f"_{port}"
+    return host
+
+
+def make_package_id(url: str, when: _dt.datetime) -> str:
+    """``20261129T110534Z-example.org-3f9a1c2b``: UTC time, sanitised host, random suffix.
+
+    Safe as a file name on every common file system for any URL (IDN,
+    IPv6 literals, ports, very long names) and unique thanks to 32 random bits
+    plus an exclusive rename.
+    """
+    stamp = when.astimezone(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{_sanitize_host(url)}-{secrets.token_hex(4)}"
+
+
+def safe_relative_path(name: str) -> bool:
+    """True for a relative POSIX path with no ``..``, ``~``, absolute or odd parts."""
+    if not name or "\\" in name or "\x00" in name or name.startswith(("/", "~")):
+        return False
+    parts = name.split("/")
+    return all(p not in ("", ".", "..") and not p.startswith("~") for p in parts)
+
+
+def is_package(path: Path) -> bool:
+    """True when ``path`` looks like a finished package (not a temporary directory)."""
+    return (
+        not path.name.startswith(".")
+        and (path / "bagit.txt").is_file()
+        and (path / MANIFEST_PATH).is_file()
+    )
+
+
+def require_package(path: str | os.PathLike[str]) -> Path:
+    """Return ``path`` as a Path if it is a finished package, else raise PackageError."""
+    p = Path(path)
+    if p.name.startswith("."):
+        raise PackageError(f"{p}: a temporary or hidden directory is never a package")
+    if not p.is_dir():
+        raise PackageError(f"{p}: no such package directory")
+    if not is_package(p):
+        raise PackageError(f"{p}: not an evidence package (no bagit.txt or {MANIFEST_PATH})")
+    return p
+
+
+class PackageWriter:
+    """Builds a package in a temporary directory and renames it into place.
+
+    Use as a context manager: leaving the block with an exception removes the
+    temporary directory, so nothing half-written remains.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike[str], package_id: str) -> None:
+        self.out_dir = Path(out_dir)
+        self.package_id = package_id
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.tmp = self.out_dir / f".incomplete-{package_id}"
+            self.tmp.mkdir()
+            (self.tmp / "data").mkdir()
+            (self.tmp / "evidence").mkdir()
+        except OSError as exc:
+            raise PackageError(f"cannot create a package in {self.out_dir}: {exc}") from exc
+        self.final = self.out_dir / package_id
+        self._done = False
+
+    def __enter__(self) -> PackageWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._done:
+            self.abort()
+
+    def path(self, relative: str) -> Path:
+        """Absolute path of a file inside the temporary package."""
+        if not safe_relative_path(relative):
+            raise PackageError(f"unsafe path inside a package: {relative!r}")
+        return self.tmp / relative
+
+    def abort(self) -> None:
+        """Remove the temporary directory."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self._done = True
+
+    def finish(
+        self,
+        *,
+        manifest: bytes,
+        payload: typing.Sequence[tuple[str, str, int]],
+        bag_info: typing.Sequence[tuple[str, str]],
+        attachments: typing.Mapping[str, bytes] | None = None,
+    ) -> Path:
+        """Write the manifest and bag files, fsync everything, rename into place.
+
+        Args:
+            manifest: the exact bytes of ``evidence/manifest.json``.
+            payload: (relative path, sha256 hex, size) for every file under ``data/``.
+            bag_info: extra ``bag-info.txt`` fields, in order.
+            attachments: files under ``evidence/`` outside the tag manifest
+                (signatures, keys, custody log), written before the rename.
+
+        Returns:
+            The final package path.
+        """
+        try:
+            return self._finish(manifest, payload, bag_info, attachments or {})
+        except OSError as exc:
+            self.abort()
+            raise PackageError(f"cannot write package {self.package_id}: {exc}") from exc
+
+    def _finish(
+        self,
+        manifest: bytes,
+        payload: typing.Sequence[tuple[str, str, int]],
+        bag_info: typing.Sequence[tuple[str, str]],
+        attachments: typing.Mapping[str, bytes],
+    ) -> Path:
+        tag_bytes: dict[str, bytes] = {}
+        tag_bytes[MANIFEST_PATH] = manifest
+        tag_bytes["bagit.txt"] = _BAGIT_TXT
+        octets = sum(size for _, _, size in payload)
+        info_lines = [f"{k}: {v}" for k, v in bag_info]
+        info_lines.append(f"Payload-Oxum: {octets}.{len(payload)}")
+        tag_bytes["bag-info.txt"] = ("\n".join(info_lines) + "\n").encode("utf-8")
+        tag_bytes["manifest-sha256.txt"] = "".join(
+            f"{digest}  {rel}\n" for rel, digest, _ in sorted(payload)
+        ).encode("utf-8")
+        for rel, data in [*tag_bytes.items(), *attachments.items()]:
+            target = self.path(rel)
+            if not target.parent.exists():
+                target.parent.mkdir(parents=True)
+            with open(target, "xb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        tagmanifest = "".join(
+            f"{hashlib.sha256(tag_bytes[rel]).hexdigest()}  {rel}\n" for rel in TAG_FILES
+        ).encode("utf-8")
+        with open(self.path("tagmanifest-sha256.txt"), "xb") as fh:
+            fh.write(tagmanifest)
+            fh.flush()
+            os.fsync(fh.fileno())
+        dirs = {self.tmp / "data", self.tmp / "evidence", self.tmp}
+        dirs.update(self.path(rel).parent for rel in attachments)
+        for d in dirs:
+            fsync_dir(d)
+        if self.final.exists():
+            raise PackageError(f"{self.final} already exists")
+        os.rename(self.tmp, self.final)
+        fsync_dir(self.out_dir)
+        self._done = True
+        return self.final

@@ -1,0 +1,511 @@
+"""WARC/1.1 writing (one gzip member per record) and strict member reading.
+
+We write WARC headers ourselves instead of through warcio's record builder,
+because warcio re-parses and re-serialises the HTTP header block of response
+records, which would break the promise that the block is byte-identical to
+what the server sent. warcio stays the independent reader: the tests run
+``warcio check`` on every WARC we produce.
+
+Digest convention (see docs/format.md): ``WARC-Block-Digest`` is SHA-256 over
+the whole record block; ``WARC-Payload-Digest`` is SHA-256 over the bytes that
+follow the HTTP header block *as stored*, i.e. with chunked framing and
+content-encoding kept. This is what ``warcio check`` computes; WARC 1.1 would
+strip the transfer-encoding first, which would make the digest depend on a
+decoder rather than on stored bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import typing
+import uuid
+import zlib
+
+import attrs
+
+__all__ = [
+    "MemberInfo",
+    "WARCWriter",
+    "format_digest",
+    "new_record_id",
+    "parse_digest",
+]
+
+_CHUNK = 1 << 20
+
+
+def new_record_id() -> str:
+    """A fresh ``<urn:uuid:...>`` WARC record id."""
+    return f"<urn:uuid:{uuid.uuid4()}>"
+
+
+def format_digest(digest: bytes) -> str:
+    """``sha256:`` + base32, the form warcio and most WARC tools write."""
+    return "sha256:" + base64.b32encode(digest).decode("ascii")
+
+
+def parse_digest(value: str) -> tuple[str, bytes] | None:
+    """Parse a WARC digest header value into (algorithm, raw digest).
+
+    Accepts the encodings real tools write: base32 (upper or lower case,
+    padded or not) and base16 (upper or lower case), with labels such as
+    ``sha256``, ``SHA-256`` or ``sha1``. Returns None when it cannot be parsed.
+    """
+    if ":" not in value:
+        return None
+    label, _, encoded = value.strip().partition(":")
+    algorithm = label.strip().lower().replace("-", "")
+    sizes = {"sha1": 20, "sha256": 32, "sha512": 64, "md5": 16}
+    size = sizes.get(algorithm)
+    if size is None:
+        return None
+    encoded = encoded.strip()
+    raw: bytes | None = None
+    if len(encoded) == size * 2:
+        try:
+            raw = base64.b16decode(encoded, casefold=True)
+        except ValueError:
+            raw = None
+    if raw is None:
+        padded = encoded.upper() + "=" * (-len(encoded) % 8)
+        try:
+            raw = base64.b32decode(padded)
+        except ValueError:
+            return None
+    if len(raw) != size:
+        return None
+    return algorithm, raw
+
+
+@attrs.frozen
+class MemberInfo:
+    """Where one record's gzip member sits in the WARC file."""
+
+    record_id: str
+    record_type: str
+    target_uri: str | None
+    date: str
+    offset: int
+    length: int
+    sha256: str
+
+    def to_json(self) -> dict[str, typing.Any]:
+        return {
+            "id": self.record_id,
+            "type": self.record_type,
+            "target_uri": self.target_uri,
+            "date": self.date,
+            "offset": self.offset,
+            "length": self.length,
+            "sha256": self.sha256,
+        }
+
+
+def _check_header_value(name: str, value: str) -> None:
+    if any(ch in value for ch in "\r\n\x00"):
+        raise ValueError(f"WARC header {name} must not contain CR, LF or NUL")
+
+
+class WARCWriter:
+    """Append records to a WARC file, each as its own gzip member.
+
+    The whole file is hashed as it is written, so the payload checksum needs
+    no second pass. Memory use is bounded by the copy chunk size.
+    """
+
+    def __init__(self, fileobj: typing.BinaryIO) -> None:
+        self._out = fileobj
+        self._offset = 0
+        self._file_hash = hashlib.sha256()
+        self.members: list[MemberInfo] = []
+
+    @property
+    def size(self) -> int:
+        return self._offset
+
+    def file_sha256(self) -> str:
+        return self._file_hash.hexdigest()
+
+    def write_record(
+        self,
+        *,
+        record_type: str,
+        date: str,
+        content_type: str,
+        block: typing.BinaryIO | bytes,
+        block_length: int,
+        block_sha256: bytes,
+        payload_sha256: bytes | None = None,
+        target_uri: str | None = None,
+        record_id: str | None = None,
+        extra: typing.Sequence[tuple[str, str]] = (),
+    ) -> MemberInfo:
+        """Write one record as one gzip member and return where it went.
+
+        ``block`` is copied in chunks; its length and digests are given by the
+        caller, who computed them while spooling it.
+        """
+        record_id = record_id or new_record_id()
+        headers: list[tuple[str, str]] = [
+            ("WARC-Type", record_type),
+            ("WARC-Record-ID", record_id),
+            ("WARC-Date", date),
+        ]
+        if target_uri is not None:
+            headers.append(("WARC-Target-URI", target_uri))
+        headers.extend(extra)
+        headers.append(("Content-Type", content_type))
+        headers.append(("WARC-Block-Digest", format_digest(block_sha256)))
+        if payload_sha256 is not None:
+            headers.append(("WARC-Payload-Digest", format_digest(payload_sha256)))
+        headers.append(("Content-Length", str(block_length)))
+        lines = ["WARC/1.1"]
+        for name, value in headers:
+            _check_header_value(name, value)
+            lines.append(f"{name}: {value}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+
+        offset = self._offset
+        member_hash = hashlib.sha256()
+        compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+        written = 0
+
+        def emit(data: bytes) -> None:
+            nonlocal written
+            if data:
+                self._out.write(data)
+                member_hash.update(data)
+                self._file_hash.update(data)
+                written += len(data)
+
+        emit(compressor.compress(head))
+        copied = 0
+        if isinstance(block, bytes):
+            emit(compressor.compress(block))
+            copied = len(block)
+        else:
+            while True:
+                chunk = block.read(_CHUNK)
+                if not chunk:
+                    break
+                copied += len(chunk)
+                emit(compressor.compress(chunk))
+        if copied != block_length:
+            raise ValueError(f"block length changed while writing ({copied} != {block_length})")
+        emit(compressor.compress(b"\r\n\r\n"))
+        emit(compressor.flush())
+        self._offset += written
+        info = MemberInfo(
+            record_id=record_id,
+            record_type=record_type,
+            target_uri=target_uri,
+            date=date,
+            offset=offset,
+            length=written,
+            sha256=member_hash.hexdigest(),
+        )
+        self.members.append(info)
+        return info
+
+
+# ---------------------------------------------------------------------------
+# Strict reading, member by member, against an expected inventory.
+# ---------------------------------------------------------------------------
+
+MAX_WARC_HEADER_BYTES = 256 * 1024
+# http.client accepts up to 100 header lines of 64 KiB; allow that and more.
+MAX_HTTP_HEADER_BYTES = 8 * 1024 * 1024
+_OUT_CHUNK = 1 << 20
+
+
+def find_http_header_end(buf: bytes | bytearray, start: int = 0) -> tuple[int | None, int]:
+    """Find where an HTTP header block ends, the way http.client reads it.
+
+    The first line is the status (or request) line; header lines follow until
+    a line that is just CRLF or LF. Returns (end offset or None, where to
+    resume scanning when more bytes arrive).
+    """
+    first = buf.find(b"\n", 0)
+    if first < 0:
+        return None, 0
+    pos = max(first, start)
+    while True:
+        nxt = buf.find(b"\n", pos + 1)
+        if nxt < 0:
+            return None, pos
+        if buf[pos + 1 : nxt + 1] in (b"\r\n", b"\n"):
+            return nxt + 1, nxt
+        pos = nxt
+
+
+@attrs.frozen
+class RecordCheck:
+    """What was found in one WARC record."""
+
+    index: int
+    record_id: str | None
+    problems: tuple[str, ...]
+
+
+class _RecordReader:
+    """Incremental parser/digester for one decompressed WARC record."""
+
+    def __init__(self, expected: typing.Mapping[str, typing.Any]) -> None:
+        self.expected = expected
+        self.state = "head"
+        self.head = bytearray()
+        self.headers: dict[str, str] = {}
+        self.problems: list[str] = []
+        self.block_left = 0
+        self.block_hash: typing.Any = None
+        self.block_expected: tuple[str, bytes] | None = None
+        self.payload_hash: typing.Any = None
+        self.payload_expected: tuple[str, bytes] | None = None
+        self.http_prefix: bytearray | None = None
+        self.http_scan = 0
+        self.trailer = bytearray()
+        self.extra = 0
+
+    def _fail(self, msg: str) -> None:
+        self.problems.append(msg)
+        self.state = "broken"
+
+    def _parse_head(self, raw: bytes) -> None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self._fail("WARC header is not valid UTF-8")
+            return
+        lines = text.split("\r\n")
+        if lines[0] not in ("WARC/1.1", "WARC/1.0"):
+            self._fail(f"not a WARC record (first line {lines[0][:40]!r})")
+            return
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep or not name or name != name.strip():
+                self._fail(f"malformed WARC header line {line[:60]!r}")
+                return
+            key = name.lower()
+            if key in self.headers:
+                self._fail(f"WARC header {name} appears twice")
+                return
+            self.headers[key] = value.strip()
+        exp = self.expected
+        for header, field in (
+            ("warc-record-id", "id"),
+            ("warc-type", "type"),
+            ("warc-date", "date"),
+            ("warc-target-uri", "target_uri"),
+        ):
+            want = exp.get(field)
+            got = self.headers.get(header)
+            if got != want:
+                self.problems.append(f"{header} is {got!r}, the manifest lists {want!r}")
+        length_text = self.headers.get("content-length", "")
+        if not length_text.isdigit() or len(length_text) > 18:
+            self._fail(f"bad or missing Content-Length {length_text[:30]!r}")
+            return
+        self.block_left = int(length_text)
+        self.block_expected = self._digest("warc-block-digest", required=True)
+        if self.block_expected is not None:
+            self.block_hash = hashlib.new(self.block_expected[0])
+        is_http = self.headers.get("content-type", "").lower().startswith("application/http")
+        if is_http:
+            self.payload_expected = self._digest(
+                "warc-payload-digest", required=exp.get("type") in ("request", "response")
+            )
+            if self.payload_expected is not None:
+                self.payload_hash = hashlib.new(self.payload_expected[0])
+                self.http_prefix = bytearray()
+        self.state = "block"
+
+    def _digest(self, header: str, *, required: bool) -> tuple[str, bytes] | None:
+        value = self.headers.get(header)
+        if value is None:
+            if required:
+                self.problems.append(f"{header} is missing")
+            return None
+        parsed = parse_digest(value)
+        if parsed is None:
+            self.problems.append(f"{header} {value[:80]!r} cannot be parsed")
+        return parsed
+
+    def feed(self, data: bytes) -> None:
+        while data and self.state != "broken":
+            if self.state == "head":
+                self.head.extend(data)
+                end = self.head.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(self.head) > MAX_WARC_HEADER_BYTES:
+                        self._fail(f"WARC header longer than {MAX_WARC_HEADER_BYTES} bytes")
+                    return
+                rest = bytes(self.head[end + 4 :])
+                self._parse_head(bytes(self.head[:end]))
+                self.head = bytearray()
+                data = rest
+            elif self.state == "block":
+                take = min(len(data), self.block_left)
+                part, data = data[:take], data[take:]
+                self.block_left -= take
+                if self.block_hash is not None:
+                    self.block_hash.update(part)
+                self._feed_payload(part)
+                if self.block_left == 0:
+                    self.state = "trailer"
+            elif self.state == "trailer":
+                room = 4 - len(self.trailer)
+                self.trailer.extend(data[:room])
+                self.extra += max(len(data) - room, 0)
+                return
+            else:  # pragma: no cover - "broken" exits the loop
+                return
+
+    def _feed_payload(self, part: bytes) -> None:
+        if self.payload_hash is None:
+            return
+        if self.http_prefix is None:
+            self.payload_hash.update(part)
+            return
+        self.http_prefix.extend(part)
+        end, self.http_scan = find_http_header_end(self.http_prefix, self.http_scan)
+        if end is not None:
+            self.payload_hash.update(self.http_prefix[end:])
+            self.http_prefix = None
+        elif len(self.http_prefix) > MAX_HTTP_HEADER_BYTES:
+            self.problems.append("HTTP header block too long to find the payload")
+            self.payload_hash = None
+            self.http_prefix = None
+
+    def finish(self) -> list[str]:
+        if self.state == "head":
+            self.problems.append("record ends inside its WARC header")
+        elif self.state == "block":
+            self.problems.append(
+                f"record block is {self.block_left} bytes shorter than Content-Length"
+            )
+        elif self.state == "trailer":
+            if bytes(self.trailer) != b"\r\n\r\n" or self.extra:
+                self.problems.append("record does not end with exactly CRLF CRLF after its block")
+            if self.block_hash is not None and self.block_expected is not None:
+                if self.block_hash.digest() != self.block_expected[1]:
+                    self.problems.append("block digest does not match the record content")
+            if self.payload_hash is not None and self.payload_expected is not None:
+                if self.http_prefix is not None:
+                    # No end of the HTTP header block: the payload is empty.
+                    self.payload_hash = hashlib.new(self.payload_expected[0])
+                if self.payload_hash.digest() != self.payload_expected[1]:
+                    self.problems.append("payload digest does not match the record content")
+        return self.problems
+
+
+@attrs.frozen
+class WARCCheck:
+    """Result of checking a WARC file against its inventory."""
+
+    file_sha256: str
+    size: int
+    records: tuple[RecordCheck, ...]
+    problems: tuple[str, ...]  # file-level problems (gaps, trailing bytes, duplicates)
+
+
+def check_warc(path: str, inventory: typing.Sequence[typing.Mapping[str, typing.Any]]) -> WARCCheck:
+    """Check a WARC file member by member against the manifest's inventory.
+
+    For every listed record: the gzip member starts where listed, has the
+    listed length and SHA-256, is one complete gzip member with a valid CRC
+    and nothing after it, and holds one WARC record whose id, type, date and
+    target match the inventory and whose block and payload digests match its
+    content. Record ids must be unique and the file must hold nothing else.
+    Reads the file once; memory stays bounded whatever the input.
+    """
+    file_hash = hashlib.sha256()
+    file_problems: list[str] = []
+    results: list[RecordCheck] = []
+    seen_ids: set[str] = set()
+    offset = 0
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        for index, rec in enumerate(inventory):
+            rid = rec.get("id") if isinstance(rec.get("id"), str) else None
+            problems: list[str] = []
+            if rid in seen_ids:
+                problems.append(f"record id {rid} is listed twice")
+            if rid is not None:
+                seen_ids.add(rid)
+            want_offset, length = rec.get("offset"), rec.get("length")
+            if want_offset != offset:
+                problems.append(
+                    f"listed at offset {want_offset}, but the previous record ends at {offset}"
+                )
+                results.append(RecordCheck(index, rid, tuple(problems)))
+                file_problems.append(
+                    "record inventory does not tile the file; later records not checked"
+                )
+                break
+            if not isinstance(length, int) or length <= 0:
+                problems.append(f"bad member length {length!r}")
+                results.append(RecordCheck(index, rid, tuple(problems)))
+                break
+            problems.extend(_check_member(fh, length, rec, file_hash))
+            offset += length
+            results.append(RecordCheck(index, rid, tuple(problems)))
+        # Hash whatever follows the last listed member, so the file digest is whole.
+        fh.seek(offset)
+        trailing = 0
+        while chunk := fh.read(_CHUNK):
+            file_hash.update(chunk)
+            trailing += len(chunk)
+        if trailing and offset <= size:
+            file_problems.append(f"{trailing} bytes follow the last listed record")
+    if not inventory:
+        file_problems.append("the manifest lists no WARC records")
+    return WARCCheck(file_hash.hexdigest(), size, tuple(results), tuple(file_problems))
+
+
+def _check_member(
+    fh: typing.BinaryIO, length: int, rec: typing.Mapping[str, typing.Any], file_hash: typing.Any
+) -> list[str]:
+    member_hash = hashlib.sha256()
+    decomp = zlib.decompressobj(31)
+    reader = _RecordReader(rec)
+    problems: list[str] = []
+    left = length
+    corrupt = False
+    ended_early = False
+    while left > 0:
+        chunk = fh.read(min(_CHUNK, left))
+        if not chunk:
+            problems.append(f"file ends {left} bytes before the end of this member")
+            break
+        left -= len(chunk)
+        file_hash.update(chunk)
+        member_hash.update(chunk)
+        if corrupt or ended_early:
+            continue
+        data = chunk
+        try:
+            while True:
+                out = decomp.decompress(data, _OUT_CHUNK)
+                reader.feed(out)
+                if decomp.eof:
+                    if decomp.unused_data:
+                        ended_early = True
+                    break
+                data = decomp.unconsumed_tail
+                # Output may still be pending inside zlib when the limit was hit.
+                if not data and len(out) < _OUT_CHUNK:
+                    break
+        except zlib.error as exc:
+            corrupt = True
+            problems.append(f"gzip data is corrupt ({exc})")
+    if member_hash.hexdigest() != rec.get("sha256"):
+        problems.append("member SHA-256 differs from the manifest")
+    if ended_early or (decomp.eof and left > 0):
+        problems.append("gzip member ends before its listed length (more than one member?)")
+    if not corrupt and not ended_early and not decomp.eof:
+        problems.append("gzip member is incomplete (truncated)")
+    if not corrupt and decomp.eof:
+        problems.extend(reader.finish())
+    return problems

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import shutil
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from servers import RawServer, Site, LocalCA  # noqa: E402
+
+from evidence.capturing import CaptureOptions, capture  # noqa: E402
+from evidence.keys import generate_keypair, key_id, public_key_pem  # noqa: E402
+
+PAGE = b"<!DOCTYPE html><html><head><title>Statement</title></head><body><p>Nothing happened.</p></body></html>\n"
+
+
+@pytest.fixture
+def raw_server() -> typing.Iterator[typing.Callable[..., RawServer]]:
+    servers: list[RawServer] = []
+
+    def make(responder: typing.Any) -> RawServer:
+        s = RawServer(responder)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+@pytest.fixture
+def site() -> typing.Iterator[typing.Callable[..., Site]]:
+    sites: list[Site] = []
+
+    def make(routes: dict[str, typing.Any], tls: typing.Any = None) -> Site:
+        s = Site(routes, tls)
+        sites.append(s)
+        return s
+
+    yield make
+    for s in sites:
+        s.close()
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
+    return LocalCA(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="session")
+def signer(tmp_path_factory: pytest.TempPathFactory) -> typing.Any:
+    """A real Ed25519 key, with its public key written to a file."""
+    key = generate_keypair()
+    d = tmp_path_factory.mktemp("signer")
+    pub = d / "signer.pub"
+    pub.write_bytes(public_key_pem(key.public_key()))
+    return type("Signer", (), {"key": key, "pub": pub, "kid": key_id(key.public_key())})
+
+
+@pytest.fixture(scope="session")
+def sealed_package(tmp_path_factory: pytest.TempPathFactory, signer: typing.Any) -> Path:
+    """One real signed package, captured from a local site; copy it before changing it."""
+    routes = {
+        "/": (200, [("Content-Type", "text/html; charset=utf-8")], PAGE),
+        "/old": (301, [("Location", "/")], b"moved\n"),
+    }
+    s = Site(routes)
+    try:
+        out = tmp_path_factory.mktemp("sealed")
+        result = capture(s.url("/old"), out=out, options=CaptureOptions(), sign_with=[signer.key])
+    finally:
+        s.close()
+    return Path(result.path)
+
+
+@pytest.fixture
+def package_copy(sealed_package: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / sealed_package.name
+    shutil.copytree(sealed_package, dest)
+    return dest
