@@ -9,12 +9,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from servers import RawServer, Site, LocalCA  # noqa: E402
+from evidence.capturing import CaptureOptions, capture
+from evidence.keys import generate_keypair, key_id, public_key_pem
+from servers import LocalCA, RawServer, Site
 
-from evidence.capturing import CaptureOptions, capture  # noqa: E402
-from evidence.keys import generate_keypair, key_id, public_key_pem  # noqa: E402
-
-PAGE = b"<!DOCTYPE html><html><head><title>Statement</title></head><body><p>Nothing happened.</p></body></html>\n"
+PAGE = (
+    b"<!DOCTYPE html><html><head><title>Statement</title></head>"
+    b"<body><p>Nothing happened.</p></body></html>\n"
+)
 
 
 @pytest.fixture

@@ -73,7 +73,9 @@ class RawServer:
         self.sock.close()
 
 
-def fixed_response(raw: bytes, linger: float = 0.05) -> typing.Callable[[socket.socket, bytes], None]:
+def fixed_response(
+    raw: bytes, linger: float = 0.05
+) -> typing.Callable[[socket.socket, bytes], None]:
     def respond(conn: socket.socket, _request: bytes) -> None:
         conn.sendall(raw)
         time.sleep(linger)
@@ -88,7 +90,7 @@ def _handler(routes: dict[str, Route]) -> type[http.server.BaseHTTPRequestHandle
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             route = routes.get(self.path)
             if route is None:
                 status, headers, body = 404, [("Content-Type", "text/plain")], b"not found\n"
@@ -130,7 +132,9 @@ class Site:
 class LocalCA:
     """A root CA, an intermediate, and a server certificate for 127.0.0.1/localhost."""
 
-    def __init__(self, directory: Path, *, expired: bool = False, hostname: str = "localhost") -> None:
+    def __init__(
+        self, directory: Path, *, expired: bool = False, hostname: str = "localhost"
+    ) -> None:
         now = dt.datetime.now(dt.timezone.utc)
         self.root_key = ec.generate_private_key(ec.SECP256R1())
         self.root = self._cert("Evidence Test Root", self.root_key, None, None, ca=True, now=now)
@@ -141,8 +145,14 @@ class LocalCA:
         self.leaf_key = ec.generate_private_key(ec.SECP256R1())
         not_after = now - dt.timedelta(days=1) if expired else now + dt.timedelta(days=30)
         self.leaf = self._cert(
-            hostname, self.leaf_key, self.inter, self.inter_key, ca=False, now=now,
-            not_after=not_after, san=hostname,
+            hostname,
+            self.leaf_key,
+            self.inter,
+            self.inter_key,
+            ca=False,
+            now=now,
+            not_after=not_after,
+            san=hostname,
         )
         pem = serialization.Encoding.PEM
         self.root_pem = directory / "root.pem"
@@ -158,8 +168,15 @@ class LocalCA:
 
     @staticmethod
     def _cert(
-        name: str, key: typing.Any, issuer: x509.Certificate | None, issuer_key: typing.Any, *,
-        ca: bool, now: dt.datetime, not_after: dt.datetime | None = None, san: str | None = None,
+        name: str,
+        key: typing.Any,
+        issuer: x509.Certificate | None,
+        issuer_key: typing.Any,
+        *,
+        ca: bool,
+        now: dt.datetime,
+        not_after: dt.datetime | None = None,
+        san: str | None = None,
     ) -> x509.Certificate:
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         builder = (

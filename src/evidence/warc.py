@@ -19,6 +19,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import queue
+import threading
 import typing
 import uuid
 import zlib
@@ -252,14 +254,21 @@ class RecordCheck:
 class _RecordReader:
     """Incremental parser/digester for one decompressed WARC record."""
 
-    def __init__(self, expected: typing.Mapping[str, typing.Any]) -> None:
+    def __init__(
+        self,
+        expected: typing.Mapping[str, typing.Any],
+        hasher: _HashWorker,
+        block_key: typing.Hashable,
+    ) -> None:
         self.expected = expected
+        self.hasher = hasher
+        self.block_key = block_key
         self.state = "head"
         self.head = bytearray()
         self.headers: dict[str, str] = {}
         self.problems: list[str] = []
         self.block_left = 0
-        self.block_hash: typing.Any = None
+        self.block_algorithm: str | None = None
         self.block_expected: tuple[str, bytes] | None = None
         self.payload_hash: typing.Any = None
         self.payload_expected: tuple[str, bytes] | None = None
@@ -310,7 +319,7 @@ class _RecordReader:
         self.block_left = int(length_text)
         self.block_expected = self._digest("warc-block-digest", required=True)
         if self.block_expected is not None:
-            self.block_hash = hashlib.new(self.block_expected[0])
+            self.block_algorithm = self.block_expected[0]
         is_http = self.headers.get("content-type", "").lower().startswith("application/http")
         if is_http:
             self.payload_expected = self._digest(
@@ -320,6 +329,12 @@ class _RecordReader:
                 self.payload_hash = hashlib.new(self.payload_expected[0])
                 self.http_prefix = bytearray()
         self.state = "block"
+        if self.block_left == 0:
+            if self.block_algorithm is not None:
+                self.hasher.feed(self.block_key, b"", last=True, algorithm=self.block_algorithm)
+            if self.payload_hash is not None:
+                self.http_prefix = None
+            self.state = "trailer"
 
     def _digest(self, header: str, *, required: bool) -> tuple[str, bytes] | None:
         value = self.headers.get(header)
@@ -332,7 +347,8 @@ class _RecordReader:
             self.problems.append(f"{header} {value[:80]!r} cannot be parsed")
         return parsed
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, chunk: bytes | memoryview) -> None:
+        data = memoryview(chunk)  # slicing a memoryview copies nothing
         while data and self.state != "broken":
             if self.state == "head":
                 self.head.extend(data)
@@ -344,13 +360,19 @@ class _RecordReader:
                 rest = bytes(self.head[end + 4 :])
                 self._parse_head(bytes(self.head[:end]))
                 self.head = bytearray()
-                data = rest
+                data = memoryview(rest)
             elif self.state == "block":
                 take = min(len(data), self.block_left)
                 part, data = data[:take], data[take:]
                 self.block_left -= take
-                if self.block_hash is not None:
-                    self.block_hash.update(part)
+                if self.block_algorithm is not None:
+                    # Hashed on the worker thread; compared once it finishes.
+                    self.hasher.feed(
+                        self.block_key,
+                        part,
+                        last=self.block_left == 0,
+                        algorithm=self.block_algorithm,
+                    )
                 self._feed_payload(part)
                 if self.block_left == 0:
                     self.state = "trailer"
@@ -362,7 +384,7 @@ class _RecordReader:
             else:  # pragma: no cover - "broken" exits the loop
                 return
 
-    def _feed_payload(self, part: bytes) -> None:
+    def _feed_payload(self, part: memoryview) -> None:
         if self.payload_hash is None:
             return
         if self.http_prefix is None:
@@ -388,9 +410,6 @@ class _RecordReader:
         elif self.state == "trailer":
             if bytes(self.trailer) != b"\r\n\r\n" or self.extra:
                 self.problems.append("record does not end with exactly CRLF CRLF after its block")
-            if self.block_hash is not None and self.block_expected is not None:
-                if self.block_hash.digest() != self.block_expected[1]:
-                    self.problems.append("block digest does not match the record content")
             if self.payload_hash is not None and self.payload_expected is not None:
                 if self.http_prefix is not None:
                     # No end of the HTTP header block: the payload is empty.
@@ -410,6 +429,73 @@ class WARCCheck:
     problems: tuple[str, ...]  # file-level problems (gaps, trailing bytes, duplicates)
 
 
+class _HashWorker:
+    """Runs hash updates on a second thread, in order, keyed by what they digest.
+
+    hashlib releases the GIL, so hashing the compressed bytes (the whole file
+    and each member) and each record block overlaps with decompression and
+    parsing on the calling thread. Small updates are batched so the queue sees
+    about one item per MiB; the bounded queue keeps memory bounded.
+    """
+
+    _BATCH = 1 << 20
+    FILE = ("file",)
+
+    def __init__(self) -> None:
+        self.digests: dict[typing.Hashable, bytes] = {}
+        self._file_hash = hashlib.sha256()
+        self._queue: queue.Queue[list[_HashJob] | None] = queue.Queue(maxsize=16)
+        self._batch: list[_HashJob] = []
+        self._batch_size = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def feed(
+        self,
+        key: typing.Hashable,
+        data: bytes | memoryview,
+        *,
+        last: bool,
+        algorithm: str = "sha256",
+        file: bool = False,
+    ) -> None:
+        """Update digest ``key`` (and the whole-file digest when ``file``) with ``data``."""
+        self._batch.append((key, data, last, algorithm, file))
+        self._batch_size += len(data)
+        if self._batch_size >= self._BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._batch:
+            self._queue.put(self._batch)
+            self._batch = []
+            self._batch_size = 0
+
+    def _run(self) -> None:
+        open_hashes: dict[typing.Hashable, typing.Any] = {}
+        while (batch := self._queue.get()) is not None:
+            for key, data, last, algorithm, file in batch:
+                if file:
+                    self._file_hash.update(data)
+                h = open_hashes.get(key)
+                if h is None:
+                    h = open_hashes[key] = hashlib.new(algorithm)
+                h.update(data)
+                if last:
+                    self.digests[key] = h.digest()
+                    del open_hashes[key]
+
+    def finish(self) -> str:
+        """Wait for the thread; return the file's SHA-256 hex digest."""
+        self._flush()
+        self._queue.put(None)
+        self._thread.join()
+        return self._file_hash.hexdigest()
+
+
+_HashJob = tuple[typing.Hashable, "bytes | memoryview", bool, str, bool]
+
+
 def check_warc(path: str, inventory: typing.Sequence[typing.Mapping[str, typing.Any]]) -> WARCCheck:
     """Check a WARC file member by member against the manifest's inventory.
 
@@ -420,56 +506,71 @@ def check_warc(path: str, inventory: typing.Sequence[typing.Mapping[str, typing.
     content. Record ids must be unique and the file must hold nothing else.
     Reads the file once; memory stays bounded whatever the input.
     """
-    file_hash = hashlib.sha256()
+    hasher = _HashWorker()
     file_problems: list[str] = []
-    results: list[RecordCheck] = []
+    problems_by_record: list[tuple[int, str | None, list[str]]] = []
     seen_ids: set[str] = set()
+    block_expected: dict[int, bytes] = {}
     offset = 0
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        for index, rec in enumerate(inventory):
-            rid = rec.get("id") if isinstance(rec.get("id"), str) else None
-            problems: list[str] = []
-            if rid in seen_ids:
-                problems.append(f"record id {rid} is listed twice")
-            if rid is not None:
-                seen_ids.add(rid)
-            want_offset, length = rec.get("offset"), rec.get("length")
-            if want_offset != offset:
-                problems.append(
-                    f"listed at offset {want_offset}, but the previous record ends at {offset}"
-                )
-                results.append(RecordCheck(index, rid, tuple(problems)))
-                file_problems.append(
-                    "record inventory does not tile the file; later records not checked"
-                )
-                break
-            if not isinstance(length, int) or length <= 0:
-                problems.append(f"bad member length {length!r}")
-                results.append(RecordCheck(index, rid, tuple(problems)))
-                break
-            problems.extend(_check_member(fh, length, rec, file_hash))
-            offset += length
-            results.append(RecordCheck(index, rid, tuple(problems)))
-        # Hash whatever follows the last listed member, so the file digest is whole.
-        fh.seek(offset)
-        trailing = 0
-        while chunk := fh.read(_CHUNK):
-            file_hash.update(chunk)
-            trailing += len(chunk)
-        if trailing and offset <= size:
-            file_problems.append(f"{trailing} bytes follow the last listed record")
+    size = 0
+    try:
+        with open(path, "rb", buffering=_CHUNK) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            for index, rec in enumerate(inventory):
+                rid = rec.get("id") if isinstance(rec.get("id"), str) else None
+                problems: list[str] = []
+                problems_by_record.append((index, rid, problems))
+                if rid in seen_ids:
+                    problems.append(f"record id {rid} is listed twice")
+                if rid is not None:
+                    seen_ids.add(rid)
+                want_offset, length = rec.get("offset"), rec.get("length")
+                if want_offset != offset:
+                    problems.append(
+                        f"listed at offset {want_offset}, but the previous record ends at {offset}"
+                    )
+                    file_problems.append(
+                        "record inventory does not tile the file; later records not checked"
+                    )
+                    break
+                if not isinstance(length, int) or isinstance(length, bool) or length <= 0:
+                    problems.append(f"bad member length {length!r}")
+                    break
+                problems.extend(_check_member(fh, length, rec, hasher, index, block_expected))
+                offset += length
+            # Hash whatever follows the last listed member, so the file digest is whole.
+            fh.seek(min(offset, size))
+            trailing = 0
+            while chunk := fh.read(_CHUNK):
+                hasher.feed(None, chunk, last=False, file=True)
+                trailing += len(chunk)
+            if trailing:
+                file_problems.append(f"{trailing} bytes follow the last listed record")
+    finally:
+        file_sha256 = hasher.finish()
+    for index, _rid, problems in problems_by_record:
+        digest = hasher.digests.get(("member", index))
+        if digest is not None and digest.hex() != inventory[index].get("sha256"):
+            problems.insert(0, "member SHA-256 differs from the manifest")
+        expected_block = block_expected.get(index)
+        if expected_block is not None and hasher.digests.get(("block", index)) != expected_block:
+            problems.append("block digest does not match the record content")
     if not inventory:
         file_problems.append("the manifest lists no WARC records")
-    return WARCCheck(file_hash.hexdigest(), size, tuple(results), tuple(file_problems))
+    records = tuple(RecordCheck(i, rid, tuple(p)) for i, rid, p in problems_by_record)
+    return WARCCheck(file_sha256, size, records, tuple(file_problems))
 
 
 def _check_member(
-    fh: typing.BinaryIO, length: int, rec: typing.Mapping[str, typing.Any], file_hash: typing.Any
+    fh: typing.BinaryIO,
+    length: int,
+    rec: typing.Mapping[str, typing.Any],
+    hasher: _HashWorker,
+    index: int,
+    block_expected: dict[int, bytes],
 ) -> list[str]:
-    member_hash = hashlib.sha256()
     decomp = zlib.decompressobj(31)
-    reader = _RecordReader(rec)
+    reader = _RecordReader(rec, hasher, ("block", index))
     problems: list[str] = []
     left = length
     corrupt = False
@@ -478,10 +579,10 @@ def _check_member(
         chunk = fh.read(min(_CHUNK, left))
         if not chunk:
             problems.append(f"file ends {left} bytes before the end of this member")
+            hasher.feed(("member", index), b"", last=True)
             break
         left -= len(chunk)
-        file_hash.update(chunk)
-        member_hash.update(chunk)
+        hasher.feed(("member", index), chunk, last=left == 0, file=True)
         if corrupt or ended_early:
             continue
         data = chunk
@@ -500,12 +601,12 @@ def _check_member(
         except zlib.error as exc:
             corrupt = True
             problems.append(f"gzip data is corrupt ({exc})")
-    if member_hash.hexdigest() != rec.get("sha256"):
-        problems.append("member SHA-256 differs from the manifest")
     if ended_early or (decomp.eof and left > 0):
         problems.append("gzip member ends before its listed length (more than one member?)")
     if not corrupt and not ended_early and not decomp.eof:
         problems.append("gzip member is incomplete (truncated)")
     if not corrupt and decomp.eof:
         problems.extend(reader.finish())
+        if reader.block_expected is not None and reader.state == "trailer":
+            block_expected[index] = reader.block_expected[1]
     return problems

@@ -45,9 +45,14 @@ def records(package: Path) -> list:
 
 def warcio_check(package: Path) -> None:
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "warcio"), "check", "-v",
-         str(package / "data" / "capture.warc.gz")],
-        capture_output=True, text=True,
+        [
+            str(Path(sys.executable).parent / "warcio"),
+            "check",
+            "-v",
+            str(package / "data" / "capture.warc.gz"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "digest pass" in proc.stdout
@@ -175,7 +180,9 @@ def test_error_status_is_still_evidence(site, tmp_path, status):
 
 
 def test_https_with_private_ca(site, tmp_path, test_ca):
-    s = site({"/": (200, [("Content-Type", "text/html")], b"<p>secure</p>")}, test_ca.server_context())
+    s = site(
+        {"/": (200, [("Content-Type", "text/html")], b"<p>secure</p>")}, test_ca.server_context()
+    )
     url = s.url("/", host="localhost")
     opts = CaptureOptions(ca_bundle=str(test_ca.root_pem))
     result = capture(url, out=tmp_path, options=opts)
@@ -202,7 +209,8 @@ def test_insecure_is_recorded(site, tmp_path, test_ca):
     s = site({"/": (200, [], b"x")}, test_ca.server_context())
     proc = subprocess.run(
         [*EVIDENCE, "capture", s.url("/", host="localhost"), "--insecure", "--out", str(tmp_path)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     assert "verification is OFF" in proc.stderr
@@ -255,7 +263,9 @@ def _drip(conn, _request):
 def test_drip_feed_body_is_cut_at_the_deadline(raw_server, tmp_path):
     server = raw_server(_drip)
     start = time.monotonic()
-    result = capture(server.url(), out=tmp_path, options=CaptureOptions(deadline=1.5, read_timeout=1.0))
+    result = capture(
+        server.url(), out=tmp_path, options=CaptureOptions(deadline=1.5, read_timeout=1.0)
+    )
     assert time.monotonic() - start < 5
     pkg = Path(result.path)
     resp = records(pkg)[2]
@@ -322,7 +332,9 @@ def test_package_is_a_valid_bag_and_sha256sum_agrees(site, tmp_path):
     pkg = Path(capture(s.url("/"), out=tmp_path).path)
     proc = subprocess.run(["sha256sum", "-c", "manifest-sha256.txt"], cwd=pkg, capture_output=True)
     assert proc.returncode == 0, proc.stdout
-    proc = subprocess.run(["sha256sum", "-c", "tagmanifest-sha256.txt"], cwd=pkg, capture_output=True)
+    proc = subprocess.run(
+        ["sha256sum", "-c", "tagmanifest-sha256.txt"], cwd=pkg, capture_output=True
+    )
     assert proc.returncode == 0, proc.stdout
     import bagit
 
@@ -332,9 +344,21 @@ def test_package_is_a_valid_bag_and_sha256sum_agrees(site, tmp_path):
 def test_capture_json_and_show(site, tmp_path):
     s = site({"/": (200, [("Content-Type", "text/html")], b"<p>json</p>")})
     proc = subprocess.run(
-        [*EVIDENCE, "capture", s.url("/"), s.url("/missing"), "--json", "--out", str(tmp_path),
-         "--operator-name", "A. Reporter", "--operator-org", "Example NGO"],
-        capture_output=True, text=True,
+        [
+            *EVIDENCE,
+            "capture",
+            s.url("/"),
+            s.url("/missing"),
+            "--json",
+            "--out",
+            str(tmp_path),
+            "--operator-name",
+            "A. Reporter",
+            "--operator-org",
+            "Example NGO",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
@@ -347,8 +371,9 @@ def test_capture_json_and_show(site, tmp_path):
     assert shown.returncode == 0
     assert s.url("/") in shown.stdout and "HTTP 200" in shown.stdout
     assert "data/capture.warc.gz" in shown.stdout
-    js = json.loads(subprocess.run([*EVIDENCE, "show", pkg, "--json"], capture_output=True,
-                                   text=True).stdout)
+    js = json.loads(
+        subprocess.run([*EVIDENCE, "show", pkg, "--json"], capture_output=True, text=True).stdout
+    )
     assert js["status"] == 200 and js["package_id"] == Path(pkg).name
 
 
@@ -356,7 +381,8 @@ def test_one_bad_url_among_good_ones(site, tmp_path):
     s = site({"/": (200, [], b"ok")})
     proc = subprocess.run(
         [*EVIDENCE, "capture", s.url("/"), "file:///x", "--out", str(tmp_path)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 1
     assert len(proc.stdout.strip().splitlines()) == 1

@@ -445,8 +445,10 @@ def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> str
         )
     specific: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str | None]] = [
         (AddressRefused, None),
-        ((urllib3.exceptions.NameResolutionError, socket.gaierror),
-         "DNS lookup failed (no such host, or no resolver reachable)"),
+        (
+            (urllib3.exceptions.NameResolutionError, socket.gaierror),
+            "DNS lookup failed (no such host, or no resolver reachable)",
+        ),
         (ssl.SSLCertVerificationError, None),
         (ssl.SSLError, None),
         (ConnectionRefusedError, "connection refused"),
@@ -456,7 +458,10 @@ def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> str
         (http.client.BadStatusLine, "invalid HTTP response: bad status line"),
         (http.client.HTTPException, None),
         ((urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.NewConnectionError), None),
-        ((TimeoutError, urllib3.exceptions.ReadTimeoutError), "no response before the read timeout"),
+        (
+            (TimeoutError, urllib3.exceptions.ReadTimeoutError),
+            "no response before the read timeout",
+        ),
     ]
     for kinds, text in specific:
         for item in chain:

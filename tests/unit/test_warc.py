@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+
+import pytest
+
+from evidence.warc import WARCWriter, find_http_header_end, format_digest, parse_digest
+
+DIGEST = hashlib.sha256(b"x").digest()
+SHA1 = hashlib.sha1(b"x").digest()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "sha256:" + base64.b32encode(DIGEST).decode(),
+        "sha256:" + base64.b32encode(DIGEST).decode().lower(),
+        "sha256:" + base64.b32encode(DIGEST).decode().rstrip("="),
+        "sha256:" + DIGEST.hex(),
+        "sha256:" + DIGEST.hex().upper(),
+        "SHA-256:" + DIGEST.hex(),
+        "SHA256:" + base64.b32encode(DIGEST).decode(),
+    ],
+)
+def test_parse_digest_encodings(value):
+    assert parse_digest(value) == ("sha256", DIGEST)
+
+
+def test_parse_sha1():
+    assert parse_digest("sha1:" + base64.b32encode(SHA1).decode()) == ("sha1", SHA1)
+
+
+@pytest.mark.parametrize("value", ["sha256", "md4:AAAA", "sha256:!!!", "sha256:AAAA", ""])
+def test_parse_digest_rejects(value):
+    assert parse_digest(value) is None
+
+
+def test_format_digest_round_trip():
+    assert parse_digest(format_digest(DIGEST)) == ("sha256", DIGEST)
+
+
+@pytest.mark.parametrize(
+    ("block", "end"),
+    [
+        (b"HTTP/1.1 200 OK\r\nA: b\r\n\r\nbody", 25),
+        (b"HTTP/1.1 200 OK\nA: b\n\nbody", 22),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", 27),
+        (b"HTTP/1.1 200 OK\r\nA: b\r\n", None),
+    ],
+)
+def test_find_http_header_end(block, end):
+    assert find_http_header_end(block)[0] == end
+
+
+def test_writer_rejects_header_injection():
+    w = WARCWriter(io.BytesIO())
+    with pytest.raises(ValueError, match="CR, LF"):
+        w.write_record(
+            record_type="resource",
+            date="2026-01-01T00:00:00Z",
+            content_type="text/plain",
+            block=b"x",
+            block_length=1,
+            block_sha256=DIGEST,
+            target_uri="http://a/\r\nX: y",
+        )
+
+
+def test_writer_checks_block_length():
+    w = WARCWriter(io.BytesIO())
+    with pytest.raises(ValueError, match="block length"):
+        w.write_record(
+            record_type="resource",
+            date="2026-01-01T00:00:00Z",
+            content_type="text/plain",
+            block=io.BytesIO(b"xy"),
+            block_length=1,
+            block_sha256=DIGEST,
+        )
