@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from evidence.capturing import CaptureOptions, capture
 from evidence.keys import generate_keypair, key_id, public_key_pem
+
 from servers import LocalCA, RawServer, Site
 
 PAGE = (

@@ -144,6 +144,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
         _err(f"--ca-bundle {args.ca_bundle}: no such file")
         return EXIT_USAGE
     keys = [_load_signing_key(k) for k in args.key]
+    tsa_roots = _tsa_roots(args.tsa_ca)
     options = _capture_options(args)
     operator = None
     if args.operator_name or args.operator_org:
@@ -154,7 +155,15 @@ def cmd_capture(args: argparse.Namespace) -> int:
     failures: list[dict[str, str]] = []
     for url in args.urls:
         try:
-            result = capture(url, out=args.out, options=options, operator=operator, sign_with=keys)
+            result = capture(
+                url,
+                out=args.out,
+                options=options,
+                operator=operator,
+                sign_with=keys,
+                tsa_urls=args.tsa,
+                tsa_roots=tsa_roots,
+            )
         except CaptureError as exc:
             _err(f"no package for {exc.url}: {exc.cause}")
             failures.append({"url": exc.url, "error": exc.cause})
@@ -173,6 +182,28 @@ def cmd_capture(args: argparse.Namespace) -> int:
             json.dumps({"packages": [r.to_json() for r in results], "failures": failures}, indent=2)
         )
     return EXIT_FAIL if failures else EXIT_OK
+
+
+def _tsa_roots(paths: list[str]) -> list[typing.Any]:
+    if not paths:
+        return []
+    from evidence.timestamping import load_tsa_roots
+
+    return load_tsa_roots(paths)
+
+
+def cmd_timestamp(args: argparse.Namespace) -> int:
+    from evidence.timestamping import add_timestamp
+
+    roots = _tsa_roots(args.tsa_ca)
+    for package in args.packages:
+        for tsa in args.tsa:
+            token, stored = add_timestamp(package, tsa, roots=roots, timeout=args.timeout)
+            chain = (
+                "chain verified" if token.chain_checked else "chain NOT yet checked (no --tsa-ca)"
+            )
+            print(f"{package}: {stored} genTime {token.gen_time.isoformat()} from {tsa}; {chain}")
+    return EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -243,7 +274,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from evidence.verify import verify
 
     keyring = Keyring.from_paths(args.trust)
-    reports = [verify(p, trust=keyring) for p in args.packages]
+    roots = _tsa_roots(args.tsa_ca)
+    reports = [
+        verify(p, trust=keyring, tsa_roots=roots, require_timestamp=args.require_timestamp)
+        for p in args.packages
+    ]
     if args.json:
         doc: typing.Any = [r.to_json() for r in reports]
         print(json.dumps(doc if len(doc) > 1 else doc[0], indent=2))
@@ -312,6 +347,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="redirect hops to follow (default: 10)",
     )
     p.add_argument("--user-agent", help="User-Agent header to send")
+    p.add_argument(
+        "--tsa",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="RFC 3161 time-stamping authority to timestamp the manifest (repeatable)",
+    )
+    p.add_argument(
+        "--tsa-ca",
+        action="append",
+        default=[],
+        metavar="ROOT.pem",
+        help="TSA root certificate to check tokens against on receipt (repeatable)",
+    )
     p.set_defaults(func=cmd_capture)
 
     p = sub.add_parser("show", help="summarise a package")
@@ -329,7 +378,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="a public key or directory of keys whose signatures count (repeatable)",
     )
     p.add_argument("--json", action="store_true", help="print the JSON report")
+    p.add_argument(
+        "--tsa-ca",
+        action="append",
+        default=[],
+        metavar="ROOT.pem",
+        help="root certificate of a time-stamping authority you trust (repeatable)",
+    )
+    p.add_argument(
+        "--require-timestamp",
+        action="store_true",
+        help="fail unless a timestamp token verifies against a --tsa-ca root",
+    )
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("timestamp", help="add an RFC 3161 timestamp to existing packages")
+    p.add_argument("packages", nargs="+", metavar="PACKAGE")
+    p.add_argument(
+        "--tsa",
+        action="append",
+        required=True,
+        metavar="URL",
+        help="time-stamping authority URL (repeatable)",
+    )
+    p.add_argument(
+        "--tsa-ca",
+        action="append",
+        default=[],
+        metavar="ROOT.pem",
+        help="TSA root certificate to check the token against on receipt",
+    )
+    p.add_argument("--timeout", type=_positive_float, default=30.0, metavar="SECONDS")
+    p.set_defaults(func=cmd_timestamp)
 
     p = sub.add_parser("sign", help="add a signature to existing packages")
     p.add_argument("packages", nargs="+", metavar="PACKAGE")

@@ -20,6 +20,7 @@ from evidence.capturing import CaptureOptions, capture
 from evidence.errors import CaptureError
 from evidence.manifest import Manifest
 from evidence.verify import Outcome, verify
+
 from servers import fixed_response
 
 EVIDENCE = [sys.executable, "-m", "evidence.cli"]

@@ -21,17 +21,20 @@ import time
 import typing
 import urllib.parse
 from importlib import metadata
+from pathlib import Path
 
 import attrs
 
 if typing.TYPE_CHECKING:
+    from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from evidence.capturing.fetcher import Exchange, Fetcher, FetchLimits
-from evidence.errors import CaptureError, PackageError
+from evidence.errors import CaptureError, EvidenceError, PackageError
 from evidence.manifest import FORMAT, dumps
 from evidence.package import PackageWriter, make_package_id
 from evidence.signing import attachments_for
+from evidence.timestamping import request_timestamp, token_attachments
 from evidence.warc import MemberInfo, WARCWriter, new_record_id
 
 logger = logging.getLogger(__name__)
@@ -278,6 +281,8 @@ def capture(
     options: CaptureOptions | None = None,
     operator: Operator | None = None,
     sign_with: typing.Sequence[Ed25519PrivateKey] = (),
+    tsa_urls: typing.Sequence[str] = (),
+    tsa_roots: typing.Sequence[x509.Certificate] = (),
 ) -> CaptureResult:
     """Capture ``url`` into a new evidence package under ``out``.
 
@@ -288,6 +293,11 @@ def capture(
         operator: who captured, recorded only when given.
         sign_with: private keys that sign the manifest before the package is
             renamed into place, so a signed capture never appears unsigned.
+        tsa_urls: RFC 3161 time-stamping authorities to ask for a token over the
+            manifest. A TSA that fails does not lose the capture: the package
+            is written without that token and a warning says so.
+        tsa_roots: roots to check each token's chain on receipt; without them
+            the chain is left for ``evidence verify --tsa-ca`` (and a warning says so).
 
     Returns:
         A :class:`CaptureResult` describing the package.
@@ -313,7 +323,18 @@ def capture(
     deadline = time.monotonic() + options.deadline
     try:
         with PackageWriter(out, package_id) as pkg:
-            return _capture_into(pkg, url, created, deadline, fetcher, options, operator, sign_with)
+            return _capture_into(
+                pkg,
+                url,
+                created,
+                deadline,
+                fetcher,
+                options,
+                operator,
+                sign_with,
+                tsa_urls,
+                tsa_roots,
+            )
     finally:
         fetcher.close()
 
@@ -327,6 +348,8 @@ def _capture_into(
     options: CaptureOptions,
     operator: Operator | None,
     sign_with: typing.Sequence[Ed25519PrivateKey],
+    tsa_urls: typing.Sequence[str],
+    tsa_roots: typing.Sequence[x509.Certificate],
 ) -> CaptureResult:
     created_iso = _iso(created)
     warnings: list[str] = []
@@ -447,6 +470,20 @@ def _capture_into(
     attachments: dict[str, bytes] = {}
     for key in sign_with:
         attachments.update(attachments_for(manifest_bytes, key))
+    stems: set[str] = set()
+    for tsa in tsa_urls:
+        try:
+            token = request_timestamp(manifest_bytes, tsa, roots=tsa_roots)
+        except EvidenceError as exc:
+            warnings.append(f"timestamp missing: {exc}; add it later with 'evidence timestamp'")
+            continue
+        files = token_attachments(token, stems)
+        stems.update(Path(rel).stem for rel in files)
+        attachments.update(files)
+        if not token.chain_checked:
+            warnings.append(
+                f"timestamp from {tsa} stored; its chain is not checked yet (no --tsa-ca given)"
+            )
     path = pkg.finish(
         manifest=manifest_bytes,
         payload=[(WARC_PATH, warc.file_sha256(), warc.size)],

@@ -13,7 +13,10 @@ Steps (tagged ``# Step N`` where they happen):
    every file matches it and the manifest's file list (size and SHA-256);
    Payload-Oxum matches.
 7. WARC: member by member against the manifest's record inventory.
-8. Outcome: any FAIL -> failed; else a valid trusted signature -> verified;
+8. Timestamps: each RFC 3161 token's imprint, nonce, signature and chain to a
+   TSA root the caller gave (judged at genTime), and genTime not before the
+   capture began.
+9. Outcome: any FAIL -> failed; else a valid trusted signature -> verified;
    else intact but untrusted. NOT CHECKED never counts as a pass.
 
 Nothing here raises for bad package content; :func:`verify_strict` raises.
@@ -21,11 +24,14 @@ Nothing here raises for bad package content; :func:`verify_strict` raises.
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import re
 import stat
 import typing
 from pathlib import Path
+
+from cryptography import x509
 
 from evidence.errors import EvidenceError, ManifestError, PackageError, VerificationError
 from evidence.keys import Keyring, key_id, public_key_from_bytes
@@ -39,6 +45,7 @@ from evidence.package import (
     sha256_file,
 )
 from evidence.signing import SIGNATURE_SIZE, signature_valid
+from evidence.timestamping import MAX_TOKEN_BYTES, check_token, load_tsa_roots, request_nonce
 from evidence.verify.report import Check, Outcome, Report, Status
 from evidence.warc import check_warc
 
@@ -61,7 +68,13 @@ def _keyring(trust: TrustInput) -> Keyring:
     return Keyring.from_paths(trust)
 
 
-def verify(path: str | os.PathLike[str], *, trust: TrustInput) -> Report:
+def verify(
+    path: str | os.PathLike[str],
+    *,
+    trust: TrustInput,
+    tsa_roots: typing.Iterable[x509.Certificate | str | os.PathLike[str]] = (),
+    require_timestamp: bool = False,
+) -> Report:
     """Check a package and return a report; never raises for bad package content.
 
     Args:
@@ -70,17 +83,30 @@ def verify(path: str | os.PathLike[str], *, trust: TrustInput) -> Report:
             paths to public keys / directories of keys. Required: pass an
             empty list to check integrity only (the best outcome is then
             "intact, trust not established").
+        tsa_roots: root certificates (or PEM/DER files) of time-stamping
+            authorities you trust. Without them, tokens are parsed and their
+            imprint checked, but their signature is NOT CHECKED.
+        require_timestamp: fail unless at least one token fully verifies.
 
     Raises:
         KeyFileError: a trusted key path cannot be loaded (a caller error).
+        TimestampError: a TSA root file cannot be loaded (a caller error).
     """
     keyring = _keyring(trust)
-    return _Verifier(Path(path), keyring).run()
+    roots = [r for r in tsa_roots if isinstance(r, x509.Certificate)]
+    roots += load_tsa_roots([r for r in tsa_roots if not isinstance(r, x509.Certificate)])
+    return _Verifier(Path(path), keyring, roots, require_timestamp).run()
 
 
-def verify_strict(path: str | os.PathLike[str], *, trust: TrustInput) -> Report:
+def verify_strict(
+    path: str | os.PathLike[str],
+    *,
+    trust: TrustInput,
+    tsa_roots: typing.Iterable[x509.Certificate | str | os.PathLike[str]] = (),
+    require_timestamp: bool = False,
+) -> Report:
     """Like :func:`verify`, but raise :class:`VerificationError` unless VERIFIED."""
-    report = verify(path, trust=trust)
+    report = verify(path, trust=trust, tsa_roots=tsa_roots, require_timestamp=require_timestamp)
     if not report.ok:
         raise VerificationError(f"{path}: {report.verdict}", report)
     return report
@@ -120,10 +146,43 @@ def _parse_checksum_file(raw: bytes, name: str) -> tuple[dict[str, str], list[st
     return entries, problems
 
 
+def _capture_start(manifest: Manifest | None) -> _dt.datetime | None:
+    if manifest is None:
+        return None
+    text = manifest.capture.get("started") or manifest.created
+    try:
+        return _dt.datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=_dt.timezone.utc
+        )
+    except ValueError:
+        return None
+
+
+def _human(delta: _dt.timedelta) -> str:
+    seconds = delta.total_seconds()
+    if seconds < 0:
+        return f"{-seconds:.0f} s before"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 class _Verifier:
-    def __init__(self, path: Path, keyring: Keyring) -> None:
+    def __init__(
+        self,
+        path: Path,
+        keyring: Keyring,
+        tsa_roots: list[x509.Certificate],
+        require_timestamp: bool,
+    ) -> None:
         self.path = path
         self.keyring = keyring
+        self.tsa_roots = tsa_roots
+        self.require_timestamp = require_timestamp
         self.checks: list[Check] = []
         self.files: dict[str, int] = {}  # relative path -> size, regular files only
         self.trusted: list[str] = []
@@ -160,6 +219,8 @@ class _Verifier:
                 self._signatures(raw)
                 manifest = self._manifest(raw)
             self._payload(manifest)
+            if raw is not None:
+                self._timestamps(raw, manifest)
         except (OSError, EvidenceError) as exc:  # an unreadable file, mid-way
             self.add("io", "Reading the package", Status.FAIL, f"cannot read the package: {exc}")
         return self._report(manifest)
@@ -479,6 +540,90 @@ class _Verifier:
         )
 
     # Step 8 ---------------------------------------------------------------
+    def _timestamps(self, raw: bytes, manifest: Manifest | None) -> None:
+        names = sorted(
+            n for n in self.files if n.startswith("evidence/timestamps/") and n.endswith(".tsr")
+        )
+        status_missing = Status.FAIL if self.require_timestamp else Status.NOT_CHECKED
+        if not names:
+            self.add(
+                "timestamps",
+                "Trusted timestamps",
+                status_missing,
+                "the package has no RFC 3161 timestamp token",
+            )
+            return
+        start = _capture_start(manifest)
+        verified = 0
+        for name in names:
+            stem = name.rsplit("/", 1)[1][: -len(".tsr")]
+            check_name, title = f"timestamp:{stem}", f"Timestamp {stem}"
+            if self.files[name] > MAX_TOKEN_BYTES:
+                self.add(check_name, title, Status.FAIL, f"{name} is larger than any real token")
+                continue
+            details: list[str] = []
+            nonce = None
+            tsq = name[: -len(".tsr")] + ".tsq"
+            if tsq in self.files and self.files[tsq] <= MAX_TOKEN_BYTES:
+                nonce = request_nonce(_read_bounded(self.root / tsq, MAX_TOKEN_BYTES))
+                if nonce is None:
+                    details.append(f"{tsq} cannot be read, so the nonce cannot be audited")
+            else:
+                details.append("the request (.tsq) is not stored, so the nonce cannot be audited")
+            result = check_token(
+                _read_bounded(self.root / name, MAX_TOKEN_BYTES),
+                raw,
+                roots=self.tsa_roots,
+                expected_nonce=nonce,
+            )
+            problems = list(result.problems)
+            if tsq in self.files and nonce is None:
+                problems.append("the stored request cannot be read")
+            when = result.gen_time
+            distance = ""
+            if when is not None and start is not None:
+                slack = _dt.timedelta(seconds=result.accuracy_seconds + 1)
+                if when < start - slack:
+                    problems.append(
+                        f"genTime {when.isoformat()} is before the capture began "
+                        f"({start.isoformat()})"
+                    )
+                distance = f", {_human(when - start)} after the capture began"
+            if problems:
+                self.add(check_name, title, Status.FAIL, problems[0], [*problems[1:], *details])
+            elif not self.tsa_roots:
+                self.add(
+                    check_name,
+                    title,
+                    Status.NOT_CHECKED,
+                    f"imprint matches, genTime {when}; signature and chain NOT checked "
+                    "(no --tsa-ca root given)",
+                    details,
+                )
+            else:
+                verified += 1
+                self.add(
+                    check_name,
+                    title,
+                    Status.PASS,
+                    f"the manifest existed no later than {when} (UTC){distance}; "
+                    f"signed by {result.tsa_subject}, chained to a root you trust",
+                    details,
+                )
+        self.notes.append(
+            "A timestamp proves only that manifest.json existed no later than the token's "
+            "genTime. It does not prove when the page was captured before that, who captured "
+            "it, or that what the page said was true."
+        )
+        if self.require_timestamp and not verified:
+            self.add(
+                "timestamps",
+                "Trusted timestamps",
+                Status.FAIL,
+                "a verified timestamp is required (--require-timestamp) and none verified",
+            )
+
+    # Step 9 ---------------------------------------------------------------
     def _report(self, manifest: Manifest | None) -> Report:
         if any(c.status is Status.FAIL for c in self.checks):
             outcome = Outcome.FAILED
