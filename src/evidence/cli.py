@@ -206,6 +206,41 @@ def cmd_timestamp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_custody(args: argparse.Namespace) -> int:
+    from evidence.custody import append_event, read_events
+    from evidence.package import require_package
+
+    if args.action == "add":
+        if not args.event:
+            _err("custody add needs --event")
+            return EXIT_USAGE
+        key = _load_signing_key(args.key) if args.key else None
+        event = append_event(
+            args.package, event=args.event, note=args.note or "", actor=args.actor, key=key
+        )
+        print(
+            json.dumps(event, ensure_ascii=False)
+            if args.json
+            else f"{args.package}: custody event {event['seq']} ({event['event']}) appended"
+        )
+        return EXIT_OK
+    root = require_package(args.package)
+    events = [json.loads(line) for line in read_events(root)]
+    if args.json:
+        print(json.dumps(events, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not events:
+        print(f"{root}: no custody log")
+    for e in events:
+        signed = f" [signed by {e['key_id'][:16]}]" if e.get("key_id") else ""
+        actor = f" by {e['actor']}" if e.get("actor") else ""
+        print(f"{e['seq']:>3}. {e['time']}  {e['event']}{actor}{signed}")
+        if e.get("note"):
+            print(f"      {e['note']}")
+    print("\nThis lists the log. Run 'evidence verify' to check its links and signatures.")
+    return EXIT_OK
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from evidence.show import describe, summary
 
@@ -410,6 +445,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=_positive_float, default=30.0, metavar="SECONDS")
     p.set_defaults(func=cmd_timestamp)
+
+    p = sub.add_parser("custody", help="show a package's chain of custody, or add an event")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["show", "add"],
+        default="show",
+        help="'add' appends an event; default: show the log",
+    )
+    p.add_argument("package", metavar="PACKAGE")
+    p.add_argument(
+        "--event",
+        choices=[
+            "captured",
+            "signed",
+            "timestamped",
+            "countersigned",
+            "copied",
+            "transferred",
+            "exported",
+            "checked",
+        ],
+        help="event type (for add)",
+    )
+    p.add_argument("--note", help="free text: who received it, where, why (for add)")
+    p.add_argument("--actor", help="who performs the event (for add; optional)")
+    p.add_argument("--key", metavar="PATH", help="sign the event with this private key")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_custody)
 
     p = sub.add_parser("sign", help="add a signature to existing packages")
     p.add_argument("packages", nargs="+", metavar="PACKAGE")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import typing
 
+from evidence.custody import read_events
 from evidence.manifest import Manifest
 from evidence.package import MANIFEST_PATH, require_package
 
@@ -46,14 +47,28 @@ def summary(path: str | os.PathLike[str]) -> dict[str, typing.Any]:
         "redirects": cap.get("redirects", []),
         "limits_hit": cap.get("limits_hit", []),
         "warnings": cap.get("warnings", []),
+        "dns": cap.get("dns", {}),
+        "requisites": cap.get("requisites"),
+        "certificate_chains": data.get("certificate_chains", {}),
+        "options": data.get("options"),
         "exchanges": [
             {
                 k: e.get(k)
-                for k in ("url", "status", "server_ip", "started", "response_bytes", "truncated")
+                for k in (
+                    "url",
+                    "role",
+                    "status",
+                    "server_ip",
+                    "started",
+                    "response_bytes",
+                    "truncated",
+                )
             }
             for e in data.get("exchanges", [])
             if isinstance(e, dict)
         ],
+        "custody_events": len(read_events(root)),
+        "timestamps": sorted(p.name for p in (root / "evidence" / "timestamps").glob("*.tsr")),
         "files": manifest.files,
         "records": len(manifest.records),
         "signatures": signatures,
@@ -74,24 +89,30 @@ def describe(info: dict[str, typing.Any]) -> str:
     lines.append(f"Status       HTTP {info['status']}")
     lines.append(f"Captured     {info['started']} to {info['ended']}")
     lines.append(f"Server IP    {info['server_ip']}")
-    tls = info.get("tls")
-    if tls:
-        verified = "verified" if tls.get("verified") else "NOT verified (--insecure)"
-        lines.append(
-            f"TLS          {tls.get('protocol')} {tls.get('cipher')}, certificate {verified}"
-        )
-        lines.append(f"Certificate  sha256 {tls.get('certificate_sha256')}")
+    for host, answers in sorted((info.get("dns") or {}).items()):
+        lines.append(f"DNS          {host} -> {', '.join(answers)}")
+    lines.extend(_tls_lines(info.get("tls")))
     op = info.get("operator") or {}
     if op:
         lines.append(f"Operator     {op.get('name', '-')} / {op.get('organization', '-')}")
     for hop in info["redirects"]:
         lines.append(f"Redirect     {hop.get('status')} {hop.get('url')} -> {hop.get('location')}")
+    req = info.get("requisites") or {}
+    if req:
+        state = "on" if req.get("enabled") else "off"
+        lines.append(
+            f"Requisites   {state}: {req.get('fetched', 0)} fetched, "
+            f"{len(req.get('failed', []))} failed, {req.get('skipped', 0)} skipped"
+        )
+        for failed in req.get("failed", [])[:20]:
+            lines.append(f"  failed     {failed.get('url')}: {failed.get('error')}")
     lines.append("Exchanges")
     for ex in info["exchanges"]:
         cut = f", truncated ({ex['truncated']})" if ex.get("truncated") else ""
+        role = f"[{ex['role']}] " if ex.get("role") else ""
         lines.append(
-            f"  {ex['status']}  {ex['url']}  {ex['response_bytes']} bytes from "
-            f"{ex['server_ip']}{cut}"
+            f"  {ex['status']}  {role}{ex['url']}  {ex['response_bytes']} bytes "
+            f"from {ex['server_ip']}{cut}"
         )
     lines.append("Files")
     for f in info["files"]:
@@ -99,8 +120,33 @@ def describe(info: dict[str, typing.Any]) -> str:
     lines.append(f"WARC records {info['records']}")
     sigs = info["signatures"]
     lines.append(f"Signatures   {', '.join(s[:16] for s in sigs) if sigs else 'none'}")
+    stamps = info.get("timestamps") or []
+    lines.append(f"Timestamps   {', '.join(stamps) if stamps else 'none'}")
+    lines.append(
+        f"Custody      {info.get('custody_events', 0)} event(s) (evidence custody PACKAGE)"
+    )
     for w in info["warnings"]:
         lines.append(f"Warning      {w}")
     lines.append("")
     lines.append("This shows what the manifest claims. Run 'evidence verify' to check it.")
     return "\n".join(lines)
+
+
+def _tls_lines(tls: dict[str, typing.Any] | None) -> list[str]:
+    if not tls:
+        return []
+    verified = "verified" if tls.get("verified") else "NOT verified (--insecure)"
+    lines = [
+        f"TLS          {tls.get('protocol')} {tls.get('cipher')}, certificate {verified}",
+        f"Certificate  sha256 {tls.get('certificate_sha256')}",
+    ]
+    for i, cert in enumerate(tls.get("certificates") or []):
+        lines.append(f"  chain[{i}]  {cert.get('subject')}")
+        lines.append(f"             issued by {cert.get('issuer')}")
+        lines.append(f"             valid {cert.get('not_before')} to {cert.get('not_after')}")
+        if cert.get("san"):
+            lines.append(f"             names {', '.join(cert['san'][:8])}")
+    if tls.get("chain_file"):
+        complete = "" if tls.get("chain_complete") else " (leaf only: chain unavailable)"
+        lines.append(f"  stored in  {tls['chain_file']}{complete}")
+    return lines

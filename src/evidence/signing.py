@@ -41,8 +41,17 @@ def signature_valid(public_key: Ed25519PublicKey, signature: bytes, message: byt
     return True
 
 
-def sign_package(package: str | os.PathLike[str], private_key: Ed25519PrivateKey) -> str:
+def sign_package(
+    package: str | os.PathLike[str],
+    private_key: Ed25519PrivateKey,
+    *,
+    actor: str | None = None,
+    note: str = "",
+) -> str:
     """Add (or re-add, identically) this key's signature to a package. Returns the key id.
+
+    A new signature also appends a custody event, ``signed`` for the first
+    signature and ``countersigned`` when others exist, signed by the same key.
 
     Raises:
         PackageError: not a package, or it cannot be written.
@@ -68,10 +77,20 @@ def sign_package(package: str | os.PathLike[str], private_key: Ed25519PrivateKey
             if sig_path.read_bytes() == signature:
                 return kid
             raise SigningError(f"{sig_path} exists and differs; refusing to replace it")
+        others = [p for p in sig_dir.iterdir() if p.suffix == ".sig"]
         write_file_atomic(key_dir / f"{kid}.pub", public_key_pem(public_key))
         write_file_atomic(sig_path, signature, exclusive=True)
     except OSError as exc:
         raise PackageError(f"cannot write signature into {root}: {exc.strerror or exc}") from exc
+    from evidence.custody import append_event
+
+    append_event(
+        root,
+        event="countersigned" if others else "signed",
+        note=note or f"signed manifest.json with key {kid}",
+        actor=actor,
+        key=private_key,
+    )
     return kid
 
 

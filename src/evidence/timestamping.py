@@ -312,6 +312,13 @@ def add_timestamp(
     except OSError as exc:
         raise PackageError(f"cannot store the timestamp in {root}: {exc.strerror or exc}") from exc
     tsr = next(r for r in files if r.endswith(".tsr"))
+    from evidence.custody import append_event
+
+    append_event(
+        root,
+        event="timestamped",
+        note=f"RFC 3161 token {tsr} from {tsa_url}, genTime {token.gen_time.isoformat()}",
+    )
     return token, tsr
 
 

@@ -130,6 +130,7 @@ def test_intact_package_json_report(sealed_package, signer):
         "payload",
         "warc",
         "timestamps",
+        "custody",
     ]
     assert all(set(c) == {"name", "title", "status", "summary", "details"} for c in doc["checks"])
 

@@ -30,6 +30,14 @@ if typing.TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from evidence.capturing.fetcher import Exchange, Fetcher, FetchLimits
+from evidence.capturing.requisites import (
+    Found,
+    charset_of,
+    css_urls,
+    decode_body,
+    html_requisites,
+)
+from evidence.custody import CUSTODY_PATH, make_event
 from evidence.errors import CaptureError, EvidenceError, PackageError
 from evidence.manifest import FORMAT, dumps
 from evidence.package import PackageWriter, make_package_id
@@ -102,6 +110,12 @@ class CaptureOptions:
         user_agent: the User-Agent sent.
         ca_bundle: PEM file of CA certificates to trust instead of the system's.
         unsafe_insecure: turn TLS certificate verification off (recorded).
+        requisites: also fetch what the page needs to be seen (images, CSS,
+            scripts, fonts, media, one level of iframes), from any origin.
+        max_requisites: requisite URLs fetched at most.
+        max_requisite_bytes: total response bytes for all requisites.
+        requisites_deadline: seconds for the whole requisite phase.
+        requisite_workers: requisites fetched at once.
     """
 
     deadline: float = 60.0
@@ -112,6 +126,11 @@ class CaptureOptions:
     user_agent: str = attrs.field(factory=default_user_agent)
     ca_bundle: str | None = None
     unsafe_insecure: bool = False
+    requisites: bool = True
+    max_requisites: int = 500
+    max_requisite_bytes: int = 1024**3
+    requisites_deadline: float = 120.0
+    requisite_workers: int = 8
 
     def to_json(self) -> dict[str, typing.Any]:
         return {
@@ -123,6 +142,11 @@ class CaptureOptions:
             "user_agent": self.user_agent,
             "tls_verification": not self.unsafe_insecure,
             "ca_bundle": "custom" if self.ca_bundle else "system",
+            "requisites": self.requisites,
+            "max_requisites": self.max_requisites,
+            "max_requisite_bytes": self.max_requisite_bytes,
+            "requisites_deadline_seconds": self.requisites_deadline,
+            "requisite_workers": self.requisite_workers,
         }
 
 
@@ -178,33 +202,6 @@ def validate_url(url: str) -> str:
     if not parts.hostname:
         raise CaptureError(url, "invalid URL: no host")
     return url
-
-
-def _exchange_json(ex: Exchange, req: MemberInfo, resp: MemberInfo) -> dict[str, typing.Any]:
-    tls = None
-    if ex.tls is not None:
-        tls = {
-            "protocol": ex.tls.protocol,
-            "cipher": ex.tls.cipher,
-            "verified": ex.tls.verified,
-            "certificate_sha256": ex.tls.leaf_sha256,
-        }
-    return {
-        "url": ex.url,
-        "method": ex.method,
-        "status": ex.status,
-        "reason": ex.reason,
-        "started": _iso(ex.started),
-        "ended": _iso(ex.ended),
-        "server_ip": ex.server_ip,
-        "server_port": ex.server_port,
-        "dns_answers": list(ex.dns) if ex.dns is not None else None,
-        "tls": tls,
-        "request_record": req.record_id,
-        "response_record": resp.record_id,
-        "response_bytes": ex.response_length,
-        "truncated": ex.truncated,
-    }
 
 
 def _warcinfo_block(created: str, operator: Operator | None) -> bytes:
@@ -274,6 +271,346 @@ def _write_exchange(
     return req, resp
 
 
+_PARSE_TYPES = ("text/html", "application/xhtml+xml", "text/css")
+
+
+def _cert_details(der: bytes) -> dict[str, typing.Any]:
+    """Subject, issuer, validity, SANs and fingerprint of one DER certificate."""
+    from cryptography import x509 as _x509
+
+    info: dict[str, typing.Any] = {"sha256": hashlib.sha256(der).hexdigest()}
+    try:
+        cert = _x509.load_der_x509_certificate(der)
+    except ValueError:
+        info["error"] = "unparseable certificate"
+        return info
+    info.update(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        serial=format(cert.serial_number, "x"),
+        not_before=cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        not_after=cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    try:
+        san = cert.extensions.get_extension_for_class(_x509.SubjectAlternativeName).value
+        info["san"] = [str(n.value) for n in san]
+    except _x509.ExtensionNotFound:
+        info["san"] = []
+    return info
+
+
+def _pem(der: bytes) -> bytes:
+    import base64
+
+    body = base64.b64encode(der).decode("ascii")
+    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n".encode()
+
+
+@attrs.frozen
+class _Fetched:
+    """A redirect chain fetched for one URL (possibly cut short by an error)."""
+
+    url: str
+    exchanges: tuple[Exchange, ...]
+    error: str | None
+    hops: tuple[dict[str, typing.Any], ...]
+
+
+class _Capture:
+    """State of one capture job: the package being built and what was recorded."""
+
+    def __init__(
+        self,
+        pkg: PackageWriter,
+        fetcher: Fetcher,
+        options: CaptureOptions,
+        created: _dt.datetime,
+        operator: Operator | None,
+    ) -> None:
+        self.pkg = pkg
+        self.fetcher = fetcher
+        self.options = options
+        self.created = created
+        self.operator = operator
+        self.spool_dir = str(pkg.path("data"))
+        self.warnings: list[str] = []
+        self.limits_hit: list[dict[str, typing.Any]] = []
+        self.exchanges: list[dict[str, typing.Any]] = []
+        self.dns: dict[str, list[str]] = {}
+        self.chains: dict[str, list[dict[str, typing.Any]]] = {}
+        self.payload: list[tuple[str, str, int]] = []
+        self.warc: WARCWriter
+        self.warcinfo_id = ""
+
+    # -- recording ---------------------------------------------------------
+    def _chain_file(self, ex: Exchange) -> str | None:
+        if ex.tls is None or not ex.tls.chain_der:
+            return None
+        digest = hashlib.sha256(b"".join(ex.tls.chain_der)).hexdigest()
+        rel = f"data/certificates/{digest[:16]}.pem"
+        if rel not in self.chains:
+            path = self.pkg.path(rel)
+            path.parent.mkdir(exist_ok=True)
+            data = b"".join(_pem(der) for der in ex.tls.chain_der)
+            with open(path, "xb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            self.payload.append((rel, hashlib.sha256(data).hexdigest(), len(data)))
+            self.chains[rel] = [_cert_details(der) for der in ex.tls.chain_der]
+        return rel
+
+    def record(
+        self, ex: Exchange, role: str, found_in: str | None = None
+    ) -> tuple[dict[str, typing.Any], str | None]:
+        """Write one exchange to the WARC; return its manifest entry and parseable text."""
+        text = None
+        try:
+            text = self._parse_text(ex)
+            ex.response_file.seek(0)
+            req, resp = _write_exchange(self.warc, ex, self.warcinfo_id)
+        finally:
+            ex.response_file.close()
+        host = urllib.parse.urlsplit(ex.url).hostname or ""
+        if ex.dns is not None and host not in self.dns:
+            self.dns[host] = list(ex.dns)
+        tls = None
+        if ex.tls is not None:
+            tls = {
+                "protocol": ex.tls.protocol,
+                "cipher": ex.tls.cipher,
+                "verified": ex.tls.verified,
+                "certificate_sha256": ex.tls.leaf_sha256,
+                "chain_file": self._chain_file(ex),
+                "chain_complete": ex.tls.chain_complete,
+            }
+            if not ex.tls.chain_complete:
+                tls["chain_note"] = (
+                    "this Python could not give the chain as presented; only the leaf is stored"
+                )
+        entry = {
+            "url": ex.url,
+            "role": role,
+            "found_in": found_in,
+            "method": ex.method,
+            "status": ex.status,
+            "reason": ex.reason,
+            "started": _iso(ex.started),
+            "ended": _iso(ex.ended),
+            "server_ip": ex.server_ip,
+            "server_port": ex.server_port,
+            "dns_answers": list(ex.dns) if ex.dns is not None else None,
+            "tls": tls,
+            "request_record": req.record_id,
+            "response_record": resp.record_id,
+            "response_bytes": ex.response_length,
+            "truncated": ex.truncated,
+        }
+        self.exchanges.append(entry)
+        if ex.truncated:
+            limit = {"length": "max_response_bytes", "time": "deadline"}.get(
+                ex.truncated, "disconnect"
+            )
+            self.limits_hit.append({"limit": limit, "url": ex.url, "detail": ex.truncated_detail})
+            self.warnings.append(f"response from {ex.url} is incomplete: {ex.truncated_detail}")
+        return entry, text
+
+    def _parse_text(self, ex: Exchange) -> str | None:
+        """Decoded HTML/CSS text of a response, for finding requisites (bounded)."""
+        if not self.options.requisites:
+            return None
+        ctype = (ex.header("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype not in _PARSE_TYPES or ex.status >= 400 or 300 <= ex.status < 400:
+            return None
+        result = decode_body(
+            ex.response_file,
+            header_length=ex.header_length,
+            transfer_encoding=ex.header("Transfer-Encoding"),
+            content_encoding=ex.header("Content-Encoding"),
+        )
+        if result.note:
+            self.warnings.append(f"requisites of {ex.url}: {result.note}")
+        return result.data.decode(charset_of(ex.header("Content-Type")), errors="replace")
+
+    # -- fetching ----------------------------------------------------------
+    def fetch_chain(self, url: str, deadline: float) -> _Fetched:
+        """Fetch ``url`` and follow its redirects (runs on any thread; writes nothing)."""
+        exchanges: list[Exchange] = []
+        hops: list[dict[str, typing.Any]] = []
+        current = url
+        while True:
+            try:
+                ex = self.fetcher.fetch(current, deadline=deadline, spool_dir=self.spool_dir)
+            except CaptureError as exc:
+                if hops:
+                    hops[-1]["error"] = exc.cause
+                return _Fetched(url, tuple(exchanges), exc.cause, tuple(hops))
+            exchanges.append(ex)
+            location = ex.header("Location")
+            if not (300 <= ex.status < 400 and location):
+                return _Fetched(url, tuple(exchanges), None, tuple(hops))
+            target = urllib.parse.urljoin(ex.url, location.strip())
+            hop: dict[str, typing.Any] = {"url": ex.url, "status": ex.status, "location": target}
+            hops.append(hop)
+            scheme = urllib.parse.urlsplit(target).scheme.lower()
+            if scheme not in ("http", "https"):
+                hop["error"] = f"unsupported scheme {scheme!r}, not followed"
+                return _Fetched(url, tuple(exchanges), hop["error"], tuple(hops))
+            if len(hops) > self.options.max_redirects:
+                hop["error"] = f"more than {self.options.max_redirects} redirects, not followed"
+                return _Fetched(url, tuple(exchanges), hop["error"], tuple(hops))
+            if time.monotonic() >= deadline:
+                hop["error"] = "deadline reached before this hop"
+                return _Fetched(url, tuple(exchanges), hop["error"], tuple(hops))
+            current = target
+
+    def run_page(
+        self, url: str, deadline: float
+    ) -> tuple[Exchange, list[dict[str, typing.Any]], str | None]:
+        fetched = self.fetch_chain(url, deadline)
+        if not fetched.exchanges:
+            raise CaptureError(url, fetched.error or "no response")
+        text = None
+        for i, ex in enumerate(fetched.exchanges):
+            last = i == len(fetched.exchanges) - 1
+            _, text = self.record(ex, "page" if last else "redirect")
+        hops = list(fetched.hops)
+        for hop in hops:
+            error = hop.get("error")
+            if error is None:
+                continue
+            if "redirects" in error:
+                self.limits_hit.append(
+                    {
+                        "limit": "max_redirects",
+                        "url": hop["url"],
+                        "detail": f"{self.options.max_redirects} hops",
+                    }
+                )
+                self.warnings.append(f"stopped after {self.options.max_redirects} redirects")
+            elif "scheme" in error:
+                self.warnings.append(f"redirect to {hop['location']} not followed: {error}")
+            elif "deadline" in error:
+                self.limits_hit.append(
+                    {"limit": "deadline", "url": hop["location"], "detail": "before next hop"}
+                )
+                self.warnings.append(f"deadline reached before following {hop['location']}")
+            else:
+                self.warnings.append(
+                    f"redirect target {hop['location']} could not be fetched: {error}"
+                )
+        return fetched.exchanges[-1], hops, text
+
+    def run_requisites(self, page: Exchange, text: str | None) -> dict[str, typing.Any]:
+        """Fetch requisites concurrently; write each exchange as it completes."""
+        from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+        opts = self.options
+        summary: dict[str, typing.Any] = {
+            "enabled": opts.requisites,
+            "fetched": 0,
+            "failed": [],
+            "skipped": 0,
+            "limits_hit": [],
+        }
+        if not opts.requisites or text is None:
+            return summary
+        ctype = (page.header("Content-Type") or "").lower()
+        found = css_urls(text, page.url) if "css" in ctype else html_requisites(text, page.url)
+        phase_deadline = time.monotonic() + opts.requisites_deadline
+        seen: set[str] = {page.url}
+        queue: list[tuple[Found, str, int]] = []  # (found, found_in, depth)
+
+        def enqueue(items: typing.Iterable[Found], found_in: str, depth: int) -> None:
+            for item in items:
+                url = urllib.parse.urldefrag(item.url)[0]
+                if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
+                    continue
+                if url in seen:
+                    continue
+                seen.add(url)
+                queue.append((Found(url, item.kind), found_in, depth))
+
+        enqueue(found, page.url, 0)
+        total_bytes = 0
+        count = 0
+        stopped: str | None = None
+        pending: dict[Future[_Fetched], tuple[Found, str, int]] = {}
+        with ThreadPoolExecutor(max_workers=max(1, opts.requisite_workers)) as pool:
+            while queue or pending:
+                while queue and len(pending) < opts.requisite_workers and stopped is None:
+                    if count >= opts.max_requisites:
+                        stopped = "max_requisites"
+                        break
+                    if time.monotonic() >= phase_deadline:
+                        stopped = "requisites_deadline"
+                        break
+                    entry = queue.pop(0)
+                    count += 1
+                    deadline = min(phase_deadline, time.monotonic() + opts.deadline)
+                    pending[pool.submit(self.fetch_chain, entry[0].url, deadline)] = entry
+                if stopped is not None and not pending:
+                    break
+                if not pending:
+                    continue
+                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for future in done:
+                    item, found_in, depth = pending.pop(future)
+                    fetched = future.result()
+                    texts: list[tuple[Exchange, str | None]] = []
+                    for ex in fetched.exchanges:
+                        _, t = self.record(ex, "requisite", found_in)
+                        texts.append((ex, t))
+                        total_bytes += ex.response_length
+                    summary["fetched"] += 1
+                    if fetched.error is not None:
+                        summary["failed"].append(
+                            {
+                                "url": item.url,
+                                "kind": item.kind,
+                                "found_in": found_in,
+                                "error": fetched.error,
+                            }
+                        )
+                    elif fetched.exchanges and fetched.exchanges[-1].status >= 400:
+                        last = fetched.exchanges[-1]
+                        summary["failed"].append(
+                            {
+                                "url": item.url,
+                                "kind": item.kind,
+                                "found_in": found_in,
+                                "error": f"HTTP {last.status}",
+                            }
+                        )
+                    if total_bytes >= opts.max_requisite_bytes and stopped is None:
+                        stopped = "max_requisite_bytes"
+                    ex_last, t_last = texts[-1] if texts else (None, None)
+                    if ex_last is None or t_last is None:
+                        continue
+                    last_type = (ex_last.header("Content-Type") or "").lower()
+                    if "css" in last_type:
+                        enqueue(css_urls(t_last, ex_last.url), ex_last.url, depth + 1)
+                    elif item.kind == "iframe" and depth == 0:
+                        enqueue(html_requisites(t_last, ex_last.url), ex_last.url, depth + 1)
+        if stopped is not None:
+            summary["skipped"] = len(queue)
+            detail = {
+                "max_requisites": f"{opts.max_requisites} requisites",
+                "max_requisite_bytes": f"{opts.max_requisite_bytes} bytes",
+                "requisites_deadline": f"{opts.requisites_deadline:g} s",
+            }[stopped]
+            hit = {"limit": stopped, "url": page.url, "detail": detail}
+            summary["limits_hit"].append(hit)
+            self.limits_hit.append(hit)
+            self.warnings.append(
+                f"requisite limit {stopped} ({detail}) reached; {len(queue)} not fetched"
+            )
+        if summary["failed"]:
+            self.warnings.append(f"{len(summary['failed'])} requisite(s) failed (see the manifest)")
+        return summary
+
+
 def capture(
     url: str,
     *,
@@ -284,15 +621,16 @@ def capture(
     tsa_urls: typing.Sequence[str] = (),
     tsa_roots: typing.Sequence[x509.Certificate] = (),
 ) -> CaptureResult:
-    """Capture ``url`` into a new evidence package under ``out``.
+    """Capture ``url`` (and by default its page requisites) into a new package under ``out``.
 
     Args:
         url: an absolute http or https URL.
         out: the directory that receives the package (created if missing).
-        options: limits and TLS settings; defaults are safe.
+        options: limits, TLS and requisite settings; defaults are safe.
         operator: who captured, recorded only when given.
         sign_with: private keys that sign the manifest before the package is
             renamed into place, so a signed capture never appears unsigned.
+            The first key also signs the "captured" custody event.
         tsa_urls: RFC 3161 time-stamping authorities to ask for a token over the
             manifest. A TSA that fails does not lose the capture: the package
             is written without that token and a warning says so.
@@ -319,53 +657,36 @@ def capture(
         ),
         ca_bundle=options.ca_bundle,
         unsafe_insecure=options.unsafe_insecure,
+        pool_size=max(16, options.requisite_workers * 2),
     )
     deadline = time.monotonic() + options.deadline
     try:
         with PackageWriter(out, package_id) as pkg:
-            return _capture_into(
-                pkg,
-                url,
-                created,
-                deadline,
-                fetcher,
-                options,
-                operator,
-                sign_with,
-                tsa_urls,
-                tsa_roots,
-            )
+            job = _Capture(pkg, fetcher, options, created, operator)
+            return _run(job, url, deadline, sign_with, tsa_urls, tsa_roots)
     finally:
         fetcher.close()
 
 
-def _capture_into(
-    pkg: PackageWriter,
+def _run(
+    job: _Capture,
     url: str,
-    created: _dt.datetime,
     deadline: float,
-    fetcher: Fetcher,
-    options: CaptureOptions,
-    operator: Operator | None,
     sign_with: typing.Sequence[Ed25519PrivateKey],
     tsa_urls: typing.Sequence[str],
     tsa_roots: typing.Sequence[x509.Certificate],
 ) -> CaptureResult:
-    created_iso = _iso(created)
-    warnings: list[str] = []
-    limits_hit: list[dict[str, typing.Any]] = []
-    exchanges: list[dict[str, typing.Any]] = []
-    redirects: list[dict[str, typing.Any]] = []
-    spool_dir = str(pkg.path("data"))
+    pkg, options, operator = job.pkg, job.options, job.operator
+    created_iso = _iso(job.created)
     warc_file = pkg.path(WARC_PATH)
     try:
         fh = open(warc_file, "xb")
     except OSError as exc:
         raise PackageError(f"cannot create {warc_file}: {exc}") from exc
     try:
-        warc = WARCWriter(fh)
+        job.warc = WARCWriter(fh)
         info_block = _warcinfo_block(created_iso, operator)
-        warcinfo = warc.write_record(
+        job.warcinfo_id = job.warc.write_record(
             record_type="warcinfo",
             date=created_iso,
             content_type="application/warc-fields",
@@ -373,66 +694,22 @@ def _capture_into(
             block_length=len(info_block),
             block_sha256=hashlib.sha256(info_block).digest(),
             extra=[("WARC-Filename", "capture.warc.gz")],
-        )
-        current = url
-        last: Exchange | None = None
-        hops = 0
-        while True:
-            try:
-                ex = fetcher.fetch(current, deadline=deadline, spool_dir=spool_dir)
-            except CaptureError as exc:
-                if last is None:
-                    raise
-                warnings.append(f"redirect target {current} could not be fetched: {exc.cause}")
-                redirects[-1]["error"] = exc.cause
-                break
-            req, resp = _write_exchange(warc, ex, warcinfo.record_id)
-            exchanges.append(_exchange_json(ex, req, resp))
-            last = ex
-            if ex.truncated:
-                limit = {"length": "max_response_bytes", "time": "deadline"}.get(
-                    ex.truncated, "disconnect"
-                )
-                limits_hit.append({"limit": limit, "url": ex.url, "detail": ex.truncated_detail})
-                warnings.append(f"response from {ex.url} is incomplete: {ex.truncated_detail}")
-            location = ex.header("Location")
-            if not (300 <= ex.status < 400 and location):
-                break
-            target = urllib.parse.urljoin(ex.url, location.strip())
-            hop = {"url": ex.url, "status": ex.status, "location": target}
-            redirects.append(hop)
-            scheme = urllib.parse.urlsplit(target).scheme.lower()
-            if scheme not in ("http", "https"):
-                hop["error"] = f"unsupported scheme {scheme!r}, not followed"
-                warnings.append(f"redirect to {target} not followed: unsupported scheme {scheme!r}")
-                break
-            if hops >= options.max_redirects:
-                limits_hit.append(
-                    {
-                        "limit": "max_redirects",
-                        "url": ex.url,
-                        "detail": f"{options.max_redirects} hops",
-                    }
-                )
-                warnings.append(f"stopped after {options.max_redirects} redirects")
-                break
-            if time.monotonic() >= deadline:
-                limits_hit.append({"limit": "deadline", "url": target, "detail": "before next hop"})
-                warnings.append(f"deadline reached before following redirect to {target}")
-                break
-            hops += 1
-            current = target
+        ).record_id
+        last, redirects, text = job.run_page(url, deadline)
+        requisites = job.run_requisites(last, text)
         fh.flush()
         os.fsync(fh.fileno())
     finally:
         fh.close()
 
-    assert last is not None  # the first fetch either succeeded or raised
     if last.status >= 400:
-        warnings.insert(0, f"the server answered HTTP {last.status} {last.reason}".rstrip())
+        job.warnings.insert(0, f"the server answered HTTP {last.status} {last.reason}".rstrip())
     ended = _dt.datetime.now(_dt.timezone.utc)
-    first = exchanges[0]
-    page = exchanges[-1]
+    page = next(e for e in reversed(job.exchanges) if e["role"] == "page")
+    page_tls = dict(page["tls"]) if page["tls"] else None
+    if page_tls and page_tls.get("chain_file"):
+        page_tls["certificates"] = job.chains[page_tls["chain_file"]]
+    payload = [(WARC_PATH, job.warc.file_sha256(), job.warc.size), *job.payload]
     manifest = {
         "format": FORMAT,
         "package_id": pkg.package_id,
@@ -444,32 +721,50 @@ def _capture_into(
             "requested_url": url,
             "final_url": last.url,
             "status": last.status,
-            "started": first["started"],
+            "started": job.exchanges[0]["started"],
             "ended": _iso(ended),
             "server_ip": page["server_ip"],
-            "tls": page["tls"],
+            "tls": page_tls,
+            "dns": job.dns,
             "user_agent": options.user_agent,
             "redirects": redirects,
-            "limits_hit": limits_hit,
-            "warnings": warnings,
+            "requisites": requisites,
+            "limits_hit": job.limits_hit,
+            "warnings": job.warnings,
         },
-        "exchanges": exchanges,
-        "files": [{"path": WARC_PATH, "size": warc.size, "sha256": warc.file_sha256()}],
-        "warc": {"path": WARC_PATH, "records": [m.to_json() for m in warc.members]},
+        "certificate_chains": job.chains,
+        "exchanges": job.exchanges,
+        "files": [{"path": rel, "size": size, "sha256": digest} for rel, digest, size in payload],
+        "warc": {"path": WARC_PATH, "records": [m.to_json() for m in job.warc.members]},
     }
     org = operator.organization if operator and operator.organization else None
     bag_info = [
         ("Bag-Software-Agent", f"{DISTRIBUTION} {software_versions()['version']}"),
-        ("Bagging-Date", created.strftime("%Y-%m-%d")),
+        ("Bagging-Date", job.created.strftime("%Y-%m-%d")),
         ("External-Identifier", pkg.package_id),
         ("External-Description", f"Web evidence captured from {url}"),
     ]
     if org:
         bag_info.insert(0, ("Source-Organization", org))
     manifest_bytes = dumps(manifest)
+    warnings = list(job.warnings)
     attachments: dict[str, bytes] = {}
     for key in sign_with:
         attachments.update(attachments_for(manifest_bytes, key))
+    actor = None
+    if operator is not None:
+        actor = " / ".join(x for x in (operator.name, operator.organization) if x) or None
+    lines = [
+        make_event(
+            prev_line=None,
+            manifest=manifest_bytes,
+            seq=1,
+            event="captured",
+            note=f"captured {url}",
+            actor=actor,
+            key=sign_with[0] if sign_with else None,
+        )
+    ]
     stems: set[str] = set()
     for tsa in tsa_urls:
         try:
@@ -480,15 +775,23 @@ def _capture_into(
         files = token_attachments(token, stems)
         stems.update(Path(rel).stem for rel in files)
         attachments.update(files)
+        lines.append(
+            make_event(
+                prev_line=lines[-1],
+                manifest=manifest_bytes,
+                seq=len(lines) + 1,
+                event="timestamped",
+                note=f"RFC 3161 token from {tsa}, genTime {token.gen_time.isoformat()}",
+                actor=actor,
+            )
+        )
         if not token.chain_checked:
             warnings.append(
                 f"timestamp from {tsa} stored; its chain is not checked yet (no --tsa-ca given)"
             )
+    attachments[CUSTODY_PATH] = b"".join(line + b"\n" for line in lines)
     path = pkg.finish(
-        manifest=manifest_bytes,
-        payload=[(WARC_PATH, warc.file_sha256(), warc.size)],
-        bag_info=bag_info,
-        attachments=attachments,
+        manifest=manifest_bytes, payload=payload, bag_info=bag_info, attachments=attachments
     )
     logger.info("captured %s into %s", url, path)
     return CaptureResult(

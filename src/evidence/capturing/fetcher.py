@@ -513,6 +513,7 @@ class Fetcher:
         ca_bundle: str | None = None,
         unsafe_insecure: bool = False,
         check_address: AddressCheck | None = None,
+        pool_size: int = 16,
     ) -> None:
         self.limits = limits
         self.user_agent = user_agent
@@ -522,10 +523,13 @@ class Fetcher:
         # Proxies and .netrc from the environment would change who we talk to
         # and what we send; a capture talks to the server directly.
         session.trust_env = False
-        adapter = _RecordingAdapter(max_retries=0, pool_maxsize=16)
+        adapter = _RecordingAdapter(max_retries=0, pool_maxsize=pool_size)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers["User-Agent"] = user_agent
+        # Fixed, not taken from whichever decoders happen to be installed, so
+        # captures are comparable and every body we parse can be decoded.
+        session.headers["Accept-Encoding"] = "gzip, deflate"
         self._session = session
 
     def close(self) -> None:

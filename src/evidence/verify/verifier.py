@@ -33,11 +33,13 @@ from pathlib import Path
 
 from cryptography import x509
 
+from evidence.custody import CUSTODY_PATH, check_log, read_events
 from evidence.errors import EvidenceError, ManifestError, PackageError, VerificationError
 from evidence.keys import Keyring, key_id, public_key_from_bytes
 from evidence.manifest import Manifest
 from evidence.package import (
     ATTACHMENT_DIRS,
+    ATTACHMENT_FILES,
     MANIFEST_PATH,
     TAG_FILES,
     require_package,
@@ -221,6 +223,7 @@ class _Verifier:
             self._payload(manifest)
             if raw is not None:
                 self._timestamps(raw, manifest)
+                self._custody(raw)
         except (OSError, EvidenceError) as exc:  # an unreadable file, mid-way
             self.add("io", "Reading the package", Status.FAIL, f"cannot read the package: {exc}")
         return self._report(manifest)
@@ -263,6 +266,8 @@ class _Verifier:
             parent, _, base = name.rpartition("/")
             pattern = ATTACHMENT_DIRS.get(parent)
             if pattern is not None and pattern.match(base):
+                continue
+            if name in ATTACHMENT_FILES:
                 continue
             problems.append(f"{name} is not allowed here by the package format")
         for required in (*_ROOT_FILES, MANIFEST_PATH):
@@ -622,6 +627,48 @@ class _Verifier:
                 Status.FAIL,
                 "a verified timestamp is required (--require-timestamp) and none verified",
             )
+
+    def _custody(self, raw: bytes) -> None:
+        title = "Chain of custody"
+        if CUSTODY_PATH not in self.files:
+            self.add("custody", title, Status.NOT_CHECKED, "the package has no custody log")
+            return
+        try:
+            lines = read_events(self.root)
+        except PackageError as exc:
+            self.add("custody", title, Status.FAIL, str(exc))
+            return
+        result = check_log(lines, raw, self.keyring, self.root)
+        if result.problems:
+            self.add(
+                "custody",
+                title,
+                Status.FAIL,
+                f"the custody log is broken ({len(result.problems)} problem(s))",
+                result.problems,
+            )
+            return
+        details = [
+            f"{e.get('seq')}. {e.get('time')} {e.get('event')}"
+            + (f" by {e.get('actor')}" if e.get("actor") else "")
+            + (f", signed by key {str(e.get('key_id'))[:16]}" if e.get("key_id") else "")
+            + (f": {e.get('note')}" if e.get("note") else "")
+            for e in result.events
+        ]
+        untrusted = sorted(set(result.untrusted_signers))
+        if untrusted:
+            details.append(
+                "events signed by keys you have not said you trust: "
+                + ", ".join(k[:16] for k in untrusted)
+            )
+        self.add(
+            "custody",
+            title,
+            Status.PASS,
+            f"{len(result.events)} event(s), every link intact, times in order; "
+            f"{len(set(result.trusted_signers))} trusted signer(s)",
+            details,
+        )
 
     # Step 9 ---------------------------------------------------------------
     def _report(self, manifest: Manifest | None) -> Report:

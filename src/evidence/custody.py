@@ -1,0 +1,253 @@
+"""Chain of custody: ``evidence/custody.jsonl``, an append-only, hash-chained log.
+
+Each line is one event, a JSON object serialised canonically (sorted keys, no
+spaces, UTF-8)::
+
+    {"actor": "...", "event": "transferred", "key_id": "...", "note": "...",
+     "prev": "<sha256 hex>", "seq": 3, "signature": "<base64>", "time": "...Z"}
+
+``prev`` is the SHA-256 of the previous line's bytes (without its newline);
+for the first event it is the SHA-256 of ``evidence/manifest.json``, which
+ties the log to this package. Removing, reordering or editing any event
+breaks the chain. A signed event carries ``key_id`` and ``signature``: Ed25519
+over the canonical serialisation of the event *without* the ``signature``
+field.
+
+What it cannot prove: the last holder can cut events off the end, since
+nothing after them links to them. A later signature or timestamp over the log
+(or a copy of the log held by someone else) anchors it; see docs/custody.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import json
+import os
+import typing
+from pathlib import Path
+
+import attrs
+
+from evidence.errors import EvidenceError, PackageError
+
+if typing.TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from evidence.keys import Keyring
+
+__all__ = [
+    "CUSTODY_PATH",
+    "EVENTS",
+    "CustodyCheck",
+    "append_event",
+    "check_log",
+    "make_event",
+    "read_events",
+]
+
+CUSTODY_PATH = "evidence/custody.jsonl"
+EVENTS = (
+    "captured",
+    "signed",
+    "timestamped",
+    "countersigned",
+    "copied",
+    "transferred",
+    "exported",
+    "checked",
+)
+MAX_LOG_BYTES = 16 * 1024 * 1024
+MAX_LINE_BYTES = 64 * 1024
+# Clocks of different holders disagree a little; more than this backwards is a failure.
+CLOCK_TOLERANCE = _dt.timedelta(minutes=5)
+_FIELDS = {"seq", "event", "time", "actor", "note", "prev", "key_id", "signature"}
+
+
+def _canonical(obj: dict[str, typing.Any]) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def make_event(
+    *,
+    prev_line: bytes | None,
+    manifest: bytes,
+    seq: int,
+    event: str,
+    note: str = "",
+    actor: str | None = None,
+    key: Ed25519PrivateKey | None = None,
+    when: str | None = None,
+) -> bytes:
+    """One canonical custody line (without newline), chained to ``prev_line``."""
+    from evidence.keys import key_id
+
+    if event not in EVENTS:
+        raise EvidenceError(f"unknown custody event {event!r}; use one of {', '.join(EVENTS)}")
+    if len(note) > 4000:
+        raise EvidenceError("custody note is longer than 4000 characters")
+    prev_bytes = prev_line if prev_line is not None else manifest
+    body: dict[str, typing.Any] = {
+        "seq": seq,
+        "event": event,
+        "time": when or _now(),
+        "actor": actor,
+        "note": note,
+        "prev": hashlib.sha256(prev_bytes).hexdigest(),
+    }
+    if key is not None:
+        body["key_id"] = key_id(key.public_key())
+        body["signature"] = base64.b64encode(key.sign(_canonical(body))).decode("ascii")
+    return _canonical(body)
+
+
+def read_events(root: Path) -> list[bytes]:
+    """The raw lines of a package's custody log (empty when there is none)."""
+    path = root / CUSTODY_PATH
+    if not path.exists():
+        return []
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_LOG_BYTES + 1)
+    if len(data) > MAX_LOG_BYTES:
+        raise PackageError(f"{CUSTODY_PATH} is larger than {MAX_LOG_BYTES} bytes")
+    if data and not data.endswith(b"\n"):
+        raise PackageError(f"{CUSTODY_PATH} does not end with a newline (truncated?)")
+    return data.split(b"\n")[:-1] if data else []
+
+
+def append_event(
+    package: str | os.PathLike[str],
+    *,
+    event: str,
+    note: str = "",
+    actor: str | None = None,
+    key: Ed25519PrivateKey | None = None,
+) -> dict[str, typing.Any]:
+    """Append one event to a package's custody log; returns it as a dict.
+
+    The file is rewritten through a temporary name and renamed, so a crash
+    leaves either the old log or the new one. ``manifest.json`` is never touched.
+    """
+    from evidence.package import require_package, write_file_atomic
+    from evidence.signing import read_manifest_bytes
+
+    root = require_package(package)
+    manifest = read_manifest_bytes(root)
+    lines = read_events(root)
+    line = make_event(
+        prev_line=lines[-1] if lines else None,
+        manifest=manifest,
+        seq=len(lines) + 1,
+        event=event,
+        note=note,
+        actor=actor,
+        key=key,
+    )
+    try:
+        write_file_atomic(root / CUSTODY_PATH, b"".join(x + b"\n" for x in [*lines, line]))
+    except OSError as exc:
+        raise PackageError(f"cannot write {CUSTODY_PATH}: {exc.strerror or exc}") from exc
+    return typing.cast("dict[str, typing.Any]", json.loads(line))
+
+
+@attrs.frozen
+class CustodyCheck:
+    """Result of checking a custody log."""
+
+    events: tuple[dict[str, typing.Any], ...]
+    problems: tuple[str, ...]
+    trusted_signers: tuple[str, ...]
+    untrusted_signers: tuple[str, ...]
+
+
+def _parse_time(text: object) -> _dt.datetime | None:
+    try:
+        return _dt.datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=_dt.timezone.utc
+        )
+    except ValueError:
+        return None
+
+
+def check_log(
+    lines: typing.Sequence[bytes], manifest: bytes, keyring: Keyring, package: Path | None = None
+) -> CustodyCheck:
+    """Check links, order, times and signatures of a custody log."""
+    from evidence.keys import public_key_from_bytes
+    from evidence.manifest import strict_loads
+    from evidence.signing import signature_valid
+
+    problems: list[str] = []
+    events: list[dict[str, typing.Any]] = []
+    trusted: list[str] = []
+    untrusted: list[str] = []
+    prev_bytes = manifest
+    last_time: _dt.datetime | None = None
+    for number, line in enumerate(lines, 1):
+        where = f"event {number}"
+        if len(line) > MAX_LINE_BYTES:
+            problems.append(f"{where}: line longer than {MAX_LINE_BYTES} bytes")
+            break
+        try:
+            obj = strict_loads(line, what=f"custody {where}")
+        except EvidenceError as exc:
+            problems.append(str(exc))
+            break
+        if not isinstance(obj, dict) or not set(obj) <= _FIELDS:
+            problems.append(f"{where}: not a custody event object")
+            break
+        events.append(obj)
+        if _canonical(obj) != line:
+            problems.append(f"{where}: not in canonical form (edited?)")
+        if obj.get("seq") != number:
+            problems.append(f"{where}: sequence number {obj.get('seq')!r}, expected {number}")
+        if obj.get("prev") != hashlib.sha256(prev_bytes).hexdigest():
+            problems.append(
+                f"{where}: does not link to the "
+                + ("manifest" if number == 1 else "previous event (removed, reordered or edited)")
+            )
+        if obj.get("event") not in EVENTS:
+            problems.append(f"{where}: unknown event type {obj.get('event')!r}")
+        when = _parse_time(obj.get("time"))
+        if when is None:
+            problems.append(f"{where}: bad time {obj.get('time')!r}")
+        elif last_time is not None and when < last_time - CLOCK_TOLERANCE:
+            problems.append(f"{where}: time goes backwards ({obj.get('time')})")
+        if when is not None:
+            last_time = max(when, last_time) if last_time else when
+        if "signature" in obj or "key_id" in obj:
+            kid = obj.get("key_id")
+            body = {k: v for k, v in obj.items() if k != "signature"}
+            try:
+                sig = base64.b64decode(str(obj.get("signature", "")), validate=True)
+            except ValueError:
+                sig = b""
+            key = keyring.get(kid) if isinstance(kid, str) else None
+            if key is not None:
+                if signature_valid(key, sig, _canonical(body)):
+                    trusted.append(kid)  # type: ignore[arg-type]  # str, checked above
+                else:
+                    problems.append(f"{where}: signature by trusted key {kid} does not verify")
+            elif isinstance(kid, str) and package is not None:
+                pub_path = package / "evidence" / "keys" / f"{kid}.pub"
+                valid = False
+                if len(kid) == 64 and pub_path.is_file():
+                    try:
+                        pub = public_key_from_bytes(pub_path.read_bytes()[:65536], str(pub_path))
+                        valid = signature_valid(pub, sig, _canonical(body))
+                    except EvidenceError:
+                        valid = False
+                    if not valid:
+                        problems.append(f"{where}: signature by key {kid} does not verify")
+                untrusted.append(kid)
+            else:
+                problems.append(f"{where}: signed event without a usable key id")
+        prev_bytes = line
+    return CustodyCheck(tuple(events), tuple(problems), tuple(trusted), tuple(untrusted))
