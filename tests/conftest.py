@@ -38,8 +38,10 @@ def raw_server() -> typing.Iterator[typing.Callable[..., RawServer]]:
 def site() -> typing.Iterator[typing.Callable[..., Site]]:
     sites: list[Site] = []
 
-    def make(routes: dict[str, typing.Any], tls: typing.Any = None) -> Site:
-        s = Site(routes, tls)
+    def make(
+        routes: dict[str, typing.Any], tls: typing.Any = None, slow: typing.Any = None
+    ) -> Site:
+        s = Site(routes, tls, slow)
         sites.append(s)
         return s
 

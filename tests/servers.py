@@ -86,11 +86,15 @@ def fixed_response(
 Route = tuple[int, list[tuple[str, str]], bytes]
 
 
-def _handler(routes: dict[str, Route]) -> type[http.server.BaseHTTPRequestHandler]:
+def _handler(
+    routes: dict[str, Route], slow: dict[str, float] | None = None
+) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
+            if slow and self.path in slow:
+                time.sleep(slow[self.path])
             route = routes.get(self.path)
             if route is None:
                 status, headers, body = 404, [("Content-Type", "text/plain")], b"not found\n"
@@ -112,8 +116,14 @@ def _handler(routes: dict[str, Route]) -> type[http.server.BaseHTTPRequestHandle
 class Site:
     """A threaded HTTP or HTTPS server for a dict of routes."""
 
-    def __init__(self, routes: dict[str, Route], tls: ssl.SSLContext | None = None) -> None:
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(routes))
+    def __init__(
+        self,
+        routes: dict[str, Route],
+        tls: ssl.SSLContext | None = None,
+        slow: dict[str, float] | None = None,
+    ) -> None:
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(routes, slow))
+        self.server.daemon_threads = True
         self.scheme = "http"
         if tls is not None:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)

@@ -130,6 +130,10 @@ def _capture_options(args: argparse.Namespace) -> typing.Any:
         "max_redirects": args.max_redirects,
         "ca_bundle": args.ca_bundle,
         "unsafe_insecure": args.insecure,
+        "requisites": not args.no_requisites,
+        "max_requisites": args.max_requisites,
+        "max_requisite_bytes": args.max_requisite_bytes,
+        "requisites_deadline": args.requisites_deadline,
     }
     if args.user_agent:
         kwargs["user_agent"] = args.user_agent
@@ -237,7 +241,16 @@ def cmd_custody(args: argparse.Namespace) -> int:
         print(f"{e['seq']:>3}. {e['time']}  {e['event']}{actor}{signed}")
         if e.get("note"):
             print(f"      {e['note']}")
-    print("\nThis lists the log. Run 'evidence verify' to check its links and signatures.")
+    if events:
+        import hashlib
+
+        head = hashlib.sha256(read_events(root)[-1]).hexdigest()
+        print(f"\nHead (SHA-256 of the last event): {head}")
+        print(
+            "Give this to the next holder or a third party: 'evidence verify --custody-anchor "
+            "HEAD' then detects events cut from the end."
+        )
+    print("This lists the log. Run 'evidence verify' to check its links and signatures.")
     return EXIT_OK
 
 
@@ -311,7 +324,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     keyring = Keyring.from_paths(args.trust)
     roots = _tsa_roots(args.tsa_ca)
     reports = [
-        verify(p, trust=keyring, tsa_roots=roots, require_timestamp=args.require_timestamp)
+        verify(
+            p,
+            trust=keyring,
+            tsa_roots=roots,
+            require_timestamp=args.require_timestamp,
+            custody_anchors=args.custody_anchor,
+        )
         for p in args.packages
     ]
     if args.json:
@@ -383,6 +402,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--user-agent", help="User-Agent header to send")
     p.add_argument(
+        "--no-requisites",
+        action="store_true",
+        help="capture only the page, not its images, CSS, scripts, fonts and frames",
+    )
+    p.add_argument(
+        "--max-requisites",
+        type=_nonneg_int,
+        default=500,
+        metavar="N",
+        help="requisite URLs to fetch at most (default: 500)",
+    )
+    p.add_argument(
+        "--max-requisite-bytes",
+        type=_size,
+        default=1024**3,
+        metavar="SIZE",
+        help="total bytes for all requisites (default: 1G)",
+    )
+    p.add_argument(
+        "--requisites-deadline",
+        type=_positive_float,
+        default=120.0,
+        metavar="SECONDS",
+        help="time for fetching requisites (default: 120)",
+    )
+    p.add_argument(
         "--tsa",
         action="append",
         default=[],
@@ -424,6 +469,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--require-timestamp",
         action="store_true",
         help="fail unless a timestamp token verifies against a --tsa-ca root",
+    )
+    p.add_argument(
+        "--custody-anchor",
+        action="append",
+        default=[],
+        metavar="SHA256",
+        help="SHA-256 of a custody event you were given; fail if it is missing",
     )
     p.set_defaults(func=cmd_verify)
 

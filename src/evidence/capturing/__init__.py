@@ -524,6 +524,8 @@ class _Capture:
 
         def enqueue(items: typing.Iterable[Found], found_in: str, depth: int) -> None:
             for item in items:
+                if item.kind == "iframe" and depth > 0:
+                    continue  # one level of iframes: not the frames inside a frame
                 url = urllib.parse.urldefrag(item.url)[0]
                 if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
                     continue

@@ -25,6 +25,7 @@ Nothing here raises for bad package content; :func:`verify_strict` raises.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
 import re
 import stat
@@ -76,6 +77,7 @@ def verify(
     trust: TrustInput,
     tsa_roots: typing.Iterable[x509.Certificate | str | os.PathLike[str]] = (),
     require_timestamp: bool = False,
+    custody_anchors: typing.Iterable[str] = (),
 ) -> Report:
     """Check a package and return a report; never raises for bad package content.
 
@@ -89,6 +91,9 @@ def verify(
             authorities you trust. Without them, tokens are parsed and their
             imprint checked, but their signature is NOT CHECKED.
         require_timestamp: fail unless at least one token fully verifies.
+        custody_anchors: SHA-256 hex digests of custody events obtained
+            outside the package; each must be in the log, so events cut from
+            its end before an anchor are detected.
 
     Raises:
         KeyFileError: a trusted key path cannot be loaded (a caller error).
@@ -97,7 +102,8 @@ def verify(
     keyring = _keyring(trust)
     roots = [r for r in tsa_roots if isinstance(r, x509.Certificate)]
     roots += load_tsa_roots([r for r in tsa_roots if not isinstance(r, x509.Certificate)])
-    return _Verifier(Path(path), keyring, roots, require_timestamp).run()
+    anchors = [a.strip().lower() for a in custody_anchors]
+    return _Verifier(Path(path), keyring, roots, require_timestamp, anchors).run()
 
 
 def verify_strict(
@@ -106,9 +112,16 @@ def verify_strict(
     trust: TrustInput,
     tsa_roots: typing.Iterable[x509.Certificate | str | os.PathLike[str]] = (),
     require_timestamp: bool = False,
+    custody_anchors: typing.Iterable[str] = (),
 ) -> Report:
     """Like :func:`verify`, but raise :class:`VerificationError` unless VERIFIED."""
-    report = verify(path, trust=trust, tsa_roots=tsa_roots, require_timestamp=require_timestamp)
+    report = verify(
+        path,
+        trust=trust,
+        tsa_roots=tsa_roots,
+        require_timestamp=require_timestamp,
+        custody_anchors=custody_anchors,
+    )
     if not report.ok:
         raise VerificationError(f"{path}: {report.verdict}", report)
     return report
@@ -180,11 +193,13 @@ class _Verifier:
         keyring: Keyring,
         tsa_roots: list[x509.Certificate],
         require_timestamp: bool,
+        custody_anchors: list[str],
     ) -> None:
         self.path = path
         self.keyring = keyring
         self.tsa_roots = tsa_roots
         self.require_timestamp = require_timestamp
+        self.custody_anchors = custody_anchors
         self.checks: list[Check] = []
         self.files: dict[str, int] = {}  # relative path -> size, regular files only
         self.trusted: list[str] = []
@@ -631,7 +646,8 @@ class _Verifier:
     def _custody(self, raw: bytes) -> None:
         title = "Chain of custody"
         if CUSTODY_PATH not in self.files:
-            self.add("custody", title, Status.NOT_CHECKED, "the package has no custody log")
+            status = Status.FAIL if self.custody_anchors else Status.NOT_CHECKED
+            self.add("custody", title, status, "the package has no custody log")
             return
         try:
             lines = read_events(self.root)
@@ -639,6 +655,17 @@ class _Verifier:
             self.add("custody", title, Status.FAIL, str(exc))
             return
         result = check_log(lines, raw, self.keyring, self.root)
+        present = {hashlib.sha256(line).hexdigest() for line in lines}
+        missing = [a for a in self.custody_anchors if a not in present]
+        if missing:
+            self.add(
+                "custody",
+                title,
+                Status.FAIL,
+                f"{len(missing)} anchored event(s) missing: the log was cut or replaced",
+                [f"no event has SHA-256 {a}" for a in missing] + list(result.problems),
+            )
+            return
         if result.problems:
             self.add(
                 "custody",
