@@ -131,6 +131,7 @@ def _capture_options(args: argparse.Namespace) -> typing.Any:
         "ca_bundle": args.ca_bundle,
         "unsafe_insecure": args.insecure,
         "requisites": not args.no_requisites,
+        "public_only": args.public_only,
         "max_requisites": args.max_requisites,
         "max_requisite_bytes": args.max_requisite_bytes,
         "requisites_deadline": args.requisites_deadline,
@@ -401,6 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="redirect hops to follow (default: 10)",
     )
     p.add_argument("--user-agent", help="User-Agent header to send")
+    p.add_argument(
+        "--public-only",
+        action="store_true",
+        help="refuse loopback, private, link-local and other non-public destinations",
+    )
     p.add_argument(
         "--no-requisites",
         action="store_true",

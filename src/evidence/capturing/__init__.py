@@ -29,7 +29,7 @@ if typing.TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence.capturing.fetcher import Exchange, Fetcher, FetchLimits
+from evidence.capturing.fetcher import Exchange, Fetcher, FetchLimits, refuse_non_public
 from evidence.capturing.requisites import (
     Found,
     charset_of,
@@ -116,6 +116,10 @@ class CaptureOptions:
         max_requisite_bytes: total response bytes for all requisites.
         requisites_deadline: seconds for the whole requisite phase.
         requisite_workers: requisites fetched at once.
+        public_only: refuse every destination that is not a public IP address
+            (loopback, private, link-local, CGNAT, multicast, reserved, and
+            IPv6 forms embedding them), checked on the address actually
+            connected to, for the page, every redirect hop and every requisite.
     """
 
     deadline: float = 60.0
@@ -131,6 +135,7 @@ class CaptureOptions:
     max_requisite_bytes: int = 1024**3
     requisites_deadline: float = 120.0
     requisite_workers: int = 8
+    public_only: bool = False
 
     def to_json(self) -> dict[str, typing.Any]:
         return {
@@ -147,6 +152,7 @@ class CaptureOptions:
             "max_requisite_bytes": self.max_requisite_bytes,
             "requisites_deadline_seconds": self.requisites_deadline,
             "requisite_workers": self.requisite_workers,
+            "public_only": self.public_only,
         }
 
 
@@ -660,6 +666,7 @@ def capture(
         ca_bundle=options.ca_bundle,
         unsafe_insecure=options.unsafe_insecure,
         pool_size=max(16, options.requisite_workers * 2),
+        check_address=refuse_non_public if options.public_only else None,
     )
     deadline = time.monotonic() + options.deadline
     try:
@@ -706,6 +713,11 @@ def _run(
 
     if last.status >= 400:
         job.warnings.insert(0, f"the server answered HTTP {last.status} {last.reason}".rstrip())
+    refused = [
+        {"url": item.get("location") or item.get("url"), "reason": item["error"]}
+        for item in [*redirects, *requisites["failed"]]
+        if "not a public address" in str(item.get("error"))
+    ]
     ended = _dt.datetime.now(_dt.timezone.utc)
     page = next(e for e in reversed(job.exchanges) if e["role"] == "page")
     page_tls = dict(page["tls"]) if page["tls"] else None
@@ -731,6 +743,7 @@ def _run(
             "user_agent": options.user_agent,
             "redirects": redirects,
             "requisites": requisites,
+            "refused": refused,
             "limits_hit": job.limits_hit,
             "warnings": job.warnings,
         },

@@ -234,9 +234,19 @@ class _Tee:
 
     # -- the file interface http.client and urllib3 use --------------------
     def read(self, n: int | None = -1) -> bytes:
-        data = self._reader.read(n)
-        self._record(data)
-        return data
+        # Built on read1 so every piece is recorded as soon as it arrives: a
+        # BufferedReader.read(n) that hits a reset after partial data would
+        # drop those bytes, and they were received, so they are evidence.
+        pieces: list[bytes] = []
+        got = 0
+        while n is None or n < 0 or got < n:
+            piece = self._reader.read1(-1 if n is None or n < 0 else n - got)
+            if not piece:
+                break
+            self._record(piece)
+            pieces.append(piece)
+            got += len(piece)
+        return b"".join(pieces)
 
     def read1(self, n: int = -1) -> bytes:
         data = self._reader.read1(n)
@@ -244,9 +254,10 @@ class _Tee:
         return data
 
     def readinto(self, b: typing.Any) -> int:
-        count = self._reader.readinto(b)
-        self._record(memoryview(b)[:count])
-        return count
+        view = memoryview(b).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
 
     def readline(self, limit: int = -1) -> bytes:
         data = self._reader.readline(limit)
@@ -631,12 +642,46 @@ class Fetcher:
             _local.state = None
 
 
+_NOT_PUBLIC = (
+    ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments
+    ipaddress.ip_network("64:ff9b:1::/48"),  # local-use NAT64
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def is_public_address(address: str) -> bool:
-    """True when ``address`` is a globally routable unicast IP address."""
+    """True when ``address`` is a globally routable unicast IP address.
+
+    Refuses loopback, private, link-local (169.254.169.254), carrier-grade NAT,
+    multicast, reserved and unspecified addresses, and looks inside IPv6
+    forms that embed an IPv4 address (IPv4-mapped, NAT64, 6to4, Teredo), so
+    ``::ffff:127.0.0.1`` is as private as ``127.0.0.1``.
+    """
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return bool(ip.is_global) and not ip.is_multicast
+    embedded: list[ipaddress.IPv4Address] = []
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            embedded.append(ip.ipv4_mapped)
+        if ip in _NAT64:
+            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if ip.sixtofour is not None:
+            embedded.append(ip.sixtofour)
+        if ip.teredo is not None:
+            embedded.extend(ip.teredo)
+    for candidate in [ip, *embedded]:
+        if not candidate.is_global or candidate.is_multicast:
+            return False
+        if any(candidate in net for net in _NOT_PUBLIC if candidate.version == net.version):
+            return False
+    return True
+
+
+def refuse_non_public(address: str) -> None:
+    """An address check for :class:`Fetcher` that refuses every non-public address."""
+    if not is_public_address(address):
+        raise AddressRefused(
+            f"destination {address} is not a public address (refused by --public-only)"
+        )
