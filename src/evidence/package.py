@@ -14,6 +14,8 @@ import os
 import re
 import secrets
 import shutil
+import sys
+import time
 import typing
 import unicodedata
 import urllib.parse
@@ -49,6 +51,19 @@ ATTACHMENT_FILES = ("evidence/custody.jsonl",)
 
 _BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 _CHUNK = 1 << 20
+
+
+def fault_point(name: str) -> None:
+    """Crash-test hook: with ``EVIDENCE_FAULT_PAUSE=name`` the process stops here.
+
+    It announces the point on stderr and sleeps, so a test can SIGKILL it at
+    exactly this step (tests/integration/test_crash_safety.py). Unset, it
+    costs one environment lookup.
+    """
+    if os.environ.get("EVIDENCE_FAULT_PAUSE") == name:
+        sys.stderr.write(f"evidence: paused at fault point {name}\n")
+        sys.stderr.flush()
+        time.sleep(3600)
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
@@ -234,6 +249,7 @@ class PackageWriter:
         tag_bytes["manifest-sha256.txt"] = "".join(
             f"{digest}  {rel}\n" for rel, digest, _ in sorted(payload)
         ).encode("utf-8")
+        fault_point("before-tag-files")
         for rel, data in [*tag_bytes.items(), *attachments.items()]:
             target = self.path(rel)
             if not target.parent.exists():
@@ -255,7 +271,9 @@ class PackageWriter:
             fsync_dir(d)
         if self.final.exists():
             raise PackageError(f"{self.final} already exists")
+        fault_point("before-rename")
         os.rename(self.tmp, self.final)
+        fault_point("after-rename")
         fsync_dir(self.out_dir)
         self._done = True
         return self.final

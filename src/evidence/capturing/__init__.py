@@ -40,7 +40,7 @@ from evidence.capturing.requisites import (
 from evidence.custody import CUSTODY_PATH, make_event
 from evidence.errors import CaptureError, EvidenceError, PackageError
 from evidence.manifest import FORMAT, dumps
-from evidence.package import PackageWriter, make_package_id
+from evidence.package import PackageWriter, fault_point, make_package_id
 from evidence.signing import attachments_for
 from evidence.timestamping import request_timestamp, token_attachments
 from evidence.warc import MemberInfo, WARCWriter, new_record_id
@@ -704,6 +704,7 @@ def _run(
             block_sha256=hashlib.sha256(info_block).digest(),
             extra=[("WARC-Filename", "capture.warc.gz")],
         ).record_id
+        fault_point("warc-started")
         last, redirects, text = job.run_page(url, deadline)
         requisites = job.run_requisites(last, text)
         fh.flush()
