@@ -288,6 +288,9 @@ class _RecordReader:
             self._fail("WARC header is not valid UTF-8")
             return
         lines = text.split("\r\n")
+        if "\n" in lines[0] and lines[0].startswith("WARC/"):
+            self._fail("WARC header lines end in bare LF; the format requires CRLF")
+            return
         if lines[0] not in ("WARC/1.1", "WARC/1.0"):
             self._fail(f"not a WARC record (first line {lines[0][:40]!r})")
             return
@@ -310,7 +313,9 @@ class _RecordReader:
         ):
             want = exp.get(field)
             got = self.headers.get(header)
-            if got != want:
+            if got is None and want is not None:
+                self.problems.append(f"{header} is missing (the manifest lists {want!r})")
+            elif got != want:
                 self.problems.append(f"{header} is {got!r}, the manifest lists {want!r}")
         length_text = self.headers.get("content-length", "")
         if not length_text.isdigit() or len(length_text) > 18:

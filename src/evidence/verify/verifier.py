@@ -36,7 +36,7 @@ from cryptography import x509
 
 from evidence.custody import CUSTODY_PATH, check_log, read_events
 from evidence.errors import EvidenceError, ManifestError, PackageError, VerificationError
-from evidence.keys import Keyring, key_id, public_key_from_bytes
+from evidence.keys import Keyring, key_id, public_key_from_bytes, public_key_pem
 from evidence.manifest import Manifest
 from evidence.package import (
     ATTACHMENT_DIRS,
@@ -60,7 +60,8 @@ MAX_TAG_FILE_BYTES = 64 * 1024 * 1024
 MAX_FILES = 100_000
 MAX_DEPTH = 16
 _ROOT_FILES = {"bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt"}
-_MANIFEST_LINE = re.compile(r"^([0-9a-fA-F]{64})[ \t]+\*?(.+)$")
+# Exactly what we (and bagit-python) write: lowercase hex, two spaces, a path.
+_MANIFEST_LINE = re.compile(r"^([0-9a-f]{64})  (\S.*)$")
 
 
 def _keyring(trust: TrustInput) -> Keyring:
@@ -143,9 +144,9 @@ def _parse_checksum_file(raw: bytes, name: str) -> tuple[dict[str, str], list[st
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return {}, [f"{name} is not valid UTF-8"]
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    if text and not text.endswith("\n"):
+        problems.append(f"{name} does not end with a newline")
+    for number, line in enumerate(text.split("\n")[:-1] if text else [], 1):
         m = _MANIFEST_LINE.match(line)
         if not m:
             problems.append(f"{name} line {number} is malformed")
@@ -288,6 +289,11 @@ class _Verifier:
         for required in (*_ROOT_FILES, MANIFEST_PATH):
             if required not in self.files:
                 problems.append(f"{required} is missing")
+        problems.extend(self._key_files())
+        for name in self.files:
+            if name.startswith("evidence/timestamps/") and name.endswith(".tsq"):
+                if name[: -len(".tsq")] + ".tsr" not in self.files:
+                    problems.append(f"{name} is a timestamp request without its token")
         if problems:
             self.add(
                 "layout",
@@ -303,6 +309,27 @@ class _Verifier:
                 Status.PASS,
                 f"{len(self.files)} files, all where the format allows them",
             )
+
+    def _key_files(self) -> list[str]:
+        """Bundled public keys must be exactly the canonical PEM of the key their name names.
+
+        They are never trust anchors, but nothing else covers their bytes, so
+        any change to them is reported rather than ignored.
+        """
+        problems = []
+        for name in sorted(n for n in self.files if n.startswith("evidence/keys/")):
+            kid = name.rsplit("/", 1)[1][: -len(".pub")]
+            try:
+                data = _read_bounded(self.root / name, 65536)
+                key = public_key_from_bytes(data, name)
+            except (EvidenceError, OSError):
+                problems.append(f"{name} is not a readable Ed25519 public key")
+                continue
+            if key_id(key) != kid:
+                problems.append(f"{name} holds key {key_id(key)}, not {kid}")
+            elif data != public_key_pem(key):
+                problems.append(f"{name} is not in canonical PEM form (altered)")
+        return problems
 
     # Step 3 ---------------------------------------------------------------
     def _tag_manifest(self) -> None:
