@@ -1,18 +1,38 @@
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import typing
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "fuzz"))
+
 
 from evidence.capturing import CaptureOptions, capture
 from evidence.keys import generate_keypair, key_id, public_key_pem
 
 from servers import LocalCA, RawServer, Site
+
+# "ci" keeps the property and fuzz passes short and bounded; "fuzz" is for long
+# local runs: HYPOTHESIS_PROFILE=fuzz python -m pytest tests/fuzz tests/property
+settings.register_profile(
+    "ci",
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=50_000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 PAGE = (
     b"<!DOCTYPE html><html><head><title>Statement</title></head>"

@@ -126,6 +126,7 @@ def reseal(
     m["warc"]["records"] = records
     data = (pkg / WARC).read_bytes()
     m["files"] = [{"path": WARC, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}]
+    m.pop("custody_log", None)  # re-sealed packages carry no custody log
     if manifest_change:
         manifest_change(m)
     (pkg / MANIFEST_PATH).write_bytes(dumps(m))

@@ -749,6 +749,9 @@ def _run(
             "warnings": job.warnings,
         },
         "certificate_chains": job.chains,
+        # The log is written after the manifest (its first event hashes it), so
+        # the manifest declares it: deleting the whole log then fails too.
+        "custody_log": CUSTODY_PATH,
         "exchanges": job.exchanges,
         "files": [{"path": rel, "size": size, "sha256": digest} for rel, digest, size in payload],
         "warc": {"path": WARC_PATH, "records": [m.to_json() for m in job.warc.members]},

@@ -239,7 +239,7 @@ class _Verifier:
             self._payload(manifest)
             if raw is not None:
                 self._timestamps(raw, manifest)
-                self._custody(raw)
+                self._custody(raw, manifest)
         except (OSError, EvidenceError) as exc:  # an unreadable file, mid-way
             self.add("io", "Reading the package", Status.FAIL, f"cannot read the package: {exc}")
         return self._report(manifest)
@@ -290,6 +290,11 @@ class _Verifier:
             if required not in self.files:
                 problems.append(f"{required} is missing")
         problems.extend(self._key_files())
+        for name in self.files:
+            if name.startswith("evidence/signatures/") and name.endswith(".sig"):
+                kid = name.rsplit("/", 1)[1][: -len(".sig")]
+                if f"evidence/keys/{kid}.pub" not in self.files:
+                    problems.append(f"{name} has no evidence/keys/{kid}.pub beside it")
         for name in self.files:
             if name.startswith("evidence/timestamps/") and name.endswith(".tsq"):
                 if name[: -len(".tsq")] + ".tsr" not in self.files:
@@ -670,11 +675,20 @@ class _Verifier:
                 "a verified timestamp is required (--require-timestamp) and none verified",
             )
 
-    def _custody(self, raw: bytes) -> None:
+    def _custody(self, raw: bytes, manifest: Manifest | None) -> None:
         title = "Chain of custody"
         if CUSTODY_PATH not in self.files:
-            status = Status.FAIL if self.custody_anchors else Status.NOT_CHECKED
-            self.add("custody", title, status, "the package has no custody log")
+            declared = manifest is not None and manifest.data.get("custody_log") == CUSTODY_PATH
+            if declared:
+                self.add(
+                    "custody",
+                    title,
+                    Status.FAIL,
+                    "the manifest says the package has a custody log, but it is missing",
+                )
+            else:
+                status = Status.FAIL if self.custody_anchors else Status.NOT_CHECKED
+                self.add("custody", title, status, "the package has no custody log")
             return
         try:
             lines = read_events(self.root)
