@@ -177,7 +177,10 @@ def _parse_time(text: object) -> _dt.datetime | None:
 
 
 def check_log(
-    lines: typing.Sequence[bytes], manifest: bytes, keyring: Keyring, package: Path | None = None
+    lines: typing.Sequence[bytes],
+    manifest_sha256: bytes,
+    keyring: Keyring,
+    package: Path | None = None,
 ) -> CustodyCheck:
     """Check links, order, times and signatures of a custody log."""
     from evidence.keys import public_key_from_bytes
@@ -188,7 +191,7 @@ def check_log(
     events: list[dict[str, typing.Any]] = []
     trusted: list[str] = []
     untrusted: list[str] = []
-    prev_bytes = manifest
+    prev_digest = manifest_sha256.hex()
     last_time: _dt.datetime | None = None
     for number, line in enumerate(lines, 1):
         where = f"event {number}"
@@ -208,7 +211,7 @@ def check_log(
             problems.append(f"{where}: not in canonical form (edited?)")
         if obj.get("seq") != number:
             problems.append(f"{where}: sequence number {obj.get('seq')!r}, expected {number}")
-        if obj.get("prev") != hashlib.sha256(prev_bytes).hexdigest():
+        if obj.get("prev") != prev_digest:
             problems.append(
                 f"{where}: does not link to the "
                 + ("manifest" if number == 1 else "previous event (removed, reordered or edited)")
@@ -249,5 +252,5 @@ def check_log(
                 untrusted.append(kid)
             else:
                 problems.append(f"{where}: signed event without a usable key id")
-        prev_bytes = line
+        prev_digest = hashlib.sha256(line).hexdigest()
     return CustodyCheck(tuple(events), tuple(problems), tuple(trusted), tuple(untrusted))

@@ -112,12 +112,12 @@ def _accuracy_seconds(tst_info: typing.Any) -> float:
 
 def check_token(
     response_der: bytes,
-    manifest: bytes,
+    manifest_sha256: bytes,
     *,
     roots: typing.Sequence[x509.Certificate],
     expected_nonce: int | None = None,
 ) -> TokenCheck:
-    """Check a stored or received TimeStampResp against the manifest bytes.
+    """Check a stored or received TimeStampResp against SHA-256(manifest.json).
 
     Always: parses, status granted, imprint = SHA-256(manifest), nonce (when
     given), the signing certificate's critical timeStamping EKU. With
@@ -149,7 +149,7 @@ def check_token(
         problems.append(f"the TSA did not grant the request (status {status})")
     if imprint.hash_algorithm != _SHA256_OID:
         problems.append("the imprint is not SHA-256")
-    elif imprint.message != hashlib.sha256(manifest).digest():
+    elif imprint.message != manifest_sha256:
         problems.append(
             "the token is for different data: its imprint is not SHA-256(manifest.json)"
         )
@@ -179,7 +179,7 @@ def check_token(
         if expected_nonce is not None:
             builder = builder.nonce(expected_nonce)
         try:
-            builder.build().verify_message(response, manifest)
+            builder.build().verify(response, manifest_sha256)
             chain_checked = True
         except VerificationError as exc:
             problems.append(
@@ -250,7 +250,9 @@ def request_timestamp(
         session.close()
     if len(body) > MAX_TOKEN_BYTES:
         raise TimestampError(f"TSA {tsa_url} sent more than {MAX_TOKEN_BYTES} bytes")
-    result = check_token(body, manifest, roots=roots, expected_nonce=request.nonce)
+    result = check_token(
+        body, hashlib.sha256(manifest).digest(), roots=roots, expected_nonce=request.nonce
+    )
     if result.problems or result.gen_time is None:
         raise TimestampError(f"TSA {tsa_url} response refused: {'; '.join(result.problems)}")
     from rfc3161_client import decode_timestamp_response

@@ -242,6 +242,12 @@ def find_http_header_end(buf: bytes | bytearray, start: int = 0) -> tuple[int | 
         pos = nxt
 
 
+class RecordLike(typing.Protocol):
+    """An inventory entry: a dict or a :class:`evidence.manifest.InventoryRecord`."""
+
+    def get(self, key: str, default: typing.Any = None, /) -> typing.Any: ...
+
+
 @attrs.frozen
 class RecordCheck:
     """What was found in one WARC record."""
@@ -256,7 +262,7 @@ class _RecordReader:
 
     def __init__(
         self,
-        expected: typing.Mapping[str, typing.Any],
+        expected: RecordLike,
         hasher: _HashWorker,
         block_key: typing.Hashable,
     ) -> None:
@@ -335,8 +341,14 @@ class _RecordReader:
                 self.http_prefix = bytearray()
         self.state = "block"
         if self.block_left == 0:
-            if self.block_algorithm is not None:
-                self.hasher.feed(self.block_key, b"", last=True, algorithm=self.block_algorithm)
+            if self.block_algorithm is not None and self.block_expected is not None:
+                self.hasher.feed(
+                    self.block_key,
+                    b"",
+                    last=True,
+                    algorithm=self.block_algorithm,
+                    expected=self.block_expected[1],
+                )
             if self.payload_hash is not None:
                 self.http_prefix = None
             self.state = "trailer"
@@ -377,6 +389,7 @@ class _RecordReader:
                         part,
                         last=self.block_left == 0,
                         algorithm=self.block_algorithm,
+                        expected=self.block_expected[1] if self.block_expected else None,
                     )
                 self._feed_payload(part)
                 if self.block_left == 0:
@@ -405,6 +418,11 @@ class _RecordReader:
             self.payload_hash = None
             self.http_prefix = None
 
+    def close(self) -> None:
+        """Drop an unfinished block digest on the worker (a broken or cut record)."""
+        if self.block_algorithm is not None and self.state in ("block", "broken"):
+            self.hasher.feed(self.block_key, b"", last=True, algorithm=self.block_algorithm)
+
     def finish(self) -> list[str]:
         if self.state == "head":
             self.problems.append("record ends inside its WARC header")
@@ -430,7 +448,8 @@ class WARCCheck:
 
     file_sha256: str
     size: int
-    records: tuple[RecordCheck, ...]
+    checked: int  # inventory entries reached
+    records: tuple[RecordCheck, ...]  # only records with problems
     problems: tuple[str, ...]  # file-level problems (gaps, trailing bytes, duplicates)
 
 
@@ -440,14 +459,15 @@ class _HashWorker:
     hashlib releases the GIL, so hashing the compressed bytes (the whole file
     and each member) and each record block overlaps with decompression and
     parsing on the calling thread. Small updates are batched so the queue sees
-    about one item per MiB; the bounded queue keeps memory bounded.
+    about one item per MiB; the bounded queue keeps memory bounded. Digests
+    are compared on the worker as they complete and only mismatches are kept,
+    so memory does not grow with the number of records.
     """
 
     _BATCH = 1 << 20
-    FILE = ("file",)
 
     def __init__(self) -> None:
-        self.digests: dict[typing.Hashable, bytes] = {}
+        self.mismatches: set[typing.Hashable] = set()
         self._file_hash = hashlib.sha256()
         self._queue: queue.Queue[list[_HashJob] | None] = queue.Queue(maxsize=16)
         self._batch: list[_HashJob] = []
@@ -463,9 +483,14 @@ class _HashWorker:
         last: bool,
         algorithm: str = "sha256",
         file: bool = False,
+        expected: bytes | None = None,
     ) -> None:
-        """Update digest ``key`` (and the whole-file digest when ``file``) with ``data``."""
-        self._batch.append((key, data, last, algorithm, file))
+        """Update digest ``key`` (and the file digest when ``file``) with ``data``.
+
+        With ``last``, the digest is finished and compared with ``expected``
+        (no expectation: just discarded).
+        """
+        self._batch.append((key, data, last, algorithm, file, expected))
         self._batch_size += len(data)
         if self._batch_size >= self._BATCH:
             self._flush()
@@ -479,16 +504,19 @@ class _HashWorker:
     def _run(self) -> None:
         open_hashes: dict[typing.Hashable, typing.Any] = {}
         while (batch := self._queue.get()) is not None:
-            for key, data, last, algorithm, file in batch:
+            for key, data, last, algorithm, file, expected in batch:
                 if file:
                     self._file_hash.update(data)
+                if key is None:
+                    continue
                 h = open_hashes.get(key)
                 if h is None:
                     h = open_hashes[key] = hashlib.new(algorithm)
                 h.update(data)
                 if last:
-                    self.digests[key] = h.digest()
                     del open_hashes[key]
+                    if expected is not None and h.digest() != expected:
+                        self.mismatches.add(key)
 
     def finish(self) -> str:
         """Wait for the thread; return the file's SHA-256 hex digest."""
@@ -498,10 +526,10 @@ class _HashWorker:
         return self._file_hash.hexdigest()
 
 
-_HashJob = tuple[typing.Hashable, "bytes | memoryview", bool, str, bool]
+_HashJob = tuple[typing.Hashable, "bytes | memoryview", bool, str, bool, "bytes | None"]
 
 
-def check_warc(path: str, inventory: typing.Sequence[typing.Mapping[str, typing.Any]]) -> WARCCheck:
+def check_warc(path: str, inventory: typing.Sequence[RecordLike]) -> WARCCheck:
     """Check a WARC file member by member against the manifest's inventory.
 
     For every listed record: the gzip member starts where listed, has the
@@ -513,35 +541,43 @@ def check_warc(path: str, inventory: typing.Sequence[typing.Mapping[str, typing.
     """
     hasher = _HashWorker()
     file_problems: list[str] = []
-    problems_by_record: list[tuple[int, str | None, list[str]]] = []
+    problems: dict[int, list[str]] = {}
+    ids: dict[int, str | None] = {}
     seen_ids: set[str] = set()
-    block_expected: dict[int, bytes] = {}
     offset = 0
     size = 0
+    checked = 0
+
+    def note(index: int, rid: str | None, text: str) -> None:
+        problems.setdefault(index, []).append(text)
+        ids[index] = rid
+
     try:
         with open(path, "rb", buffering=_CHUNK) as fh:
             size = os.fstat(fh.fileno()).st_size
             for index, rec in enumerate(inventory):
+                checked = index + 1
                 rid = rec.get("id") if isinstance(rec.get("id"), str) else None
-                problems: list[str] = []
-                problems_by_record.append((index, rid, problems))
                 if rid in seen_ids:
-                    problems.append(f"record id {rid} is listed twice")
+                    note(index, rid, f"record id {rid} is listed twice")
                 if rid is not None:
                     seen_ids.add(rid)
                 want_offset, length = rec.get("offset"), rec.get("length")
                 if want_offset != offset:
-                    problems.append(
-                        f"listed at offset {want_offset}, but the previous record ends at {offset}"
+                    note(
+                        index,
+                        rid,
+                        f"listed at offset {want_offset}, but the previous record ends at {offset}",
                     )
                     file_problems.append(
                         "record inventory does not tile the file; later records not checked"
                     )
                     break
                 if not isinstance(length, int) or isinstance(length, bool) or length <= 0:
-                    problems.append(f"bad member length {length!r}")
+                    note(index, rid, f"bad member length {length!r}")
                     break
-                problems.extend(_check_member(fh, length, rec, hasher, index, block_expected))
+                for text in _check_member(fh, length, rec, hasher, index):
+                    note(index, rid, text)
                 offset += length
             # Hash whatever follows the last listed member, so the file digest is whole.
             fh.seek(min(offset, size))
@@ -553,27 +589,31 @@ def check_warc(path: str, inventory: typing.Sequence[typing.Mapping[str, typing.
                 file_problems.append(f"{trailing} bytes follow the last listed record")
     finally:
         file_sha256 = hasher.finish()
-    for index, _rid, problems in problems_by_record:
-        digest = hasher.digests.get(("member", index))
-        if digest is not None and digest.hex() != inventory[index].get("sha256"):
-            problems.insert(0, "member SHA-256 differs from the manifest")
-        expected_block = block_expected.get(index)
-        if expected_block is not None and hasher.digests.get(("block", index)) != expected_block:
-            problems.append("block digest does not match the record content")
+    keys = typing.cast("set[tuple[str, int]]", hasher.mismatches)  # ("member"|"block", index)
+    for kind, index in sorted(keys):
+        rid = inventory[index].get("id")
+        if kind == "member":
+            problems.setdefault(index, []).insert(0, "member SHA-256 differs from the manifest")
+        else:
+            note(index, rid, "block digest does not match the record content")
+        ids[index] = rid if isinstance(rid, str) else None
     if not inventory:
         file_problems.append("the manifest lists no WARC records")
-    records = tuple(RecordCheck(i, rid, tuple(p)) for i, rid, p in problems_by_record)
-    return WARCCheck(file_sha256, size, records, tuple(file_problems))
+    records = tuple(RecordCheck(i, ids.get(i), tuple(problems[i])) for i in sorted(problems))
+    return WARCCheck(file_sha256, size, checked, records, tuple(file_problems))
 
 
 def _check_member(
     fh: typing.BinaryIO,
     length: int,
-    rec: typing.Mapping[str, typing.Any],
+    rec: RecordLike,
     hasher: _HashWorker,
     index: int,
-    block_expected: dict[int, bytes],
 ) -> list[str]:
+    try:
+        member_expected: bytes | None = bytes.fromhex(str(rec.get("sha256")))
+    except ValueError:
+        member_expected = b""  # matches no digest: an unreadable listing is a mismatch
     decomp = zlib.decompressobj(31)
     reader = _RecordReader(rec, hasher, ("block", index))
     problems: list[str] = []
@@ -584,10 +624,10 @@ def _check_member(
         chunk = fh.read(min(_CHUNK, left))
         if not chunk:
             problems.append(f"file ends {left} bytes before the end of this member")
-            hasher.feed(("member", index), b"", last=True)
+            hasher.feed(("member", index), b"", last=True, expected=member_expected)
             break
         left -= len(chunk)
-        hasher.feed(("member", index), chunk, last=left == 0, file=True)
+        hasher.feed(("member", index), chunk, last=left == 0, file=True, expected=member_expected)
         if corrupt or ended_early:
             continue
         data = chunk
@@ -612,6 +652,5 @@ def _check_member(
         problems.append("gzip member is incomplete (truncated)")
     if not corrupt and decomp.eof:
         problems.extend(reader.finish())
-        if reader.block_expected is not None and reader.state == "trailer":
-            block_expected[index] = reader.block_expected[1]
+    reader.close()
     return problems

@@ -22,7 +22,7 @@ from evidence.timestamping import check_token, request_nonce
 from evidence.verify.verifier import _parse_checksum_file
 from evidence.warc import check_warc
 
-_MANIFEST = b'{"format": "evidence-package/1"}'
+_MANIFEST = hashlib.sha256(b'{"format": "evidence-package/1"}').digest()
 
 
 def _gz(data: bytes) -> bytes:

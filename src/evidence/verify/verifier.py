@@ -37,7 +37,7 @@ from cryptography import x509
 from evidence.custody import CUSTODY_PATH, check_log, read_events
 from evidence.errors import EvidenceError, ManifestError, PackageError, VerificationError
 from evidence.keys import Keyring, key_id, public_key_from_bytes, public_key_pem
-from evidence.manifest import Manifest
+from evidence.manifest import Manifest, decode_strict
 from evidence.package import (
     ATTACHMENT_DIRS,
     ATTACHMENT_FILES,
@@ -233,13 +233,20 @@ class _Verifier:
             self._layout()
             self._tag_manifest()
             raw = self._manifest_bytes()
+            digest = None
             if raw is not None:
+                # Signatures are checked on the exact bytes before they are parsed.
                 self._signatures(raw)
-                manifest = self._manifest(raw)
+                digest = hashlib.sha256(raw).digest()
+                text = self._decode(raw)
+                del raw  # a 30 MB manifest need not be held twice while parsing
+                if text is not None:
+                    manifest = self._manifest(text, digest)
+                    del text
             self._payload(manifest)
-            if raw is not None:
-                self._timestamps(raw, manifest)
-                self._custody(raw, manifest)
+            if digest is not None:
+                self._timestamps(digest, manifest)
+                self._custody(digest, manifest)
         except (OSError, EvidenceError) as exc:  # an unreadable file, mid-way
             self.add("io", "Reading the package", Status.FAIL, f"cannot read the package: {exc}")
         return self._report(manifest)
@@ -453,9 +460,16 @@ class _Verifier:
         )
 
     # Step 5 ---------------------------------------------------------------
-    def _manifest(self, raw: bytes) -> Manifest | None:
+    def _decode(self, raw: bytes) -> str | None:
         try:
-            manifest = Manifest.from_bytes(raw)
+            return decode_strict(raw, what="manifest.json")
+        except ManifestError as exc:
+            self.add("manifest", "Manifest", Status.FAIL, str(exc))
+            return None
+
+    def _manifest(self, text: str, digest: bytes) -> Manifest | None:
+        try:
+            manifest = Manifest.from_text(text, digest)
         except ManifestError as exc:
             self.add("manifest", "Manifest", Status.FAIL, str(exc))
             return None
@@ -567,12 +581,9 @@ class _Verifier:
         result = check_warc(str(self.root / warc_path), manifest.records)
         actual[warc_path] = result.file_sha256
         details = list(result.problems)
-        bad = 0
         for rc in result.records:
-            if rc.problems:
-                bad += 1
-                details.extend(f"record {rc.index} ({rc.record_id}): {p}" for p in rc.problems)
-        missing = len(manifest.records) - len(result.records)
+            details.extend(f"record {rc.index} ({rc.record_id}): {p}" for p in rc.problems)
+        missing = len(manifest.records) - result.checked
         if missing > 0:
             details.append(f"{missing} listed record(s) not reached")
         if details:
@@ -580,19 +591,19 @@ class _Verifier:
                 "warc",
                 title,
                 Status.FAIL,
-                f"{bad} of {len(manifest.records)} record(s) do not match",
+                f"{len(result.records)} of {len(manifest.records)} record(s) do not match",
                 tuple(details),
             )
         return Check(
             "warc",
             title,
             Status.PASS,
-            f"{len(result.records)} records: gzip members, offsets, lengths, SHA-256, "
+            f"{result.checked} records: gzip members, offsets, lengths, SHA-256, "
             "record ids and digests all match",
         )
 
     # Step 8 ---------------------------------------------------------------
-    def _timestamps(self, raw: bytes, manifest: Manifest | None) -> None:
+    def _timestamps(self, digest: bytes, manifest: Manifest | None) -> None:
         names = sorted(
             n for n in self.files if n.startswith("evidence/timestamps/") and n.endswith(".tsr")
         )
@@ -624,7 +635,7 @@ class _Verifier:
                 details.append("the request (.tsq) is not stored, so the nonce cannot be audited")
             result = check_token(
                 _read_bounded(self.root / name, MAX_TOKEN_BYTES),
-                raw,
+                digest,
                 roots=self.tsa_roots,
                 expected_nonce=nonce,
             )
@@ -675,7 +686,7 @@ class _Verifier:
                 "a verified timestamp is required (--require-timestamp) and none verified",
             )
 
-    def _custody(self, raw: bytes, manifest: Manifest | None) -> None:
+    def _custody(self, digest: bytes, manifest: Manifest | None) -> None:
         title = "Chain of custody"
         if CUSTODY_PATH not in self.files:
             declared = manifest is not None and manifest.data.get("custody_log") == CUSTODY_PATH
@@ -695,7 +706,7 @@ class _Verifier:
         except PackageError as exc:
             self.add("custody", title, Status.FAIL, str(exc))
             return
-        result = check_log(lines, raw, self.keyring, self.root)
+        result = check_log(lines, digest, self.keyring, self.root)
         present = {hashlib.sha256(line).hexdigest() for line in lines}
         missing = [a for a in self.custody_anchors if a not in present]
         if missing:
