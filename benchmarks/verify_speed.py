@@ -56,10 +56,8 @@ def main() -> int:
             rows.append((name, *best))
         size = warc.stat().st_size / 1024 / 1024
         print(
-            print(
-                f"Package: {args.size_mib} MiB uncompressed, WARC file {size:.0f} MiB; "
-                f"best of {args.repeat}"
-            )
+            f"Package: {args.size_mib} MiB uncompressed, WARC file {size:.0f} MiB; "
+            f"best of {args.repeat}"
         )
         print(table(rows, "warcio check"))
     return 0 if rows[0][3] == 0 else 1

@@ -351,6 +351,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- parser ----------------------------------------------------------------
 
 
+def _add_tsa_ca(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument("--tsa-ca", action="append", default=[], metavar="ROOT.pem", help=help_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evidence",
@@ -440,13 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="RFC 3161 time-stamping authority to timestamp the manifest (repeatable)",
     )
-    p.add_argument(
-        "--tsa-ca",
-        action="append",
-        default=[],
-        metavar="ROOT.pem",
-        help="TSA root certificate to check tokens against on receipt (repeatable)",
-    )
+    _add_tsa_ca(p, "TSA root certificate to check tokens against on receipt (repeatable)")
     p.set_defaults(func=cmd_capture)
 
     p = sub.add_parser("show", help="summarise a package")
@@ -464,13 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a public key or directory of keys whose signatures count (repeatable)",
     )
     p.add_argument("--json", action="store_true", help="print the JSON report")
-    p.add_argument(
-        "--tsa-ca",
-        action="append",
-        default=[],
-        metavar="ROOT.pem",
-        help="root certificate of a time-stamping authority you trust (repeatable)",
-    )
+    _add_tsa_ca(p, "root certificate of a time-stamping authority you trust (repeatable)")
     p.add_argument(
         "--require-timestamp",
         action="store_true",
@@ -494,13 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="time-stamping authority URL (repeatable)",
     )
-    p.add_argument(
-        "--tsa-ca",
-        action="append",
-        default=[],
-        metavar="ROOT.pem",
-        help="TSA root certificate to check the token against on receipt",
-    )
+    _add_tsa_ca(p, "TSA root certificate to check the token against on receipt")
     p.add_argument("--timeout", type=_positive_float, default=30.0, metavar="SECONDS")
     p.set_defaults(func=cmd_timestamp)
 
@@ -513,18 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="'add' appends an event; default: show the log",
     )
     p.add_argument("package", metavar="PACKAGE")
+    from evidence.custody import EVENTS
+
     p.add_argument(
         "--event",
-        choices=[
-            "captured",
-            "signed",
-            "timestamped",
-            "countersigned",
-            "copied",
-            "transferred",
-            "exported",
-            "checked",
-        ],
+        choices=EVENTS,
         help="event type (for add)",
     )
     p.add_argument("--note", help="free text: who received it, where, why (for add)")

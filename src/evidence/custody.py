@@ -28,8 +28,6 @@ import os
 import typing
 from pathlib import Path
 
-import attrs
-
 from evidence.errors import EvidenceError, PackageError
 
 if typing.TYPE_CHECKING:
@@ -157,8 +155,7 @@ def append_event(
     return typing.cast("dict[str, typing.Any]", json.loads(line))
 
 
-@attrs.frozen
-class CustodyCheck:
+class CustodyCheck(typing.NamedTuple):
     """Result of checking a custody log."""
 
     events: tuple[dict[str, typing.Any], ...]

@@ -40,6 +40,7 @@ __all__ = [
     "key_id",
     "load_private_key",
     "load_public_key",
+    "pem_encode",
     "public_key_pem",
     "write_keypair",
 ]
@@ -85,7 +86,8 @@ def _encrypt_pkcs8(private_der: bytes, passphrase: bytes) -> bytes:
     return _der(0x30, algorithm + _der(0x04, encrypted))
 
 
-def _pem(label: str, der: bytes) -> bytes:
+def pem_encode(label: str, der: bytes) -> bytes:
+    """RFC 7468 PEM text for DER bytes under ``label`` (64-character lines)."""
     body = base64.encodebytes(der).decode("ascii").replace("\n", "")
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     return (f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n").encode()
@@ -124,7 +126,7 @@ def private_key_pem(private_key: Ed25519PrivateKey, passphrase: bytes | None) ->
     der = private_key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    return _pem("ENCRYPTED PRIVATE KEY", _encrypt_pkcs8(der, passphrase))
+    return pem_encode("ENCRYPTED PRIVATE KEY", _encrypt_pkcs8(der, passphrase))
 
 
 def write_keypair(path: str | os.PathLike[str], passphrase: bytes | None) -> str:

@@ -39,6 +39,7 @@ from evidence.capturing.requisites import (
 )
 from evidence.custody import CUSTODY_PATH, make_event
 from evidence.errors import CaptureError, EvidenceError, PackageError
+from evidence.keys import pem_encode
 from evidence.manifest import FORMAT, dumps
 from evidence.package import PackageWriter, fault_point, make_package_id
 from evidence.signing import attachments_for
@@ -305,14 +306,6 @@ def _cert_details(der: bytes) -> dict[str, typing.Any]:
     return info
 
 
-def _pem(der: bytes) -> bytes:
-    import base64
-
-    body = base64.b64encode(der).decode("ascii")
-    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
-    return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n".encode()
-
-
 @attrs.frozen
 class _Fetched:
     """A redirect chain fetched for one URL (possibly cut short by an error)."""
@@ -358,7 +351,7 @@ class _Capture:
         if rel not in self.chains:
             path = self.pkg.path(rel)
             path.parent.mkdir(exist_ok=True)
-            data = b"".join(_pem(der) for der in ex.tls.chain_der)
+            data = b"".join(pem_encode("CERTIFICATE", der) for der in ex.tls.chain_der)
             with open(path, "xb") as fh:
                 fh.write(data)
                 fh.flush()

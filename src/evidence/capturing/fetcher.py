@@ -499,10 +499,6 @@ class AddressRefused(OSError):
     """A connection was refused by the caller's address policy (e.g. public-only)."""
 
 
-def _iso(ts: _dt.datetime) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 class Fetcher:
     """Performs single HTTP(S) exchanges and records their raw bytes.
 
