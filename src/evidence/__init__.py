@@ -14,6 +14,7 @@ import typing
 
 if typing.TYPE_CHECKING:
     from evidence.capturing import CaptureOptions, CaptureResult, Operator, capture
+    from evidence.custody import append_event
     from evidence.errors import (
         CaptureError,
         EvidenceError,
@@ -25,6 +26,7 @@ if typing.TYPE_CHECKING:
     )
     from evidence.keys import Keyring
     from evidence.signing import sign_package
+    from evidence.timestamping import add_timestamp
     from evidence.verify import Outcome, Report, Status, verify, verify_strict
 
 __all__ = [
@@ -43,6 +45,8 @@ __all__ = [
     "Status",
     "VerificationError",
     "__version__",
+    "add_timestamp",
+    "append_event",
     "capture",
     "sign_package",
     "verify",
@@ -63,6 +67,8 @@ _LAZY = {
     "VerificationError": "evidence.errors",
     "Keyring": "evidence.keys",
     "sign_package": "evidence.signing",
+    "add_timestamp": "evidence.timestamping",
+    "append_event": "evidence.custody",
     "Outcome": "evidence.verify",
     "Report": "evidence.verify",
     "Status": "evidence.verify",
