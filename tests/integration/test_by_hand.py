@@ -48,6 +48,11 @@ def by_hand(pkg: Path, pub: Path, kid: str) -> dict[str, bool]:
         check=True,
     ).stdout
     results["key id"] = hashlib.sha256(der).hexdigest() == kid
+    manifest_sum = subprocess.run(
+        ["sha256sum", MANIFEST_PATH], cwd=pkg, capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    first_event = json.loads((pkg / "evidence/custody.jsonl").read_bytes().splitlines()[0])
+    results["custody links to manifest"] = first_event["prev"] == manifest_sum
     m = json.loads((pkg / MANIFEST_PATH).read_bytes())
     warc = (pkg / "data/capture.warc.gz").read_bytes()
     results["manifest file hash"] = m["files"][0]["sha256"] == hashlib.sha256(warc).hexdigest()
