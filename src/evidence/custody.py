@@ -133,7 +133,7 @@ def append_event(
     The file is rewritten through a temporary name and renamed, so a crash
     leaves either the old log or the new one. ``manifest.json`` is never touched.
     """
-    from evidence.package import require_package, write_file_atomic
+    from evidence.package import attachment_dir, require_package, write_file_atomic
     from evidence.signing import read_manifest_bytes
 
     root = require_package(package)
@@ -149,7 +149,10 @@ def append_event(
         key=key,
     )
     try:
-        write_file_atomic(root / CUSTODY_PATH, b"".join(x + b"\n" for x in [*lines, line]))
+        target = attachment_dir(root, "evidence") / "custody.jsonl"
+        if target.is_symlink():
+            raise PackageError(f"{target} is a symbolic link; refusing to write through it")
+        write_file_atomic(target, b"".join(x + b"\n" for x in [*lines, line]))
     except OSError as exc:
         raise PackageError(f"cannot write {CUSTODY_PATH}: {exc.strerror or exc}") from exc
     return typing.cast("dict[str, typing.Any]", json.loads(line))

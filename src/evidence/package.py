@@ -28,6 +28,7 @@ __all__ = [
     "MANIFEST_PATH",
     "TAG_FILES",
     "PackageWriter",
+    "attachment_dir",
     "fsync_dir",
     "is_package",
     "make_package_id",
@@ -147,11 +148,16 @@ def safe_relative_path(name: str) -> bool:
 
 
 def is_package(path: Path) -> bool:
-    """True when ``path`` looks like a finished package (not a temporary directory)."""
+    """True when ``path`` looks like a finished package (not a temporary directory).
+
+    The marker files must be regular files, not symbolic links.
+    """
     return (
         not path.name.startswith(".")
         and (path / "bagit.txt").is_file()
+        and not (path / "bagit.txt").is_symlink()
         and (path / MANIFEST_PATH).is_file()
+        and not (path / MANIFEST_PATH).is_symlink()
     )
 
 
@@ -165,6 +171,25 @@ def require_package(path: str | os.PathLike[str]) -> Path:
     if not is_package(p):
         raise PackageError(f"{p}: not an evidence package (no bagit.txt or {MANIFEST_PATH})")
     return p
+
+
+def attachment_dir(root: Path, relative: str) -> Path:
+    """A directory under ``evidence/`` for attachments, created if missing.
+
+    Refuses symbolic links on the way, so adding a signature, token or custody
+    event to a package someone else prepared never writes outside it.
+    """
+    path = root
+    for part in relative.split("/"):
+        path = path / part
+        if path.is_symlink():
+            raise PackageError(f"{path} is a symbolic link; refusing to write through it")
+        if not path.exists():
+            path.mkdir()
+            fsync_dir(path.parent)
+        elif not path.is_dir():
+            raise PackageError(f"{path} is not a directory")
+    return path
 
 
 class PackageWriter:

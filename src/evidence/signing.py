@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from evidence.errors import PackageError, SigningError
 from evidence.keys import key_id, public_key_pem
-from evidence.package import MANIFEST_PATH, fsync_dir, require_package, write_file_atomic
+from evidence.package import MANIFEST_PATH, attachment_dir, require_package, write_file_atomic
 
 __all__ = [
     "SIGNATURE_SIZE",
@@ -62,14 +62,10 @@ def sign_package(
     public_key = private_key.public_key()
     kid = key_id(public_key)
     signature = private_key.sign(manifest)
-    sig_dir = root / "evidence" / "signatures"
-    key_dir = root / "evidence" / "keys"
-    sig_path = sig_dir / f"{kid}.sig"
     try:
-        for d in (sig_dir, key_dir):
-            if not d.exists():
-                d.mkdir()
-                fsync_dir(d.parent)
+        sig_dir = attachment_dir(root, "evidence/signatures")
+        key_dir = attachment_dir(root, "evidence/keys")
+        sig_path = sig_dir / f"{kid}.sig"
         if sig_path.exists():
             # Ed25519 is deterministic: the same key over the same bytes gives
             # the same signature, so an existing file is either identical or

@@ -295,17 +295,14 @@ def add_timestamp(
     timeout: float = 30.0,
 ) -> tuple[TimestampToken, str]:
     """Timestamp an existing package's manifest; returns the token and its stored path."""
-    from evidence.package import fsync_dir, require_package, write_file_atomic
+    from evidence.package import attachment_dir, require_package, write_file_atomic
     from evidence.signing import read_manifest_bytes
 
     root = require_package(package)
     manifest = read_manifest_bytes(root)
     token = request_timestamp(manifest, tsa_url, roots=roots, timeout=timeout)
-    ts_dir = root / "evidence" / "timestamps"
     try:
-        if not ts_dir.exists():
-            ts_dir.mkdir()
-            fsync_dir(ts_dir.parent)
+        ts_dir = attachment_dir(root, "evidence/timestamps")
         existing = {p.stem for p in ts_dir.iterdir()}
         files = token_attachments(token, existing)
         # The request first: a .tsr never appears without its .tsq.

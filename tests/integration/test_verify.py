@@ -354,3 +354,41 @@ def test_missing_trust_file_is_a_usage_error(sealed_package, tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "bag-info.txt",
+        "manifest-sha256.txt",
+        "tagmanifest-sha256.txt",
+        "evidence/custody.jsonl",
+        WARC,
+    ],
+)
+def test_fifo_in_place_of_a_file_never_hangs(package_copy, signer, name):
+    (package_copy / name).unlink()
+    os.mkfifo(package_copy / name)
+    report = verify(package_copy, trust=[signer.pub])  # would block forever if it read the FIFO
+    failed(report, "layout")
+
+
+def test_symlinked_manifest_is_not_a_package(package_copy, signer, tmp_path):
+    real = tmp_path / "elsewhere.json"
+    shutil.move(package_copy / MANIFEST_PATH, real)
+    os.symlink(real, package_copy / MANIFEST_PATH)
+    report = verify(package_copy, trust=[signer.pub])
+    assert report.outcome is Outcome.NOT_A_PACKAGE
+
+
+@pytest.mark.parametrize("where", ["evidence/signatures", "evidence/keys"])
+def test_signing_never_writes_through_a_symlink(package_copy, tmp_path, where):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.rmtree(package_copy / where)
+    os.symlink(outside, package_copy / where)
+    from evidence.errors import PackageError
+
+    with pytest.raises(PackageError, match="symbolic link"):
+        sign_package(package_copy, generate_keypair())
+    assert list(outside.iterdir()) == []

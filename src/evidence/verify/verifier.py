@@ -379,6 +379,16 @@ class _Verifier:
             )
 
     def _manifest_bytes(self) -> bytes | None:
+        # Only a regular file found by the layout walk is read: a symlink or a
+        # FIFO named manifest.json could point anywhere or block forever.
+        if MANIFEST_PATH not in self.files:
+            self.add(
+                "manifest",
+                "Manifest",
+                Status.FAIL,
+                f"{MANIFEST_PATH} is missing or not a regular file",
+            )
+            return None
         try:
             return _read_bounded(self.root / MANIFEST_PATH, MAX_TAG_FILE_BYTES)
         except PackageError as exc:
@@ -560,6 +570,8 @@ class _Verifier:
             )
 
     def _oxum(self, bag_entries: dict[str, str]) -> list[str]:
+        if "bag-info.txt" not in self.files:
+            return []  # reported by the layout check; never read a link or a FIFO
         info = _read_bounded(self.root / "bag-info.txt", MAX_TAG_FILE_BYTES)
         m = re.search(rb"^Payload-Oxum: *(\d+)\.(\d+) *$", info, re.MULTILINE)
         if not m:
