@@ -25,11 +25,8 @@ import stat
 import typing
 from pathlib import Path
 
-from cryptography.hazmat.primitives import padding, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from evidence.errors import KeyFileError
 
@@ -70,6 +67,13 @@ def _der_int(value: int) -> bytes:
 
 
 def _encrypt_pkcs8(private_der: bytes, passphrase: bytes) -> bytes:
+    # Imported here: only key generation needs them, and verification should
+    # not pay their start-up time and memory.
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.hashes import SHA256
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
     salt = os.urandom(16)
     iv = os.urandom(16)
     kdf = PBKDF2HMAC(algorithm=SHA256(), length=32, salt=salt, iterations=PBKDF2_ITERATIONS)

@@ -469,7 +469,7 @@ class _HashWorker:
     def __init__(self) -> None:
         self.mismatches: set[typing.Hashable] = set()
         self._file_hash = hashlib.sha256()
-        self._queue: queue.Queue[list[_HashJob] | None] = queue.Queue(maxsize=16)
+        self._queue: queue.Queue[list[_HashJob] | None] = queue.Queue(maxsize=8)
         self._batch: list[_HashJob] = []
         self._batch_size = 0
         self._thread = threading.Thread(target=self._run, daemon=True)

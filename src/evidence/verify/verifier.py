@@ -32,8 +32,6 @@ import stat
 import typing
 from pathlib import Path
 
-from cryptography import x509
-
 from evidence.custody import CUSTODY_PATH, check_log, read_events
 from evidence.errors import EvidenceError, ManifestError, PackageError, VerificationError
 from evidence.keys import Keyring, key_id, public_key_from_bytes, public_key_pem
@@ -48,9 +46,11 @@ from evidence.package import (
     sha256_file,
 )
 from evidence.signing import SIGNATURE_SIZE, signature_valid
-from evidence.timestamping import MAX_TOKEN_BYTES, check_token, load_tsa_roots, request_nonce
 from evidence.verify.report import Check, Outcome, Report, Status
 from evidence.warc import check_warc
+
+if typing.TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = ["TrustInput", "verify", "verify_strict"]
 
@@ -101,8 +101,17 @@ def verify(
         TimestampError: a TSA root file cannot be loaded (a caller error).
     """
     keyring = _keyring(trust)
-    roots = [r for r in tsa_roots if isinstance(r, x509.Certificate)]
-    roots += load_tsa_roots([r for r in tsa_roots if not isinstance(r, x509.Certificate)])
+    roots: list[x509.Certificate] = []
+    tsa_roots = list(tsa_roots)
+    if tsa_roots:
+        # Imported only when needed: cryptography.x509 and rfc3161-client cost
+        # memory and start-up time a plain verification does not need.
+        from cryptography import x509 as _x509
+
+        from evidence.timestamping import load_tsa_roots
+
+        roots = [r for r in tsa_roots if isinstance(r, _x509.Certificate)]
+        roots += load_tsa_roots([r for r in tsa_roots if not isinstance(r, _x509.Certificate)])
     anchors = [a.strip().lower() for a in custody_anchors]
     return _Verifier(Path(path), keyring, roots, require_timestamp, anchors).run()
 
@@ -628,6 +637,8 @@ class _Verifier:
                 "the package has no RFC 3161 timestamp token",
             )
             return
+        from evidence.timestamping import MAX_TOKEN_BYTES, check_token, request_nonce
+
         start = _capture_start(manifest)
         verified = 0
         for name in names:
