@@ -276,7 +276,8 @@ class _RecordReader:
         self.block_left = 0
         self.block_algorithm: str | None = None
         self.block_expected: tuple[str, bytes] | None = None
-        self.payload_hash: typing.Any = None
+        self.payload_key = ("payload", block_key[1]) if isinstance(block_key, tuple) else None
+        self.payload_active = False  # hashing the payload on the worker
         self.payload_expected: tuple[str, bytes] | None = None
         self.http_prefix: bytearray | None = None
         self.http_scan = 0
@@ -337,7 +338,7 @@ class _RecordReader:
                 "warc-payload-digest", required=exp.get("type") in ("request", "response")
             )
             if self.payload_expected is not None:
-                self.payload_hash = hashlib.new(self.payload_expected[0])
+                self.payload_active = True
                 self.http_prefix = bytearray()
         self.state = "block"
         if self.block_left == 0:
@@ -349,8 +350,7 @@ class _RecordReader:
                     algorithm=self.block_algorithm,
                     expected=self.block_expected[1],
                 )
-            if self.payload_hash is not None:
-                self.http_prefix = None
+            self._end_payload()
             self.state = "trailer"
 
     def _digest(self, header: str, *, required: bool) -> tuple[str, bytes] | None:
@@ -393,6 +393,7 @@ class _RecordReader:
                     )
                 self._feed_payload(part)
                 if self.block_left == 0:
+                    self._end_payload()
                     self.state = "trailer"
             elif self.state == "trailer":
                 room = 4 - len(self.trailer)
@@ -403,25 +404,47 @@ class _RecordReader:
                 return
 
     def _feed_payload(self, part: memoryview) -> None:
-        if self.payload_hash is None:
+        if not self.payload_active or self.payload_expected is None:
             return
+        algorithm = self.payload_expected[0]
         if self.http_prefix is None:
-            self.payload_hash.update(part)
+            self.hasher.feed(self.payload_key, part, last=False, algorithm=algorithm)
             return
         self.http_prefix.extend(part)
         end, self.http_scan = find_http_header_end(self.http_prefix, self.http_scan)
         if end is not None:
-            self.payload_hash.update(self.http_prefix[end:])
+            rest = bytes(self.http_prefix[end:])
             self.http_prefix = None
+            self.hasher.feed(self.payload_key, rest, last=False, algorithm=algorithm)
         elif len(self.http_prefix) > MAX_HTTP_HEADER_BYTES:
             self.problems.append("HTTP header block too long to find the payload")
-            self.payload_hash = None
+            self.payload_active = False
             self.http_prefix = None
 
+    def _end_payload(self) -> None:
+        """At the end of the block: finish the payload digest on the worker and compare."""
+        if not self.payload_active or self.payload_expected is None:
+            return
+        # With no end of the HTTP header block, nothing was fed: the payload is empty.
+        self.hasher.feed(
+            self.payload_key,
+            b"",
+            last=True,
+            algorithm=self.payload_expected[0],
+            expected=self.payload_expected[1],
+        )
+        self.payload_active = False
+        self.http_prefix = None
+
     def close(self) -> None:
-        """Drop an unfinished block digest on the worker (a broken or cut record)."""
-        if self.block_algorithm is not None and self.state in ("block", "broken"):
-            self.hasher.feed(self.block_key, b"", last=True, algorithm=self.block_algorithm)
+        """Drop unfinished digests on the worker (a broken or cut record)."""
+        if self.state in ("block", "broken"):
+            if self.block_algorithm is not None:
+                self.hasher.feed(self.block_key, b"", last=True, algorithm=self.block_algorithm)
+            if self.payload_active and self.payload_expected is not None:
+                self.hasher.feed(
+                    self.payload_key, b"", last=True, algorithm=self.payload_expected[0]
+                )
 
     def finish(self) -> list[str]:
         if self.state == "head":
@@ -433,12 +456,7 @@ class _RecordReader:
         elif self.state == "trailer":
             if bytes(self.trailer) != b"\r\n\r\n" or self.extra:
                 self.problems.append("record does not end with exactly CRLF CRLF after its block")
-            if self.payload_hash is not None and self.payload_expected is not None:
-                if self.http_prefix is not None:
-                    # No end of the HTTP header block: the payload is empty.
-                    self.payload_hash = hashlib.new(self.payload_expected[0])
-                if self.payload_hash.digest() != self.payload_expected[1]:
-                    self.problems.append("payload digest does not match the record content")
+        # Block and payload digests are compared on the hashing thread.
         return self.problems
 
 
@@ -595,7 +613,7 @@ def check_warc(path: str, inventory: typing.Sequence[RecordLike]) -> WARCCheck:
         if kind == "member":
             problems.setdefault(index, []).insert(0, "member SHA-256 differs from the manifest")
         else:
-            note(index, rid, "block digest does not match the record content")
+            note(index, rid, f"{kind} digest does not match the record content")
         ids[index] = rid if isinstance(rid, str) else None
     if not inventory:
         file_problems.append("the manifest lists no WARC records")

@@ -79,3 +79,32 @@ def test_writer_checks_block_length():
             block_length=1,
             block_sha256=DIGEST,
         )
+
+
+@pytest.mark.parametrize("wrong", ["block", "payload", "none"])
+def test_check_warc_compares_block_and_payload_digests(tmp_path, wrong):
+    from evidence.warc import check_warc
+
+    block = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody"
+    good_block = hashlib.sha256(block).digest()
+    good_payload = hashlib.sha256(b"body").digest()
+    bad = hashlib.sha256(b"other").digest()
+    path = tmp_path / "x.warc.gz"
+    with open(path, "wb") as fh:
+        w = WARCWriter(fh)
+        w.write_record(
+            record_type="response",
+            date="2026-01-01T00:00:00Z",
+            target_uri="http://a/",
+            content_type="application/http;msgtype=response",
+            block=block,
+            block_length=len(block),
+            block_sha256=bad if wrong == "block" else good_block,
+            payload_sha256=bad if wrong == "payload" else good_payload,
+        )
+    result = check_warc(str(path), [m.to_json() for m in w.members])
+    problems = [p for r in result.records for p in r.problems]
+    if wrong == "none":
+        assert problems == [] and result.checked == 1
+    else:
+        assert problems == [f"{wrong} digest does not match the record content"]
