@@ -10,8 +10,11 @@ NaN/Infinity, invalid UTF-8, a byte-order mark, nesting deeper than
 
 from __future__ import annotations
 
+import array
+import collections.abc
 import hashlib
 import json
+import re
 import sys
 import typing
 
@@ -23,6 +26,7 @@ __all__ = [
     "FORMAT",
     "MAX_DEPTH",
     "MAX_MANIFEST_BYTES",
+    "Inventory",
     "InventoryRecord",
     "Manifest",
     "decode_strict",
@@ -46,9 +50,12 @@ def dumps(obj: typing.Any) -> bytes:
     """
     records = None
     warc = obj.get("warc") if isinstance(obj, dict) else None
-    if isinstance(warc, dict) and isinstance(warc.get("records"), list) and warc["records"]:
-        records = warc["records"]
-        obj = {**obj, "warc": {**warc, "records": _PLACEHOLDER}}
+    if isinstance(warc, dict) and isinstance(warc.get("records"), list | Inventory):
+        if len(warc["records"]):
+            records = warc["records"]
+            obj = {**obj, "warc": {**warc, "records": _PLACEHOLDER}}
+        else:
+            obj = {**obj, "warc": {**warc, "records": []}}
     text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
     if records is not None:
         lines = ",\n".join(
@@ -60,6 +67,7 @@ def dumps(obj: typing.Any) -> bytes:
 
 
 _PLACEHOLDER = "\x00records\x00"
+_HEX = re.compile(r"[0-9a-f]{64}")
 RECORD_KEYS = frozenset({"id", "type", "date", "target_uri", "offset", "length", "sha256"})
 
 
@@ -98,43 +106,131 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _no_duplicates(pairs: list[tuple[str, typing.Any]]) -> typing.Any:
+def _no_duplicates(pairs: list[tuple[str, typing.Any]]) -> dict[str, typing.Any]:
     result: dict[str, typing.Any] = {}
     for key, value in pairs:
         if key in result:
             raise ManifestError(f"duplicate JSON key {key!r}")
         result[key] = value
-    if len(result) == len(RECORD_KEYS) and result.keys() == RECORD_KEYS:
-        r = result
-        if (
+    return result
+
+
+class _RecordMarker:
+    """Stands in the parsed tree for a record that went into the :class:`Inventory`."""
+
+
+_RECORD = _RecordMarker()
+_INT64 = 2**63
+
+
+class Inventory(collections.abc.Sequence[InventoryRecord]):
+    """The WARC record inventory, stored by column.
+
+    A package can list 100,000 records; a dict per record would cost about
+    800 bytes each, these columns about 250. Items are built on access.
+    """
+
+    def __init__(self) -> None:
+        self._ids: list[str] = []
+        self._types: list[str] = []
+        self._dates: list[str] = []
+        self._targets: list[str | None] = []
+        self._offsets = array.array("q")
+        self._lengths = array.array("q")
+        self._digests = bytearray()
+        self._odd_digests: dict[int, str] = {}  # sha256 values that are not 64 lowercase hex
+
+    def add(self, r: dict[str, typing.Any]) -> bool:
+        """Store a record-shaped object; False if it does not fit the columns."""
+        if not (
             all(isinstance(r[k], str) for k in ("id", "type", "date", "sha256"))
             and (r["target_uri"] is None or isinstance(r["target_uri"], str))
             and _is_int(r["offset"])
             and _is_int(r["length"])
+            and -_INT64 <= r["offset"] < _INT64
+            and -_INT64 <= r["length"] < _INT64
         ):
-            return InventoryRecord(
-                r["id"],
-                sys.intern(r["type"]),
-                # Request and response records share their date: store it once.
-                sys.intern(r["date"]),
-                r["target_uri"],
-                r["offset"],
-                r["length"],
-                r["sha256"],
-            )
-    return result
+            return False
+        digest = r["sha256"]
+        if len(digest) == 64 and digest == digest.lower() and _HEX.fullmatch(digest):
+            self._digests += bytes.fromhex(digest)
+        else:
+            self._odd_digests[len(self._ids)] = digest
+            self._digests += bytes(32)
+        self._ids.append(r["id"])
+        # Types repeat, and request and response records share their date.
+        self._types.append(sys.intern(r["type"]))
+        self._dates.append(sys.intern(r["date"]))
+        self._targets.append(r["target_uri"])
+        self._offsets.append(r["offset"])
+        self._lengths.append(r["length"])
+        return True
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any list of the same records, as dicts or as records."""
+        if not isinstance(other, list | tuple | Inventory):
+            return NotImplemented
+        return len(self) == len(other) and all(
+            _as_dict(a) == _as_dict(b) for a, b in zip(self, other, strict=True)
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable while parsing, like a list
+
+    @typing.overload
+    def __getitem__(self, index: int) -> InventoryRecord: ...
+
+    @typing.overload
+    def __getitem__(self, index: slice) -> list[InventoryRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> InventoryRecord | list[InventoryRecord]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        digest = self._odd_digests.get(index)
+        if digest is None:
+            digest = self._digests[index * 32 : index * 32 + 32].hex()
+        return InventoryRecord(
+            self._ids[index],
+            self._types[index],
+            self._dates[index],
+            self._targets[index],
+            self._offsets[index],
+            self._lengths[index],
+            digest,
+        )
+
+
+def _collector(inventory: Inventory) -> typing.Callable[[list[tuple[str, typing.Any]]], typing.Any]:
+    def hook(pairs: list[tuple[str, typing.Any]]) -> typing.Any:
+        result = _no_duplicates(pairs)
+        if len(result) == len(RECORD_KEYS) and result.keys() == RECORD_KEYS:
+            if inventory.add(result):
+                return _RECORD
+        return result
+
+    return hook
 
 
 def _no_constants(name: str) -> typing.NoReturn:
     raise ManifestError(f"JSON constant {name} is not allowed")
 
 
-def _depth(value: typing.Any) -> int:
-    """Nesting depth of parsed JSON, without recursion."""
+def _depth(value: typing.Any) -> tuple[int, int]:
+    """Nesting depth of parsed JSON and the number of record markers in it, without recursion."""
     deepest = 0
+    markers = 0
     stack = [(value, 1)]
     while stack:
         item, level = stack.pop()
+        if item is _RECORD:
+            markers += 1
+            continue
         if isinstance(item, dict):
             children: typing.Iterable[typing.Any] = item.values()
         elif isinstance(item, list):
@@ -142,8 +238,12 @@ def _depth(value: typing.Any) -> int:
         else:
             continue
         deepest = max(deepest, level)
-        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
-    return deepest
+        stack.extend(
+            (child, level + 1)
+            for child in children
+            if child is _RECORD or isinstance(child, dict | list)
+        )
+    return deepest, markers
 
 
 def decode_strict(raw: bytes, *, what: str = "JSON", max_bytes: int = MAX_MANIFEST_BYTES) -> str:
@@ -159,16 +259,23 @@ def decode_strict(raw: bytes, *, what: str = "JSON", max_bytes: int = MAX_MANIFE
 
 
 def strict_loads(
-    raw: bytes | str, *, what: str = "JSON", max_bytes: int = MAX_MANIFEST_BYTES
+    raw: bytes | str,
+    *,
+    what: str = "JSON",
+    max_bytes: int = MAX_MANIFEST_BYTES,
+    inventory: Inventory | None = None,
 ) -> typing.Any:
     """Parse JSON strictly (see module docstring). Raises ManifestError.
 
     Given ``str``, the text must come from :func:`decode_strict`; passing it
     instead of bytes lets a caller drop the bytes before parsing a big manifest.
+    With ``inventory``, record-shaped objects go into it and a marker stands
+    in their place (see :meth:`Manifest.from_text`).
     """
     text = decode_strict(raw, what=what, max_bytes=max_bytes) if isinstance(raw, bytes) else raw
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        hook = _collector(inventory) if inventory is not None else _no_duplicates
+        value = json.loads(text, object_pairs_hook=hook, parse_constant=_no_constants)
     except ManifestError:
         raise
     except RecursionError as exc:
@@ -176,8 +283,11 @@ def strict_loads(
     except ValueError as exc:
         raise ManifestError(f"{what} is not valid JSON: {exc}") from exc
     del text
-    if _depth(value) > MAX_DEPTH:
+    depth, markers = _depth(value)
+    if depth > MAX_DEPTH:
         raise ManifestError(f"{what} is nested deeper than {MAX_DEPTH} levels")
+    if markers and inventory is None:  # pragma: no cover - markers need an inventory
+        raise ManifestError(f"{what}: internal error, stray record marker")
     return value
 
 
@@ -203,7 +313,8 @@ class Manifest:
     @classmethod
     def from_text(cls, text: str, sha256: bytes) -> Manifest:
         """Parse text from :func:`decode_strict`, whose bytes had digest ``sha256``."""
-        data = strict_loads(text, what="manifest.json")
+        inventory = Inventory()
+        data = strict_loads(text, what="manifest.json", inventory=inventory)
         if not isinstance(data, dict):
             raise ManifestError("manifest.json is not a JSON object")
         fmt = data.get("format")
@@ -224,12 +335,14 @@ class Manifest:
         warc = _require(data, "warc", dict)
         _require(warc, "path", str)
         records = _require(warc, "records", list)
-        for rec in records:
-            if not isinstance(rec, InventoryRecord):
-                raise ManifestError(
-                    "manifest WARC record entries need exactly id, type, date, target_uri, "
-                    "offset, length and sha256, with the right types"
-                )
+        if any(rec is not _RECORD for rec in records):
+            raise ManifestError(
+                "manifest WARC record entries need exactly id, type, date, target_uri, "
+                "offset, length and sha256, with the right types"
+            )
+        if len(records) != len(inventory) or _depth(data)[1] != len(inventory):
+            raise ManifestError("record-shaped objects appear outside warc.records")
+        warc["records"] = inventory
         return cls(sha256=sha256, data=data)
 
     @property
@@ -249,8 +362,8 @@ class Manifest:
         return typing.cast(str, self.data["warc"]["path"])
 
     @property
-    def records(self) -> list[InventoryRecord]:
-        return typing.cast("list[InventoryRecord]", self.data["warc"]["records"])
+    def records(self) -> Inventory:
+        return typing.cast(Inventory, self.data["warc"]["records"])
 
     @property
     def capture(self) -> dict[str, typing.Any]:

@@ -72,3 +72,44 @@ def test_manifest_shape_is_checked(change):
 def test_a_json_array_is_not_a_manifest():
     with pytest.raises(ManifestError, match="not a JSON object"):
         Manifest.from_bytes(b"[]")
+
+
+def _record(i: int, sha: str = "ab" * 32) -> dict:
+    return {
+        "id": f"<urn:uuid:{i}>",
+        "type": "response",
+        "date": "2026-01-01T00:00:00Z",
+        "target_uri": f"http://a/{i}",
+        "offset": i * 10,
+        "length": 10,
+        "sha256": sha,
+    }
+
+
+def test_inventory_round_trips_byte_for_byte():
+    data = minimal()
+    data["warc"]["records"] = [_record(i) for i in range(5)] + [_record(5, sha="NOT-HEX")]
+    raw = dumps(data)
+    m = Manifest.from_bytes(raw)
+    assert len(m.records) == 6
+    assert m.records[2]["offset"] == 20 and m.records[2].get("id") == "<urn:uuid:2>"
+    assert m.records[5]["sha256"] == "NOT-HEX"  # kept as written; the WARC check reports it
+    assert m.records[-1] == m.records[5]
+    assert dumps(m.data) == raw
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d.update(extra=[_record(1)]),  # record-shaped object outside warc.records
+        lambda d: d["warc"]["records"].append({**_record(2), "offset": 2**64}),
+        lambda d: d["warc"]["records"].append({**_record(3), "length": "10"}),
+        lambda d: d["warc"]["records"].append({"id": "x"}),
+    ],
+)
+def test_inventory_shape_is_strict(change):
+    data = minimal()
+    data["warc"]["records"] = [_record(0)]
+    change(data)
+    with pytest.raises(ManifestError):
+        Manifest.from_bytes(dumps(data))
