@@ -103,19 +103,24 @@ def _passphrase(*, confirm: bool, purpose: str) -> bytes:
     return first.encode("utf-8")
 
 
-def _load_signing_key(path: str) -> Ed25519PrivateKey:
+def _key_passphrase(path: str) -> bytes | None:
+    """The passphrase for an encrypted private key file (asked for only then), else None."""
     from evidence.errors import KeyFileError
-    from evidence.keys import load_private_key
 
     try:
         with open(path, "rb") as fh:
             head = fh.read(4096)
     except OSError as exc:
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
-    passphrase = None
     if b"ENCRYPTED PRIVATE KEY" in head:
-        passphrase = _passphrase(confirm=False, purpose=path)
-    return load_private_key(path, passphrase)
+        return _passphrase(confirm=False, purpose=path)
+    return None
+
+
+def _load_signing_key(path: str) -> Ed25519PrivateKey:
+    from evidence.keys import load_private_key
+
+    return load_private_key(path, _key_passphrase(path))
 
 
 # --- commands --------------------------------------------------------------
@@ -293,14 +298,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_key_id(args: argparse.Namespace) -> int:
-    from evidence.keys import key_id, load_public_key
+    from evidence.keys import key_id_of_file
 
-    with open(args.file, "rb") as fh:
-        head = fh.read(4096)
-    if b"PRIVATE KEY" in head:
-        print(key_id(_load_signing_key(args.file).public_key()))
-    else:
-        print(key_id(load_public_key(args.file)))
+    print(key_id_of_file(args.file, _key_passphrase(args.file)))
     return EXIT_OK
 
 

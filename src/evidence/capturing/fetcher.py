@@ -428,18 +428,6 @@ class _RecordingAdapter(requests.adapters.HTTPAdapter):
         }
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    seen = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        nxt = exc.__cause__ or exc.__context__
-        if nxt is None:
-            break
-        # urllib3 wraps its reason in .reason, requests in args[0].
-        exc = nxt
-    return exc
-
-
 def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> str:
     """Turn a requests/urllib3/socket exception into one short human cause."""
     if state.deadline_hit:
@@ -491,7 +479,7 @@ def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> str
             if isinstance(item, urllib3.exceptions.NewConnectionError):
                 return "could not connect"
             return "connection timed out"
-    root = _root_cause(exc)
+    root = chain[-1]  # the innermost cause found while walking the chain above
     return f"{type(root).__name__}: {root}"
 
 

@@ -492,7 +492,6 @@ class _Verifier:
         except ManifestError as exc:
             self.add("manifest", "Manifest", Status.FAIL, str(exc))
             return None
-        self.package_id = manifest.package_id
         if manifest.package_id != self.root.name:
             self.notes.append(
                 f"Note: the directory is named {self.root.name}, the manifest says "
