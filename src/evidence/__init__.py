@@ -1,6 +1,9 @@
 """evidence: archive web pages as evidence, with provenance that holds up in court.
 
-The public API is small and imported lazily, so ``evidence --help`` starts fast::
+The public API is small and imported lazily, so ``evidence --help`` starts fast.
+No public name is also the name of a subpackage (the subpackages are
+``capturing`` and ``verifying``): importing a submodule sets an attribute on
+this package, and would otherwise replace the function of the same name::
 
     import evidence
     result = evidence.capture("https://example.org/", out="archives")
@@ -17,22 +20,27 @@ if typing.TYPE_CHECKING:
     from evidence.custody import append_event
     from evidence.errors import (
         CaptureError,
+        CustodyError,
         EvidenceError,
         KeyFileError,
         ManifestError,
         PackageError,
         SigningError,
+        StorageError,
+        TimestampError,
+        UsageError,
         VerificationError,
     )
     from evidence.keys import Keyring
     from evidence.signing import sign_package
     from evidence.timestamping import add_timestamp
-    from evidence.verify import Outcome, Report, Status, verify, verify_strict
+    from evidence.verifying import Outcome, Report, Status, verify, verify_strict
 
 __all__ = [
     "CaptureError",
     "CaptureOptions",
     "CaptureResult",
+    "CustodyError",
     "EvidenceError",
     "KeyFileError",
     "Keyring",
@@ -43,6 +51,9 @@ __all__ = [
     "Report",
     "SigningError",
     "Status",
+    "StorageError",
+    "TimestampError",
+    "UsageError",
     "VerificationError",
     "__version__",
     "add_timestamp",
@@ -59,6 +70,10 @@ _LAZY = {
     "Operator": "evidence.capturing",
     "capture": "evidence.capturing",
     "CaptureError": "evidence.errors",
+    "CustodyError": "evidence.errors",
+    "StorageError": "evidence.errors",
+    "TimestampError": "evidence.errors",
+    "UsageError": "evidence.errors",
     "EvidenceError": "evidence.errors",
     "KeyFileError": "evidence.errors",
     "ManifestError": "evidence.errors",
@@ -69,11 +84,11 @@ _LAZY = {
     "sign_package": "evidence.signing",
     "add_timestamp": "evidence.timestamping",
     "append_event": "evidence.custody",
-    "Outcome": "evidence.verify",
-    "Report": "evidence.verify",
-    "Status": "evidence.verify",
-    "verify": "evidence.verify",
-    "verify_strict": "evidence.verify",
+    "Outcome": "evidence.verifying",
+    "Report": "evidence.verifying",
+    "Status": "evidence.verifying",
+    "verify": "evidence.verifying",
+    "verify_strict": "evidence.verifying",
 }
 
 

@@ -320,7 +320,7 @@ def _severity(code: int) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from evidence.keys import Keyring
-    from evidence.verify import verify
+    from evidence.verifying import verify
 
     keyring = Keyring.from_paths(args.trust)
     roots = _tsa_roots(args.tsa_ca)

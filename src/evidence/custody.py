@@ -28,7 +28,7 @@ import os
 import typing
 from pathlib import Path
 
-from evidence.errors import EvidenceError, PackageError
+from evidence.errors import CustodyError, EvidenceError, PackageError
 
 if typing.TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -88,9 +88,9 @@ def make_event(
     from evidence.keys import key_id
 
     if event not in EVENTS:
-        raise EvidenceError(f"unknown custody event {event!r}; use one of {', '.join(EVENTS)}")
+        raise CustodyError(f"unknown custody event {event!r}; use one of {', '.join(EVENTS)}")
     if len(note) > 4000:
-        raise EvidenceError("custody note is longer than 4000 characters")
+        raise CustodyError("custody note is longer than 4000 characters")
     prev_bytes = prev_line if prev_line is not None else manifest
     body: dict[str, typing.Any] = {
         "seq": seq,

@@ -34,7 +34,7 @@ def run_demo(*, out: str, stream: typing.TextIO) -> int:
     """Capture, sign and verify the sample page; returns an exit code."""
     from evidence.capturing import Operator, capture
     from evidence.keys import Keyring, generate_keypair, key_id, public_key_pem
-    from evidence.verify import verify
+    from evidence.verifying import verify
 
     def say(text: str = "") -> None:
         print(text, file=stream, flush=True)

@@ -1,15 +1,21 @@
 """The one exception tree of ``evidence``.
 
 Every public function raises only these (third-party exceptions are wrapped
-with ``raise ... from exc``), so a caller needs a single ``except`` clause::
+with ``raise ... from exc``), so a caller needs a single ``except`` clause.
+Each class carries the command-line exit code it maps to, so the CLI never
+decides by message text::
 
-    EvidenceError
-     ├── CaptureError          no response could be recorded for a URL
-     ├── PackageError          not a package, or a package that cannot be read or written
-     │    └── ManifestError    manifest.json is not a strict, valid format-1 manifest
-     ├── KeyFileError          a key file is unreadable, unsafe, or the passphrase is wrong
-     ├── SigningError          a signature could not be made or stored
-     └── VerificationError     raised by ``verify_strict`` when a package does not verify
+    EvidenceError                  (2)
+     ├── UsageError            (2) the caller asked for something impossible or unsafe
+     ├── CaptureError          (1) no response could be recorded for a URL (``kind`` says why)
+     ├── PackageError          (2) not a package, or a package that cannot be read
+     │    ├── ManifestError    (2) manifest.json is not a strict, valid format-1 manifest
+     │    └── StorageError     (1) a package could not be written (disk full, permissions)
+     ├── KeyFileError          (2) a key file is unreadable, unsafe, or the passphrase is wrong
+     ├── SigningError          (1) a signature could not be made or stored
+     ├── TimestampError        (1) a TSA could not be reached, or its response was refused
+     ├── CustodyError          (2) a custody event cannot be made or read
+     └── VerificationError     (1) raised by ``verify_strict`` when a package does not verify
 """
 
 from __future__ import annotations
@@ -17,21 +23,48 @@ from __future__ import annotations
 import typing
 
 if typing.TYPE_CHECKING:
-    from evidence.verify.report import Report
+    from evidence.verifying.report import Report
 
 __all__ = [
+    "CAPTURE_ERROR_KINDS",
     "CaptureError",
+    "CustodyError",
     "EvidenceError",
     "KeyFileError",
     "ManifestError",
     "PackageError",
     "SigningError",
+    "StorageError",
+    "TimestampError",
+    "UsageError",
     "VerificationError",
 ]
+
+# Machine-readable reasons a capture gave no package, for scripts that retry.
+CAPTURE_ERROR_KINDS = (
+    "invalid-url",  # never worth retrying
+    "dns",
+    "refused",  # connection refused or reset before any response
+    "tls",
+    "timeout",
+    "http",  # the server spoke, but not HTTP we can record
+    "limit",
+    "refused-address",  # --public-only refused the destination
+    "proxy",
+    "disk",
+    "other",
+)
 
 
 class EvidenceError(Exception):
     """Base class of every error this library raises on purpose."""
+
+    exit_code: typing.ClassVar[int] = 2
+
+
+class UsageError(EvidenceError):
+    """The caller asked for something impossible or unsafe (a bad option, a trust
+    source inside the package being verified, a malformed anchor)."""
 
 
 class CaptureError(EvidenceError):
@@ -40,20 +73,31 @@ class CaptureError(EvidenceError):
     Attributes:
         url: the URL that was being captured.
         cause: a short, human-readable cause ("connection refused", ...).
+        kind: one of :data:`CAPTURE_ERROR_KINDS`, for scripts that decide
+            whether to retry.
     """
 
-    def __init__(self, url: str, cause: str) -> None:
+    exit_code = 1
+
+    def __init__(self, url: str, cause: str, kind: str = "other") -> None:
         super().__init__(f"{url}: {cause}")
         self.url = url
         self.cause = cause
+        self.kind = kind if kind in CAPTURE_ERROR_KINDS else "other"
 
 
 class PackageError(EvidenceError):
-    """A path is not an evidence package, or a package cannot be read or written."""
+    """A path is not an evidence package, or a package cannot be read."""
 
 
 class ManifestError(PackageError):
     """``evidence/manifest.json`` is not a strictly valid format-1 manifest."""
+
+
+class StorageError(PackageError):
+    """A package (or a file added to one) could not be written: disk full, permissions."""
+
+    exit_code = 1
 
 
 class KeyFileError(EvidenceError):
@@ -63,9 +107,23 @@ class KeyFileError(EvidenceError):
 class SigningError(EvidenceError):
     """A signature could not be made or stored."""
 
+    exit_code = 1
+
+
+class TimestampError(EvidenceError):
+    """A TSA could not be reached, or its response was refused."""
+
+    exit_code = 1
+
+
+class CustodyError(EvidenceError):
+    """A custody event cannot be made (bad event type, note too long) or read."""
+
 
 class VerificationError(EvidenceError):
     """A package did not verify; ``report`` holds every check and its outcome."""
+
+    exit_code = 1
 
     def __init__(self, message: str, report: Report) -> None:
         super().__init__(message)

@@ -7,7 +7,7 @@ granted, imprint, nonce, critical timeStamping EKU, and — when the caller
 gives the TSA's root — signature and chain), and only then store the full
 TimeStampResp (``.tsr``) and our request (``.tsq``, so the nonce can be
 audited) under ``evidence/timestamps/``. A bad response is an error, never a
-stored file. Verification of stored tokens lives in :mod:`evidence.verify`.
+stored file. Verification of stored tokens lives in :mod:`evidence.verifying`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import attrs
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from evidence.errors import EvidenceError, PackageError
+from evidence.errors import PackageError, TimestampError
 
 __all__ = [
     "MAX_TOKEN_BYTES",
@@ -38,10 +38,6 @@ __all__ = [
 
 MAX_TOKEN_BYTES = 1024 * 1024
 _SHA256_OID = x509.ObjectIdentifier("2.16.840.1.101.3.4.2.1")
-
-
-class TimestampError(EvidenceError):
-    """A TSA could not be reached, or its response was refused."""
 
 
 @attrs.frozen

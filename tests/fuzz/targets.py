@@ -19,7 +19,7 @@ from evidence.errors import ManifestError
 from evidence.keys import Keyring
 from evidence.manifest import Manifest
 from evidence.timestamping import check_token, request_nonce
-from evidence.verify.verifier import _parse_checksum_file
+from evidence.verifying.verifier import _parse_checksum_file
 from evidence.warc import check_warc
 
 _MANIFEST = hashlib.sha256(b'{"format": "evidence-package/1"}').digest()

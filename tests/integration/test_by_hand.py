@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from evidence.package import MANIFEST_PATH
-from evidence.verify import verify
+from evidence.verifying import verify
 
 BIN = Path(sys.executable).parent
 

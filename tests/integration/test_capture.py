@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from evidence.capturing import CaptureOptions, capture
 from evidence.errors import CaptureError
 from evidence.manifest import Manifest
-from evidence.verify import Outcome, verify
+from evidence.verifying import Outcome, verify
 
 from servers import fixed_response
 

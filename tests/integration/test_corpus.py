@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from evidence.verify import verify
+from evidence.verifying import verify
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 CORPUS = ASSETS / "corpus"

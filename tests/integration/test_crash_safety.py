@@ -16,7 +16,7 @@ from evidence.errors import PackageError
 from evidence.keys import generate_keypair
 from evidence.package import is_package
 from evidence.signing import sign_package
-from evidence.verify import Outcome, verify
+from evidence.verifying import Outcome, verify
 
 EVIDENCE = [sys.executable, "-m", "evidence.cli"]
 

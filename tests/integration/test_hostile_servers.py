@@ -17,7 +17,7 @@ from evidence.capturing.fetcher import is_public_address
 from evidence.errors import CaptureError
 from evidence.manifest import Manifest
 from evidence.package import MANIFEST_PATH
-from evidence.verify import Outcome, verify
+from evidence.verifying import Outcome, verify
 
 from servers import LocalCA, fixed_response
 

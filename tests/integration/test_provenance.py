@@ -20,7 +20,7 @@ from evidence.keys import generate_keypair
 from evidence.manifest import Manifest
 from evidence.package import MANIFEST_PATH
 from evidence.signing import sign_package
-from evidence.verify import Outcome, Status, verify
+from evidence.verifying import Outcome, Status, verify
 
 EVIDENCE = [sys.executable, "-m", "evidence.cli"]
 BIN = Path(sys.executable).parent

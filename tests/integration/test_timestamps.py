@@ -19,7 +19,7 @@ from evidence.errors import EvidenceError
 from evidence.manifest import dumps
 from evidence.package import MANIFEST_PATH, TAG_FILES
 from evidence.timestamping import add_timestamp, check_token, load_tsa_roots
-from evidence.verify import Outcome, Status, verify
+from evidence.verifying import Outcome, Status, verify
 
 from tsa import LocalTSA, make_tsa_cert
 

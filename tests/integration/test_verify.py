@@ -18,7 +18,7 @@ from evidence.keys import generate_keypair, public_key_pem
 from evidence.manifest import Manifest
 from evidence.package import MANIFEST_PATH, TAG_FILES
 from evidence.signing import sign_package
-from evidence.verify import Outcome, Status, verify
+from evidence.verifying import Outcome, Status, verify
 
 EVIDENCE = [sys.executable, "-m", "evidence.cli"]
 WARC = "data/capture.warc.gz"

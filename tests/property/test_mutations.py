@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from evidence.capturing import CaptureOptions, capture
-from evidence.verify import Outcome, verify
+from evidence.verifying import Outcome, verify
 
 from servers import RawServer
 

@@ -46,7 +46,7 @@ from evidence.package import (
     sha256_file,
 )
 from evidence.signing import SIGNATURE_SIZE, signature_valid
-from evidence.verify.report import Check, Outcome, Report, Status
+from evidence.verifying.report import Check, Outcome, Report, Status
 from evidence.warc import check_warc
 
 if typing.TYPE_CHECKING:
