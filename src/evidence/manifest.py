@@ -26,9 +26,21 @@ __all__ = [
     "FORMAT",
     "MAX_DEPTH",
     "MAX_MANIFEST_BYTES",
+    "CaptureInfo",
+    "CertificateInfo",
+    "ExchangeInfo",
+    "Hop",
     "Inventory",
     "InventoryRecord",
+    "LimitHit",
     "Manifest",
+    "Operator",
+    "PayloadFile",
+    "Refusal",
+    "RequisiteFailure",
+    "Requisites",
+    "Software",
+    "TLSInfo",
     "decode_strict",
     "dumps",
     "strict_loads",
@@ -291,19 +303,575 @@ def strict_loads(
     return value
 
 
-def _require(data: dict[str, typing.Any], key: str, kind: type | tuple[type, ...]) -> typing.Any:
-    value = data.get(key)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise ManifestError(f"manifest field {key!r} is missing or has the wrong type")
+# --- the typed model ----------------------------------------------------------
+#
+# Each part of the manifest is a frozen attrs class with ``from_json`` (strict:
+# a field of the wrong type is a ManifestError naming it, never a crash later
+# in a reader) and ``to_json`` (the exact dict the writer serialises). Unknown
+# fields are kept in ``extra`` and written back, so a newer manifest read by
+# this version loses nothing. Optional fields written only when set are listed
+# in each class's ``_OMIT_NONE``; every other field is always written.
+
+Json = typing.Any
+_T = typing.TypeVar("_T")
+
+
+def _fail(where: str, expected: str) -> typing.NoReturn:
+    raise ManifestError(f"manifest field {where} is missing or not {expected}")
+
+
+def _obj(value: Json, where: str) -> dict[str, Json]:
+    if not isinstance(value, dict):
+        _fail(where, "an object")
     return value
 
 
-@attrs.frozen
-class Manifest:
-    """A parsed manifest and the SHA-256 of the exact bytes it was parsed from."""
+class _Fields:
+    """Typed access to one JSON object, remembering which keys were used."""
 
-    sha256: bytes
-    data: dict[str, typing.Any]
+    def __init__(self, value: Json, where: str) -> None:
+        self.data = _obj(value, where)
+        self.where = where
+        self.used: set[str] = set()
+
+    def _get(self, key: str, optional: bool) -> Json:
+        self.used.add(key)
+        if key not in self.data and not optional:
+            _fail(f"{self.where}.{key}", "present")
+        return self.data.get(key)
+
+    def text(self, key: str, *, optional: bool = False) -> str | None:
+        value = self._get(key, optional)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            _fail(f"{self.where}.{key}", "a string")
+        return value
+
+    def req_text(self, key: str) -> str:
+        value = self.text(key)
+        assert value is not None
+        return value
+
+    def integer(self, key: str, *, optional: bool = False) -> int | None:
+        value = self._get(key, optional)
+        if value is None and optional:
+            return None
+        if not _is_int(value):
+            _fail(f"{self.where}.{key}", "an integer")
+        return typing.cast(int, value)
+
+    def flag(self, key: str, *, optional: bool = False) -> bool | None:
+        value = self._get(key, optional)
+        if value is None and optional:
+            return None
+        if not isinstance(value, bool):
+            _fail(f"{self.where}.{key}", "true or false")
+        return value
+
+    def items(
+        self, key: str, parse: typing.Callable[[Json, str], _T], *, optional: bool = False
+    ) -> tuple[_T, ...]:
+        value = self._get(key, optional)
+        if value is None and optional:
+            return ()
+        if not isinstance(value, list):
+            _fail(f"{self.where}.{key}", "a list")
+        return tuple(parse(item, f"{self.where}.{key}[{i}]") for i, item in enumerate(value))
+
+    def texts(self, key: str, *, optional: bool = False) -> tuple[str, ...]:
+        return self.items(key, _string, optional=optional)
+
+    def nested(
+        self, key: str, parse: typing.Callable[[Json, str], _T], *, optional: bool = True
+    ) -> _T | None:
+        value = self._get(key, optional)
+        if value is None:
+            return None
+        return parse(value, f"{self.where}.{key}")
+
+    def extra(self) -> dict[str, Json]:
+        return {k: v for k, v in self.data.items() if k not in self.used}
+
+
+def _string(value: Json, where: str) -> str:
+    if not isinstance(value, str):
+        _fail(where, "a string")
+    return value
+
+
+def _json_of(obj: typing.Any, omit_none: typing.Collection[str] = ()) -> dict[str, Json]:
+    out: dict[str, Json] = {}
+    for field in attrs.fields(type(obj)):
+        if field.name == "extra":
+            continue
+        value = getattr(obj, field.name)
+        if value is None and field.name in omit_none:
+            continue
+        out[field.name] = _to_json_value(value)
+    out.update(getattr(obj, "extra", {}))
+    return out
+
+
+def _to_json_value(value: Json) -> Json:
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    if isinstance(value, tuple | list):
+        return [_to_json_value(v) for v in value]
+    if isinstance(value, collections.abc.Mapping):
+        return {k: _to_json_value(v) for k, v in value.items()}
+    return value
+
+
+def _frozen_map(value: dict[str, _T]) -> collections.abc.Mapping[str, _T]:
+    import types
+
+    return types.MappingProxyType(dict(value))
+
+
+_EMPTY: collections.abc.Mapping[str, Json] = {}
+
+
+@attrs.frozen(kw_only=True)
+class Software:
+    """The software that made the package."""
+
+    name: str
+    version: str
+    python: str | None = None
+    implementation: str | None = None
+    platform: str | None = None
+    openssl: str | None = None
+    libraries: collections.abc.Mapping[str, str | None] = _EMPTY
+    extra: collections.abc.Mapping[str, Json] = _EMPTY
+
+    @classmethod
+    def from_json(cls, value: Json, where: str = "software") -> Software:
+        f = _Fields(value, where)
+        libs = _obj(f.nested("libraries", lambda v, w: v) or {}, f"{where}.libraries")
+        for name, version in libs.items():
+            if version is not None and not isinstance(version, str):
+                _fail(f"{where}.libraries.{name}", "a string or null")
+        return cls(
+            name=f.req_text("name"),
+            version=f.req_text("version"),
+            python=f.text("python", optional=True),
+            implementation=f.text("implementation", optional=True),
+            platform=f.text("platform", optional=True),
+            openssl=f.text("openssl", optional=True),
+            libraries=_frozen_map(libs),
+            extra=_frozen_map(f.extra()),
+        )
+
+    def to_json(self) -> dict[str, Json]:
+        return _json_of(self)
+
+
+@attrs.frozen
+class Operator:
+    """Who ran the capture. Optional on purpose: some operators are at risk."""
+
+    name: str | None = None
+    organization: str | None = None
+    extra: collections.abc.Mapping[str, Json] = attrs.field(default=_EMPTY, kw_only=True)
+
+    @classmethod
+    def from_json(cls, value: Json, where: str = "operator") -> Operator:
+        f = _Fields(value, where)
+        return cls(
+            f.text("name", optional=True),
+            f.text("organization", optional=True),
+            extra=_frozen_map(f.extra()),
+        )
+
+    def to_json(self) -> dict[str, Json]:
+        return _json_of(self, omit_none=("name", "organization"))
+
+    @property
+    def label(self) -> str | None:
+        """``name / organization`` as far as known, or None."""
+        return " / ".join(x for x in (self.name, self.organization) if x) or None
+
+
+@attrs.frozen(kw_only=True)
+class CertificateInfo:
+    """One certificate of a TLS chain, as the server presented it."""
+
+    sha256: str
+    subject: str | None = None
+    issuer: str | None = None
+    serial: str | None = None
+    not_before: str | None = None
+    not_after: str | None = None
+    san: tuple[str, ...] | None = None
+    error: str | None = None
+    extra: collections.abc.Mapping[str, Json] = _EMPTY
+
+    _OMIT_NONE = ("subject", "issuer", "serial", "not_before", "not_after", "san", "error")
+
+    @classmethod
+    def from_json(cls, value: Json, where: str) -> CertificateInfo:
+        f = _Fields(value, where)
+        san = f.texts("san", optional=True) if f.data.get("san") is not None else None
+        f.used.add("san")
+        return cls(
+            sha256=f.req_text("sha256"),
+            subject=f.text("subject", optional=True),
+            issuer=f.text("issuer", optional=True),
+            serial=f.text("serial", optional=True),
+            not_before=f.text("not_before", optional=True),
+            not_after=f.text("not_after", optional=True),
+            san=san,
+            error=f.text("error", optional=True),
+            extra=_frozen_map(f.extra()),
+        )
+
+    def to_json(self) -> dict[str, Json]:
+        return _json_of(self, self._OMIT_NONE)
+
+
+def _cert_list(value: Json, where: str) -> tuple[CertificateInfo, ...]:
+    if not isinstance(value, list):
+        _fail(where, "a list")
+    return tuple(CertificateInfo.from_json(v, f"{where}[{i}]") for i, v in enumerate(value))
+
+
+@attrs.frozen(kw_only=True)
+class TLSInfo:
+    """The TLS session of one exchange."""
+
+    protocol: str | None
+    cipher: str | None
+    verified: bool
+    certificate_sha256: str | None
+    chain_file: str | None
+    chain_complete: bool
+    chain_note: str | None = None
+    certificates: tuple[CertificateInfo, ...] | None = None
+    extra: collections.abc.Mapping[str, Json] = _EMPTY
+
+    @classmethod
+    def from_json(cls, value: Json, where: str) -> TLSInfo:
+        f = _Fields(value, where)
+        return cls(
+            protocol=f.text("protocol", optional=True),
+            cipher=f.text("cipher", optional=True),
+            verified=bool(f.flag("verified")),
+            certificate_sha256=f.text("certificate_sha256", optional=True),
+            chain_file=f.text("chain_file", optional=True),
+            chain_complete=bool(f.flag("chain_complete")),
+            chain_note=f.text("chain_note", optional=True),
+            certificates=f.nested("certificates", _cert_list),
+            extra=_frozen_map(f.extra()),
+        )
+
+    def to_json(self) -> dict[str, Json]:
+        return _json_of(self, ("chain_note", "certificates"))
+
+
+@attrs.frozen(kw_only=True)
+class Hop:
+    """One redirect: ``url`` answered ``status`` pointing to ``location``."""
+
+    url: str
+    status: int
+    location: str
+    error: str | None = None
+    extra: collections.abc.Mapping[str, Json] = _EMPTY
+
+    @classmethod
+    def from_json(cls, value: Json, where: str) -> Hop:
+        f = _Fields(value, where)
+        return cls(
+            url=f.req_text("url"),
+            status=typing.cast(int, f.integer("status")),
+            location=f.req_text("location"),
+            error=f.text("error", optional=True),
+            extra=_frozen_map(f.extra()),
+        )
+
+    def to_json(self) -> dict[str, Json]:
+        return _json_of(self, ("error",))
+
+
+@attrs.frozen(kw_only=True)
+class LimitHit:
+    """A capture limit that was reached."""
+
+    limit: str
+    url: str | None
+    detail: str | None
+    extra: collections.abc.Mapping[str, Json] = _EMPTY
+
+    @classmethod
+    def from_json(cls, value: Json, where: str) -> LimitHit:
+        f = _Fields(value, where)
+        return cls(
+            limit=f.req_text("limit"),
+            url=f.text("url", optional=True),
+            detail=f.text("detail", optional=True),
+            extra=_frozen_map(f.extra()),
+        )
+
+    def to_json(self) -> dict[str, Json]:
+        return _json_of(self)
+
+
+@attrs.frozen(kw_only=True)
+class RequisiteFailure:
+    """A requisite that gave no usable response."""
+
+    url: str
+    kind: str | None
+    found_in: str | None
+    error: str
+    extra: collections.abc.Mapping[str, Json] = _EMPTY
+
+    @classmethod
+    def from_json(cls, value: Json, where: str) -> RequisiteFailure:
+        f = _Fields(value, where)
+        return cls(
+            url=f.req_text("url"),
+            kind=f.text("kind", optional=True),
+            found_in=f.text("found_in", optional=True),
+            error=f.req_text("error"),
+            extra=_frozen_map(f.extra()),
+        )
+
+    def to_json(self) -> dict[str, Json]:
+        return _json_of(self)
+
+
+@attrs.frozen(kw_only=True)
+class Requisites:
+    """What the requisite phase did."""
+
+    enabled: bool
+    fetched: int = 0
+    failed: tuple[RequisiteFailure, ...] = ()
+    skipped: int = 0
+    limits_hit: tuple[LimitHit, ...] = ()
+    extra: collections.abc.Mapping[str, Json] = _EMPTY
+
+    @classmethod
+    def from_json(cls, value: Json, where: str) -> Requisites:
+        f = _Fields(value, where)
+        return cls(
+            enabled=bool(f.flag("enabled")),
+            fetched=f.integer("fetched", optional=True) or 0,
+            failed=f.items("failed", RequisiteFailure.from_json, optional=True),
+            skipped=f.integer("skipped", optional=True) or 0,
+            limits_hit=f.items("limits_hit", LimitHit.from_json, optional=True),
+            extra=_frozen_map(f.extra()),
+        )
+
+    def to_json(self) -> dict[str, Json]:
+        return _json_of(self)
+
+
+@attrs.frozen(kw_only=True)
+class Refusal:
+    """A destination that ``public_only`` refused."""
+
+    url: str | None
+    reason: str
+    extra: collections.abc.Mapping[str, Json] = _EMPTY
+
+    @classmethod
+    def from_json(cls, value: Json, where: str) -> Refusal:
+        f = _Fields(value, where)
+        return cls(
+            url=f.text("url", optional=True),
+            reason=f.req_text("reason"),
+            extra=_frozen_map(f.extra()),
+        )
+
+    def to_json(self) -> dict[str, Json]:
+        return _json_of(self)
+
+
+def _dns(value: Json, where: str) -> collections.abc.Mapping[str, tuple[str, ...]]:
+    data = _obj(value, where)
+    return _frozen_map(
+        {
+            host: tuple(
+                _string(a, f"{where}.{host}[{i}]")
+                for i, a in enumerate(
+                    answers if isinstance(answers, list) else _fail(where, "lists")
+                )
+            )
+            for host, answers in data.items()
+        }
+    )
+
+
+@attrs.frozen(kw_only=True)
+class CaptureInfo:
+    """What happened when the page was captured (the ``capture`` section)."""
+
+    requested_url: str
+    final_url: str
+    status: int
+    started: str
+    ended: str
+    server_ip: str | None
+    tls: TLSInfo | None
+    dns: collections.abc.Mapping[str, tuple[str, ...]]
+    user_agent: str | None
+    redirects: tuple[Hop, ...]
+    requisites: Requisites | None
+    refused: tuple[Refusal, ...]
+    limits_hit: tuple[LimitHit, ...]
+    warnings: tuple[str, ...]
+    title: str | None = None
+    extra: collections.abc.Mapping[str, Json] = _EMPTY
+
+    @classmethod
+    def from_json(cls, value: Json, where: str = "capture") -> CaptureInfo:
+        f = _Fields(value, where)
+        return cls(
+            requested_url=f.req_text("requested_url"),
+            final_url=f.req_text("final_url"),
+            status=typing.cast(int, f.integer("status")),
+            started=f.req_text("started"),
+            ended=f.req_text("ended"),
+            server_ip=f.text("server_ip", optional=True),
+            tls=f.nested("tls", TLSInfo.from_json),
+            dns=f.nested("dns", _dns) or _frozen_map({}),
+            user_agent=f.text("user_agent", optional=True),
+            redirects=f.items("redirects", Hop.from_json, optional=True),
+            requisites=f.nested("requisites", Requisites.from_json),
+            refused=f.items("refused", Refusal.from_json, optional=True),
+            limits_hit=f.items("limits_hit", LimitHit.from_json, optional=True),
+            warnings=f.texts("warnings", optional=True),
+            title=f.text("title", optional=True),
+            extra=_frozen_map(f.extra()),
+        )
+
+    def to_json(self) -> dict[str, Json]:
+        return _json_of(self, ("title",))
+
+
+@attrs.frozen(kw_only=True)
+class ExchangeInfo:
+    """One request/response pair recorded in the WARC."""
+
+    url: str
+    role: str
+    found_in: str | None
+    method: str
+    status: int
+    reason: str | None
+    started: str
+    ended: str
+    server_ip: str | None
+    server_port: int | None
+    dns_answers: tuple[str, ...] | None
+    tls: TLSInfo | None
+    request_record: str
+    response_record: str
+    response_bytes: int
+    truncated: str | None
+    extra: collections.abc.Mapping[str, Json] = _EMPTY
+
+    @classmethod
+    def from_json(cls, value: Json, where: str) -> ExchangeInfo:
+        f = _Fields(value, where)
+        answers = f.data.get("dns_answers")
+        return cls(
+            url=f.req_text("url"),
+            role=f.req_text("role"),
+            found_in=f.text("found_in", optional=True),
+            method=f.req_text("method"),
+            status=typing.cast(int, f.integer("status")),
+            reason=f.text("reason", optional=True),
+            started=f.req_text("started"),
+            ended=f.req_text("ended"),
+            server_ip=f.text("server_ip", optional=True),
+            server_port=f.integer("server_port", optional=True),
+            dns_answers=None if answers is None else f.texts("dns_answers"),
+            tls=f.nested("tls", TLSInfo.from_json),
+            request_record=f.req_text("request_record"),
+            response_record=f.req_text("response_record"),
+            response_bytes=typing.cast(int, f.integer("response_bytes")),
+            truncated=f.text("truncated", optional=True),
+            extra=_frozen_map(f.extra()),
+        )
+
+    def to_json(self) -> dict[str, Json]:
+        out = _json_of(self)
+        if self.dns_answers is None:
+            out["dns_answers"] = None
+        return out
+
+
+@attrs.frozen(kw_only=True)
+class PayloadFile:
+    """A file under ``data/`` with its size and SHA-256 (hex)."""
+
+    path: str
+    size: int
+    sha256: str
+    extra: collections.abc.Mapping[str, Json] = _EMPTY
+
+    @classmethod
+    def from_json(cls, value: Json, where: str) -> PayloadFile:
+        if not (
+            isinstance(value, dict)
+            and isinstance(value.get("path"), str)
+            and _is_int(value.get("size"))
+            and isinstance(value.get("sha256"), str)
+        ):
+            raise ManifestError("manifest 'files' entries need path, size and sha256")
+        f = _Fields(value, where)
+        return cls(
+            path=f.req_text("path"),
+            size=typing.cast(int, f.integer("size")),
+            sha256=f.req_text("sha256"),
+            extra=_frozen_map(f.extra()),
+        )
+
+    def to_json(self) -> dict[str, Json]:
+        return _json_of(self)
+
+
+def _chains(value: Json, where: str) -> collections.abc.Mapping[str, tuple[CertificateInfo, ...]]:
+    data = _obj(value, where)
+    return _frozen_map({k: _cert_list(v, f"{where}.{k}") for k, v in data.items()})
+
+
+def _options(value: Json, where: str) -> collections.abc.Mapping[str, Json]:
+    data = _obj(value, where)
+    for key, item in data.items():
+        if isinstance(item, dict | list):
+            _fail(f"{where}.{key}", "a plain value")
+    return _frozen_map(data)
+
+
+@attrs.frozen(kw_only=True)
+class Manifest:
+    """The sealed statement of a package, parsed strictly.
+
+    ``sha256`` is the digest of the exact bytes it was parsed from (empty for
+    a manifest built in memory and not yet serialised). ``options`` holds the
+    capture settings as recorded (plain values; docs/format.md lists them).
+    """
+
+    format: str = FORMAT
+    package_id: str
+    created: str
+    software: Software | None = None
+    operator: Operator | None = None
+    options: collections.abc.Mapping[str, Json] | None = None
+    capture: CaptureInfo | None = None
+    certificate_chains: collections.abc.Mapping[str, tuple[CertificateInfo, ...]] | None = None
+    custody_log: str | None = None
+    exchanges: tuple[ExchangeInfo, ...] = ()
+    files: tuple[PayloadFile, ...]
+    warc_path: str
+    records: Inventory
+    extra: collections.abc.Mapping[str, Json] = _EMPTY
+    sha256: bytes = b""
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Manifest:
@@ -320,21 +888,13 @@ class Manifest:
         fmt = data.get("format")
         if fmt != FORMAT:
             raise ManifestError(f"unknown manifest format {fmt!r} (this software reads {FORMAT})")
-        _require(data, "package_id", str)
-        _require(data, "created", str)
-        files = _require(data, "files", list)
-        for entry in files:
-            if not (
-                isinstance(entry, dict)
-                and isinstance(entry.get("path"), str)
-                and isinstance(entry.get("size"), int)
-                and not isinstance(entry.get("size"), bool)
-                and isinstance(entry.get("sha256"), str)
-            ):
-                raise ManifestError("manifest 'files' entries need path, size and sha256")
-        warc = _require(data, "warc", dict)
-        _require(warc, "path", str)
-        records = _require(warc, "records", list)
+        f = _Fields(data, "manifest")
+        f.used.add("format")
+        warc = _Fields(f._get("warc", False), "warc")
+        warc_path = warc.req_text("path")
+        records = warc._get("records", False)
+        if not isinstance(records, list):
+            _fail("warc.records", "a list")
         if any(rec is not _RECORD for rec in records):
             raise ManifestError(
                 "manifest WARC record entries need exactly id, type, date, target_uri, "
@@ -342,30 +902,56 @@ class Manifest:
             )
         if len(records) != len(inventory) or _depth(data)[1] != len(inventory):
             raise ManifestError("record-shaped objects appear outside warc.records")
-        warc["records"] = inventory
-        return cls(sha256=sha256, data=data)
+        if warc.extra():
+            _fail("warc", "an object with only path and records")
+        return cls(
+            package_id=f.req_text("package_id"),
+            created=f.req_text("created"),
+            software=f.nested("software", Software.from_json),
+            operator=f.nested("operator", Operator.from_json),
+            options=f.nested("options", _options),
+            capture=f.nested("capture", CaptureInfo.from_json),
+            certificate_chains=f.nested("certificate_chains", _chains),
+            custody_log=f.text("custody_log", optional=True),
+            exchanges=f.items("exchanges", ExchangeInfo.from_json, optional=True),
+            files=f.items("files", PayloadFile.from_json),
+            warc_path=warc_path,
+            records=inventory,
+            extra=_frozen_map(f.extra()),
+            sha256=sha256,
+        )
+
+    def to_json(self) -> dict[str, Json]:
+        """The manifest as the JSON object :func:`dumps` serialises."""
+        out: dict[str, Json] = {
+            "format": self.format,
+            "package_id": self.package_id,
+            "created": self.created,
+        }
+        optional = {
+            "software": self.software,
+            "operator": self.operator,
+            "options": self.options,
+            "capture": self.capture,
+            "certificate_chains": self.certificate_chains,
+            "custody_log": self.custody_log,
+        }
+        # A section that was absent stays absent; our writer always sets them.
+        out.update({k: _to_json_value(v) for k, v in optional.items() if v is not None})
+        if self.operator is None and self.software is not None:
+            out["operator"] = None  # written explicitly: "no operator recorded"
+        if self.exchanges or self.capture is not None:
+            out["exchanges"] = [e.to_json() for e in self.exchanges]
+        out["files"] = [f.to_json() for f in self.files]
+        out["warc"] = {"path": self.warc_path, "records": self.records}
+        out.update(self.extra)
+        return out
+
+    def to_bytes(self) -> bytes:
+        """The canonical serialisation (see :func:`dumps`)."""
+        return dumps(self.to_json())
 
     @property
-    def package_id(self) -> str:
-        return typing.cast(str, self.data["package_id"])
-
-    @property
-    def created(self) -> str:
-        return typing.cast(str, self.data["created"])
-
-    @property
-    def files(self) -> list[dict[str, typing.Any]]:
-        return typing.cast("list[dict[str, typing.Any]]", self.data["files"])
-
-    @property
-    def warc_path(self) -> str:
-        return typing.cast(str, self.data["warc"]["path"])
-
-    @property
-    def records(self) -> Inventory:
-        return typing.cast(Inventory, self.data["warc"]["records"])
-
-    @property
-    def capture(self) -> dict[str, typing.Any]:
-        value = self.data.get("capture")
-        return value if isinstance(value, dict) else {}
+    def page_exchange(self) -> ExchangeInfo | None:
+        """The exchange of the page itself (the last one whose role is ``page``)."""
+        return next((e for e in reversed(self.exchanges) if e.role == "page"), None)

@@ -28,8 +28,10 @@ def summary(path: str | os.PathLike[str]) -> dict[str, typing.Any]:
     with open(root / MANIFEST_PATH, "rb") as fh:
         raw = fh.read(MAX_MANIFEST_READ + 1)
     manifest = Manifest.from_bytes(raw)
-    data = manifest.data
-    cap = manifest.capture
+    # The typed model has already refused fields of the wrong type; its JSON
+    # form is what this summary reports.
+    data = manifest.to_json()
+    cap = data.get("capture") or {}
     sig_dir = root / "evidence" / "signatures"
     signatures = sorted(p.stem for p in sig_dir.glob("*.sig")) if sig_dir.is_dir() else []
     return {
@@ -69,7 +71,7 @@ def summary(path: str | os.PathLike[str]) -> dict[str, typing.Any]:
         ],
         "custody_events": len(read_events(root)),
         "timestamps": sorted(p.name for p in (root / "evidence" / "timestamps").glob("*.tsr")),
-        "files": manifest.files,
+        "files": data["files"],
         "records": len(manifest.records),
         "signatures": signatures,
         "software": data.get("software"),

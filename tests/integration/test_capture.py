@@ -139,10 +139,12 @@ def test_redirect_chain_every_hop_recorded(site, tmp_path):
     assert result.status == 200
     assert result.final_url == s.url("/d")
     m = manifest(Path(result.path))
-    chain = m.capture["redirects"]
+    chain = m.to_json()["capture"]["redirects"]
     assert [h["status"] for h in chain] == [301, 302, 307]
     assert [h["location"] for h in chain] == [s.url("/b"), s.url("/c"), s.url("/d")]
-    assert [e["url"] for e in m.data["exchanges"]] == [s.url(p) for p in ("/a", "/b", "/c", "/d")]
+    assert [e["url"] for e in m.to_json()["exchanges"]] == [
+        s.url(p) for p in ("/a", "/b", "/c", "/d")
+    ]
     assert [r[0] for r in records(Path(result.path))] == ["warcinfo"] + ["request", "response"] * 4
     warcio_check(Path(result.path))
 
@@ -151,8 +153,8 @@ def test_redirect_loop_stops_at_max_redirects(site, tmp_path):
     s = site({"/loop": (302, [("Location", "/loop")], b"")})
     result = capture(s.url("/loop"), out=tmp_path, options=CaptureOptions(max_redirects=3))
     m = manifest(Path(result.path))
-    assert len(m.data["exchanges"]) == 4
-    assert m.capture["limits_hit"][0]["limit"] == "max_redirects"
+    assert len(m.to_json()["exchanges"]) == 4
+    assert m.to_json()["capture"]["limits_hit"][0]["limit"] == "max_redirects"
     assert any("redirects" in w for w in result.warnings)
 
 
@@ -160,8 +162,8 @@ def test_redirect_to_file_scheme_is_not_followed(site, tmp_path):
     s = site({"/x": (302, [("Location", "file:///etc/passwd")], b"")})
     result = capture(s.url("/x"), out=tmp_path)
     m = manifest(Path(result.path))
-    assert len(m.data["exchanges"]) == 1
-    assert "unsupported scheme" in m.capture["redirects"][0]["error"]
+    assert len(m.to_json()["exchanges"]) == 1
+    assert "unsupported scheme" in m.to_json()["capture"]["redirects"][0]["error"]
     assert any("not followed" in w for w in result.warnings)
 
 
@@ -176,7 +178,7 @@ def test_error_status_is_still_evidence(site, tmp_path, status):
     assert proc.returncode == 0, proc.stderr
     package = Path(proc.stdout.strip())
     assert package.is_dir()
-    assert manifest(package).capture["status"] == status
+    assert manifest(package).to_json()["capture"]["status"] == status
     assert f"HTTP {status}" in proc.stderr
 
 
@@ -188,12 +190,12 @@ def test_https_with_private_ca(site, tmp_path, test_ca):
     opts = CaptureOptions(ca_bundle=str(test_ca.root_pem))
     result = capture(url, out=tmp_path, options=opts)
     m = manifest(Path(result.path))
-    tls = m.capture["tls"]
+    tls = m.to_json()["capture"]["tls"]
     assert tls["verified"] is True
     assert tls["protocol"].startswith("TLS")
     leaf_der = test_ca.leaf.public_bytes(Encoding.DER)
     assert tls["certificate_sha256"] == hashlib.sha256(leaf_der).hexdigest()
-    assert m.data["options"]["ca_bundle"] == "custom"
+    assert m.to_json()["options"]["ca_bundle"] == "custom"
     warcio_check(Path(result.path))
 
 
@@ -216,8 +218,8 @@ def test_insecure_is_recorded(site, tmp_path, test_ca):
     assert proc.returncode == 0, proc.stderr
     assert "verification is OFF" in proc.stderr
     m = manifest(Path(proc.stdout.strip()))
-    assert m.data["options"]["tls_verification"] is False
-    assert m.capture["tls"]["verified"] is False
+    assert m.to_json()["options"]["tls_verification"] is False
+    assert m.to_json()["capture"]["tls"]["verified"] is False
 
 
 def _closed_port() -> int:
@@ -271,7 +273,7 @@ def test_drip_feed_body_is_cut_at_the_deadline(raw_server, tmp_path):
     pkg = Path(result.path)
     resp = records(pkg)[2]
     assert resp[1]["WARC-Truncated"] == "time"
-    assert manifest(pkg).capture["limits_hit"][0]["limit"] == "deadline"
+    assert manifest(pkg).to_json()["capture"]["limits_hit"][0]["limit"] == "deadline"
     warcio_check(pkg)
 
 
@@ -311,8 +313,8 @@ def test_max_response_bytes_truncates_and_records(raw_server, tmp_path):
     head_end = resp[2].index(b"\r\n\r\n") + 4
     assert len(resp[2]) - head_end == 100_000
     m = manifest(pkg)
-    assert m.capture["limits_hit"][0]["limit"] == "max_response_bytes"
-    assert m.data["exchanges"][0]["truncated"] == "length"
+    assert m.to_json()["capture"]["limits_hit"][0]["limit"] == "max_response_bytes"
+    assert m.to_json()["exchanges"][0]["truncated"] == "length"
     warcio_check(pkg)
 
 
@@ -367,7 +369,7 @@ def test_capture_json_and_show(site, tmp_path):
     assert doc["failures"] == []
     pkg = doc["packages"][0]["package"]
     m = manifest(Path(pkg))
-    assert m.data["operator"] == {"name": "A. Reporter", "organization": "Example NGO"}
+    assert m.to_json()["operator"] == {"name": "A. Reporter", "organization": "Example NGO"}
     shown = subprocess.run([*EVIDENCE, "show", pkg], capture_output=True, text=True)
     assert shown.returncode == 0
     assert s.url("/") in shown.stdout and "HTTP 200" in shown.stdout

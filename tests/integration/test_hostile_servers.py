@@ -68,7 +68,7 @@ def test_endless_body_is_cut_at_the_size_limit(raw_server, tmp_path):
     pkg = Path(result.path)
     headers, _block = response_block(pkg)
     assert headers["WARC-Truncated"] == "length"
-    assert manifest(pkg).capture["limits_hit"][0]["limit"] == "max_response_bytes"
+    assert manifest(pkg).to_json()["capture"]["limits_hit"][0]["limit"] == "max_response_bytes"
     assert seconds < 30
 
 
@@ -226,18 +226,18 @@ def test_public_only_refusal_mid_capture_is_recorded(site, tmp_path, monkeypatch
     opts = CaptureOptions(public_only=True)
     pkg = Path(capture(s.url("/page"), out=tmp_path, options=opts).path)
     m = manifest(pkg)
-    assert m.capture["refused"] == [
+    assert m.to_json()["capture"]["refused"] == [
         {
             "url": f"{s2}/private.png",
             "reason": "destination 127.0.0.2 is not a public address (refused by --public-only)",
         }
     ]
-    assert s.url("/ok.png") in {e["url"] for e in m.data["exchanges"]}
-    assert m.data["options"]["public_only"] is True
+    assert s.url("/ok.png") in {e["url"] for e in m.to_json()["exchanges"]}
+    assert m.to_json()["options"]["public_only"] is True
     pkg = Path(capture(s.url("/hop"), out=tmp_path, options=opts).path)
     m = manifest(pkg)
-    assert "not a public address" in m.capture["redirects"][0]["error"]
-    assert m.capture["refused"][0]["url"] == f"{s2}/internal"
+    assert "not a public address" in m.to_json()["capture"]["redirects"][0]["error"]
+    assert m.to_json()["capture"]["refused"][0]["url"] == f"{s2}/internal"
 
 
 @pytest.mark.parametrize(

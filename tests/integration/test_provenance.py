@@ -32,7 +32,7 @@ def manifest(pkg: Path) -> Manifest:
 
 
 def fetched_urls(pkg: Path) -> set[str]:
-    return {e["url"] for e in manifest(pkg).data["exchanges"]}
+    return {e["url"] for e in manifest(pkg).to_json()["exchanges"]}
 
 
 @pytest.fixture
@@ -135,11 +135,11 @@ def test_requisites_found_fetched_and_verified(nested_site, tmp_path):
     assert s.url("/frame2.html") not in urls  # one level of iframes only
     assert s.url("/not-a-requisite.html") not in urls
     assert s.url("/img/commented.png") not in urls
-    req = manifest(pkg).capture["requisites"]
+    req = manifest(pkg).to_json()["capture"]["requisites"]
     assert req["enabled"] and req["skipped"] == 0
     assert [f["url"] for f in req["failed"]] == [s.url("/img/broken.png")]
     assert req["failed"][0]["error"] == "HTTP 404"
-    roles = {e["url"]: (e["role"], e["found_in"]) for e in manifest(pkg).data["exchanges"]}
+    roles = {e["url"]: (e["role"], e["found_in"]) for e in manifest(pkg).to_json()["exchanges"]}
     assert roles[s.url("/css/deep.css")] == ("requisite", s.url("/css/base.css"))
     assert roles[s.url("/img/in-frame.png")] == ("requisite", s.url("/frame.html"))
     assert verify(pkg, trust=[]).outcome is Outcome.UNTRUSTED
@@ -153,10 +153,10 @@ def test_requisite_limits_are_reported(nested_site, tmp_path):
     opts = CaptureOptions(max_requisites=3, requisite_workers=2)
     result = capture(s.url("/index.html"), out=tmp_path, options=opts)
     m = manifest(Path(result.path))
-    req = m.capture["requisites"]
+    req = m.to_json()["capture"]["requisites"]
     assert req["fetched"] == 3 and req["skipped"] > 0
     assert req["limits_hit"][0]["limit"] == "max_requisites"
-    assert any(h["limit"] == "max_requisites" for h in m.capture["limits_hit"])
+    assert any(h["limit"] == "max_requisites" for h in m.to_json()["capture"]["limits_hit"])
     assert any("max_requisites" in w for w in result.warnings)
 
 
@@ -170,7 +170,7 @@ def test_no_requisites_flag(nested_site, tmp_path):
     assert proc.returncode == 0, proc.stderr
     pkg = Path(proc.stdout.strip())
     assert fetched_urls(pkg) == {s.url("/index.html")}
-    assert manifest(pkg).data["options"]["requisites"] is False
+    assert manifest(pkg).to_json()["options"]["requisites"] is False
 
 
 def _free_port() -> int:
@@ -192,7 +192,7 @@ def test_failed_requisite_does_not_fail_the_capture(site, tmp_path):
         }
     )
     result = capture(s.url("/"), out=tmp_path)
-    req = manifest(Path(result.path)).capture["requisites"]
+    req = manifest(Path(result.path)).to_json()["capture"]["requisites"]
     assert req["failed"] == [
         {
             "url": f"http://127.0.0.1:{dead}/gone.png",
@@ -287,7 +287,7 @@ def test_https_chain_as_presented_is_stored(site, tmp_path, test_ca):
         ).path
     )
     m = manifest(pkg)
-    tls = m.capture["tls"]
+    tls = m.to_json()["capture"]["tls"]
     assert tls["chain_complete"] is True and tls["verified"] is True
     certs = tls["certificates"]
     assert [c["subject"] for c in certs] == ["CN=localhost", "CN=Evidence Test Intermediate"]
@@ -295,9 +295,9 @@ def test_https_chain_as_presented_is_stored(site, tmp_path, test_ca):
     assert "localhost" in certs[0]["san"] and "127.0.0.1" in certs[0]["san"]
     stored = x509.load_pem_x509_certificates((pkg / tls["chain_file"]).read_bytes())
     assert stored == [test_ca.leaf, test_ca.inter]  # as presented: no local root appended
-    assert tls["chain_file"] in {f["path"] for f in m.files}
-    assert m.capture["dns"]["localhost"][0] in ("127.0.0.1", "::1")
-    assert m.data["exchanges"][0]["server_ip"] == "127.0.0.1"
+    assert tls["chain_file"] in {f["path"] for f in m.to_json()["files"]}
+    assert m.to_json()["capture"]["dns"]["localhost"][0] in ("127.0.0.1", "::1")
+    assert m.to_json()["exchanges"][0]["server_ip"] == "127.0.0.1"
     proc = subprocess.run([*EVIDENCE, "show", str(pkg)], capture_output=True, text=True)
     assert "chain[1]  CN=Evidence Test Intermediate" in proc.stdout
     assert "DNS          localhost ->" in proc.stdout

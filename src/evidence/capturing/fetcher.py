@@ -28,19 +28,20 @@ Threat model notes:
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import functools
 import hashlib
 import http.client
 import io
 import ipaddress
 import logging
+import os
 import socket
 import ssl
 import tempfile
 import threading
 import time
 import typing
-import warnings
 from collections.abc import Callable
 
 import attrs
@@ -416,6 +417,15 @@ class _HTTPPool(urllib3.HTTPConnectionPool):
 
 
 class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    def _validate_conn(self, conn: typing.Any) -> None:
+        # urllib3 warns (InsecureRequestWarning, with a site-packages path) on
+        # every unverified connection. --insecure is an explicit choice that is
+        # recorded in the manifest and announced once by the CLI, and a
+        # warnings filter around the request would not be thread-safe.
+        urllib3.HTTPConnectionPool._validate_conn(self, conn)
+        if conn.is_closed:
+            conn.connect()
+
     ConnectionCls = _RecordingHTTPSConnection
 
 
@@ -428,10 +438,17 @@ class _RecordingAdapter(requests.adapters.HTTPAdapter):
         }
 
 
-def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> str:
-    """Turn a requests/urllib3/socket exception into one short human cause."""
+def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> tuple[str, str]:
+    """Turn a requests/urllib3/socket exception into ``(kind, one short human cause)``.
+
+    ``kind`` is one of :data:`evidence.errors.CAPTURE_ERROR_KINDS`, decided by
+    exception class, never by message text.
+    """
     if state.deadline_hit:
-        return f"deadline of {deadline_seconds:g} s exceeded before a complete response"
+        return (
+            "timeout",
+            f"deadline of {deadline_seconds:.1f} s exceeded before a complete response",
+        )
     chain: list[BaseException] = []
     cur: BaseException | None = exc
     while cur is not None and cur not in chain:
@@ -442,45 +459,55 @@ def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> str
             or cur.__context__
             or (reason if isinstance(reason, BaseException) else None)
         )
-    specific: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str | None]] = [
-        (AddressRefused, None),
+    for item in chain:
+        if isinstance(item, OSError) and item.errno in (errno.ENOSPC, errno.EDQUOT):
+            return "disk", f"cannot store the response: {os.strerror(item.errno)}"
+    specific: list[
+        tuple[type[BaseException] | tuple[type[BaseException], ...], str, str | None]
+    ] = [
+        (AddressRefused, "refused-address", None),
         (
             (urllib3.exceptions.NameResolutionError, socket.gaierror),
+            "dns",
             "DNS lookup failed (no such host, or no resolver reachable)",
         ),
-        (ssl.SSLCertVerificationError, None),
-        (ssl.SSLError, None),
-        (ConnectionRefusedError, "connection refused"),
-        (ConnectionResetError, "connection reset by the server"),
-        (http.client.LineTooLong, "invalid HTTP response: header line too long"),
-        (http.client.RemoteDisconnected, "server closed the connection without sending a response"),
-        (http.client.BadStatusLine, "invalid HTTP response: bad status line"),
-        (http.client.HTTPException, None),
-        ((urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.NewConnectionError), None),
+        (ssl.SSLCertVerificationError, "tls", None),
+        (ssl.SSLError, "tls", None),
+        (ConnectionRefusedError, "refused", "connection refused"),
+        (ConnectionResetError, "refused", "connection reset by the server"),
+        (http.client.LineTooLong, "http", "invalid HTTP response: header line too long"),
+        (
+            http.client.RemoteDisconnected,
+            "refused",
+            "server closed the connection without sending a response",
+        ),
+        (http.client.BadStatusLine, "http", "invalid HTTP response: bad status line"),
+        (http.client.HTTPException, "http", None),
+        (urllib3.exceptions.ConnectTimeoutError, "timeout", "connection timed out"),
+        (urllib3.exceptions.NewConnectionError, "refused", "could not connect"),
         (
             (TimeoutError, urllib3.exceptions.ReadTimeoutError),
+            "timeout",
             "no response before the read timeout",
         ),
     ]
-    for kinds, text in specific:
+    for classes, kind, text in specific:
         for item in chain:
-            if not isinstance(item, kinds):
+            if not isinstance(item, classes):
                 continue
             if text is not None:
-                return text
+                return kind, text
             if isinstance(item, AddressRefused):
-                return str(item)
+                return kind, str(item)
             if isinstance(item, ssl.SSLCertVerificationError):
-                return f"TLS certificate verification failed: {item.verify_message or item.reason}"
+                return kind, (
+                    f"TLS certificate verification failed: {item.verify_message or item.reason}"
+                )
             if isinstance(item, ssl.SSLError):
-                return f"TLS handshake failed: {item.reason or item}"
-            if isinstance(item, http.client.HTTPException):
-                return f"invalid HTTP response: {type(item).__name__}"
-            if isinstance(item, urllib3.exceptions.NewConnectionError):
-                return "could not connect"
-            return "connection timed out"
+                return kind, f"TLS handshake failed: {item.reason or item}"
+            return kind, f"invalid HTTP response: {type(item).__name__}"
     root = chain[-1]  # the innermost cause found while walking the chain above
-    return f"{type(root).__name__}: {root}"
+    return "other", f"{type(root).__name__}: {root}"
 
 
 class AddressRefused(OSError):
@@ -554,51 +581,61 @@ class Fetcher:
         truncated: str | None = None
         detail: str | None = None
         try:
-            with warnings.catch_warnings():
-                # verify=False is an explicit, recorded choice; urllib3's warning
-                # would only repeat it on stderr.
-                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                try:
-                    response = self._session.get(
-                        url,
-                        stream=True,
-                        allow_redirects=False,
-                        verify=self.verify,
-                        timeout=(self.limits.connect_timeout, self.limits.read_timeout),
-                    )
-                except (
-                    requests.RequestException,
-                    urllib3.exceptions.HTTPError,
-                    OSError,
-                    http.client.HTTPException,
-                    ValueError,
-                ) as exc:
-                    if state.tee is not None:
-                        state.tee.spool.close()
-                    raise CaptureError(url, _describe(exc, state, deadline_seconds)) from exc
+            try:
+                response = self._session.get(
+                    url,
+                    stream=True,
+                    allow_redirects=False,
+                    verify=self.verify,
+                    timeout=(self.limits.connect_timeout, self.limits.read_timeout),
+                )
+            except (
+                requests.RequestException,
+                urllib3.exceptions.HTTPError,
+                OSError,
+                http.client.HTTPException,
+                ValueError,
+            ) as exc:
+                if state.tee is not None:
+                    state.tee.spool.close()
+                kind, cause = _describe(exc, state, deadline_seconds)
+                raise CaptureError(url, cause, kind) from exc
             tee = state.tee
             if tee is None or tee.header_length is None:  # pragma: no cover - defensive
-                raise CaptureError(url, "no response recorded")
+                raise CaptureError(url, "no response recorded", "other")
             try:
-                while response.raw.read(_CHUNK, decode_content=False):
-                    pass
-            except _StopRecording:
-                truncated = "length"
-                detail = f"body cut at max_response_bytes={self.limits.max_response_bytes}"
-            except (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException) as exc:
-                if state.deadline_hit:
-                    truncated = "time"
-                    detail = f"deadline of {deadline_seconds:g} s reached while reading the body"
-                else:
-                    truncated = "disconnect"
-                    detail = _describe(exc, state, deadline_seconds)
-            finally:
-                response.close()
+                try:
+                    while response.raw.read(_CHUNK, decode_content=False):
+                        pass
+                except _StopRecording:
+                    truncated = "length"
+                    detail = f"body cut at max_response_bytes={self.limits.max_response_bytes}"
+                except (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException) as exc:
+                    kind, cause = _describe(exc, state, deadline_seconds)
+                    if kind == "disk":
+                        # Our disk, not the server: nothing about this response is evidence.
+                        raise CaptureError(url, cause, kind) from exc
+                    if state.deadline_hit:
+                        truncated = "time"
+                        detail = (
+                            f"deadline of {deadline_seconds:.1f} s reached while reading the body"
+                        )
+                    else:
+                        truncated = "disconnect"
+                        detail = cause
+                finally:
+                    response.close()
+                tee.spool.flush()
+            except BaseException as exc:
+                tee.spool.close()
+                if isinstance(exc, OSError):
+                    kind, cause = _describe(exc, state, deadline_seconds)
+                    raise CaptureError(url, cause, kind) from exc
+                raise
             # A body cut exactly at the limit raises nothing; say so all the same.
             if tee.truncated and truncated is None:  # pragma: no cover - defensive
                 truncated = "length"
             ended = _dt.datetime.now(_dt.timezone.utc)
-            tee.spool.flush()
             tee.spool.seek(0)
             raw_headers = response.raw.headers
             return Exchange(

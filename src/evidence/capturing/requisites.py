@@ -26,6 +26,7 @@ __all__ = [
     "css_urls",
     "decode_body",
     "html_requisites",
+    "page_title",
 ]
 
 # Enough for any real HTML or CSS document; a bigger decoded body is parsed
@@ -282,6 +283,51 @@ def html_requisites(text: str, base: str) -> list[Found]:
     except (AssertionError, ValueError):  # html.parser on pathological input
         pass
     return parser.found
+
+
+MAX_TITLE_CHARS = 1000
+
+
+class _Title(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.state = "before"  # before -> inside -> done
+
+    def handle_starttag(self, tag: str, attrs_list: list[tuple[str, str | None]]) -> None:
+        if tag in ("svg", "math"):
+            self.state = "done" if self.state == "inside" else self.state
+        if tag == "title" and self.state == "before":
+            self.state = "inside"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title" and self.state == "inside":
+            self.state = "done"
+
+    def handle_data(self, data: str) -> None:
+        if self.state == "inside" and sum(map(len, self.parts)) < 4 * MAX_TITLE_CHARS:
+            self.parts.append(data)
+
+
+def page_title(text: str) -> str | None:
+    """The first ``<title>`` of an HTML document, whitespace collapsed, at most
+    :data:`MAX_TITLE_CHARS` characters; None when there is none.
+
+    The title is the site's text: untrusted, shown only through
+    :func:`evidence.display.safe`.
+    """
+    parser = _Title()
+    try:
+        # A title sits in the head; a huge document need not be parsed whole.
+        for start in range(0, len(text), 65536):
+            parser.feed(text[start : start + 65536])
+            if parser.state == "done":
+                break
+        parser.close()
+    except (AssertionError, ValueError):  # html.parser on pathological input
+        pass
+    title = " ".join("".join(parser.parts).split())[:MAX_TITLE_CHARS]
+    return title or None
 
 
 def charset_of(content_type: str | None, default: str = "utf-8") -> str:

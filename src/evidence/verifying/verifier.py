@@ -35,7 +35,7 @@ from pathlib import Path
 from evidence.custody import CUSTODY_PATH, check_log, read_events
 from evidence.errors import EvidenceError, ManifestError, PackageError, VerificationError
 from evidence.keys import Keyring, key_id, public_key_from_bytes, public_key_pem
-from evidence.manifest import Manifest, decode_strict
+from evidence.manifest import Manifest, PayloadFile, decode_strict
 from evidence.package import (
     ATTACHMENT_DIRS,
     ATTACHMENT_FILES,
@@ -174,7 +174,7 @@ def _parse_checksum_file(raw: bytes, name: str) -> tuple[dict[str, str], list[st
 def _capture_start(manifest: Manifest | None) -> _dt.datetime | None:
     if manifest is None:
         return None
-    text = manifest.capture.get("started") or manifest.created
+    text = manifest.capture.started if manifest.capture else manifest.created
     try:
         return _dt.datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%S.%fZ").replace(
             tzinfo=_dt.timezone.utc
@@ -521,15 +521,15 @@ class _Verifier:
         for rel in sorted(n for n in bag_entries if not n.startswith("data/")):
             problems.append(f"manifest-sha256.txt lists {rel}, outside data/")
 
-        listed: dict[str, dict[str, typing.Any]] = {}
+        listed: dict[str, PayloadFile] = {}
         if manifest is not None:
             for entry in manifest.files:
-                if entry["path"] in listed or not safe_relative_path(entry["path"]):
+                if entry.path in listed or not safe_relative_path(entry.path):
                     problems.append(
-                        f"manifest.json file entry {entry['path']!r} is unsafe or repeated"
+                        f"manifest.json file entry {entry.path!r} is unsafe or repeated"
                     )
                     continue
-                listed[entry["path"]] = entry
+                listed[entry.path] = entry
             if set(listed) != set(bag_entries):
                 problems.append("manifest.json and manifest-sha256.txt list different files")
 
@@ -549,13 +549,11 @@ class _Verifier:
                 problems.append(f"{rel}: SHA-256 {digest} differs from manifest-sha256.txt")
             listed_entry = listed.get(rel)
             if listed_entry is not None:
-                entry = listed_entry
-                if entry["sha256"] != digest:
+                if listed_entry.sha256 != digest:
                     problems.append(f"{rel}: SHA-256 differs from manifest.json")
-                if entry["size"] != self.files.get(rel):
-                    problems.append(
-                        f"{rel}: {self.files.get(rel)} bytes, manifest.json says {entry['size']}"
-                    )
+                if listed_entry.size != self.files.get(rel):
+                    size = self.files.get(rel)
+                    problems.append(f"{rel}: {size} bytes, manifest.json says {listed_entry.size}")
         problems.extend(self._oxum(bag_entries))
         if problems:
             self.add("payload", title, Status.FAIL, "payload files do not match", problems)
@@ -711,7 +709,7 @@ class _Verifier:
     def _custody(self, digest: bytes, manifest: Manifest | None) -> None:
         title = "Chain of custody"
         if CUSTODY_PATH not in self.files:
-            declared = manifest is not None and manifest.data.get("custody_log") == CUSTODY_PATH
+            declared = manifest is not None and manifest.custody_log == CUSTODY_PATH
             if declared:
                 self.add(
                     "custody",

@@ -1,0 +1,71 @@
+"""How to capture: every limit in one frozen class, each default safe against hostile servers."""
+
+from __future__ import annotations
+
+import typing
+
+import attrs
+
+from evidence.software import default_user_agent
+
+__all__ = ["CaptureOptions"]
+
+
+@attrs.frozen(kw_only=True)
+class CaptureOptions:
+    """How to capture. Every limit has a default that is safe against hostile servers.
+
+    Attributes:
+        deadline: total seconds per URL, all redirect hops included.
+        connect_timeout: seconds to establish one TCP connection.
+        read_timeout: seconds to wait for any byte.
+        max_response_bytes: body bytes recorded per response before it is cut
+            and marked ``WARC-Truncated: length``.
+        max_redirects: redirect hops followed.
+        user_agent: the User-Agent sent.
+        ca_bundle: PEM file of CA certificates to trust instead of the system's.
+        unsafe_insecure: turn TLS certificate verification off (recorded).
+        requisites: also fetch what the page needs to be seen (images, CSS,
+            scripts, fonts, media, one level of iframes), from any origin.
+        max_requisites: requisite URLs fetched at most.
+        max_requisite_bytes: total response bytes for all requisites.
+        requisites_deadline: seconds for the whole requisite phase.
+        requisite_workers: requisites fetched at once.
+        public_only: refuse every destination that is not a public IP address
+            (loopback, private, link-local, CGNAT, multicast, reserved, and
+            IPv6 forms embedding them), checked on the address actually
+            connected to, for the page, every redirect hop and every requisite.
+    """
+
+    deadline: float = 60.0
+    connect_timeout: float = 15.0
+    read_timeout: float = 30.0
+    max_response_bytes: int = 2 * 1024**3
+    max_redirects: int = 10
+    user_agent: str = attrs.field(factory=default_user_agent)
+    ca_bundle: str | None = None
+    unsafe_insecure: bool = False
+    requisites: bool = True
+    max_requisites: int = 500
+    max_requisite_bytes: int = 1024**3
+    requisites_deadline: float = 120.0
+    requisite_workers: int = 8
+    public_only: bool = False
+
+    def to_json(self) -> dict[str, typing.Any]:
+        return {
+            "deadline_seconds": self.deadline,
+            "connect_timeout_seconds": self.connect_timeout,
+            "read_timeout_seconds": self.read_timeout,
+            "max_response_bytes": self.max_response_bytes,
+            "max_redirects": self.max_redirects,
+            "user_agent": self.user_agent,
+            "tls_verification": not self.unsafe_insecure,
+            "ca_bundle": "custom" if self.ca_bundle else "system",
+            "requisites": self.requisites,
+            "max_requisites": self.max_requisites,
+            "max_requisite_bytes": self.max_requisite_bytes,
+            "requisites_deadline_seconds": self.requisites_deadline,
+            "requisite_workers": self.requisite_workers,
+            "public_only": self.public_only,
+        }

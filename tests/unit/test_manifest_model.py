@@ -1,0 +1,107 @@
+"""The typed manifest model (issue 9): strict on read, exact on write, nothing dropped."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from evidence.errors import ManifestError
+from evidence.manifest import CaptureInfo, Manifest, TLSInfo, dumps
+
+CORPUS = Path(__file__).parents[1] / "assets" / "corpus"
+
+
+def sealed_json(sealed_package: Path) -> dict:
+    return json.loads((sealed_package / "evidence" / "manifest.json").read_bytes())
+
+
+def test_a_captured_manifest_round_trips_byte_for_byte(sealed_package: Path) -> None:
+    raw = (sealed_package / "evidence" / "manifest.json").read_bytes()
+    m = Manifest.from_bytes(raw)
+    assert m.to_bytes() == raw
+    assert isinstance(m.capture, CaptureInfo)
+    assert m.capture.redirects[0].status == 301
+    assert m.page_exchange is not None and m.page_exchange.status == 200
+    assert m.capture.title == "Statement"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("capture", "tls"), "x", "capture.tls"),
+        (("capture", "redirects"), ["x"], "capture.redirects[0]"),
+        (("operator",), "x", "operator"),
+        (("capture", "warnings"), 5, "capture.warnings"),
+        (("capture", "dns"), {"h": [1]}, "capture.dns.h[0]"),
+        (("capture", "status"), True, "capture.status"),
+        (("exchanges",), [{"url": 1}], "exchanges[0].url"),
+        (("software",), [], "software"),
+        (("options",), {"a": {"b": 1}}, "options.a"),
+        (("certificate_chains",), {"x": "y"}, "certificate_chains.x"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_a_manifest_error_naming_it(
+    sealed_package: Path, path: tuple[str, ...], value: object, field: str
+) -> None:
+    # A signed manifest with hostile types used to crash `evidence show` with a
+    # traceback (AttributeError on tls "x"); now parsing names the field.
+    data = sealed_json(sealed_package)
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(ManifestError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        Manifest.from_bytes(dumps(data))
+
+
+def test_unknown_fields_are_kept_at_every_level(sealed_package: Path) -> None:
+    data = sealed_json(sealed_package)
+    data["future_section"] = {"x": 1}
+    data["capture"]["future_field"] = [1, 2]
+    data["exchanges"][0]["future"] = "y"
+    data["capture"]["redirects"][0]["future"] = None
+    raw = dumps(data)
+    m = Manifest.from_bytes(raw)
+    assert m.extra["future_section"] == {"x": 1}
+    assert m.capture is not None and m.capture.extra["future_field"] == [1, 2]
+    assert m.to_bytes() == raw
+
+
+def test_missing_sections_are_none_not_errors() -> None:
+    data = {
+        "format": "evidence-package/1",
+        "package_id": "x",
+        "created": "2026-01-01T00:00:00.000000Z",
+        "files": [],
+        "warc": {"path": "data/capture.warc.gz", "records": []},
+    }
+    m = Manifest.from_bytes(dumps(data))
+    assert m.capture is None and m.operator is None and m.exchanges == ()
+    assert m.to_json() == data
+
+
+def test_tls_model_keeps_optional_fields_absent() -> None:
+    tls = TLSInfo(
+        protocol="TLSv1.3",
+        cipher="x",
+        verified=True,
+        certificate_sha256="0" * 64,
+        chain_file=None,
+        chain_complete=True,
+    )
+    assert "chain_note" not in tls.to_json() and "certificates" not in tls.to_json()
+
+
+def test_every_corpus_manifest_parses_or_fails_cleanly() -> None:
+    for path in sorted(CORPUS.glob("*/evidence/manifest.json")):
+        raw = path.read_bytes()
+        try:
+            m = Manifest.from_bytes(raw)
+        except ManifestError:
+            continue
+        again = Manifest.from_bytes(m.to_bytes())
+        assert again.to_json() == m.to_json(), path
+        assert copy.copy(m) == m
