@@ -29,6 +29,7 @@ __all__ = [
     "TAG_FILES",
     "PackageWriter",
     "attachment_dir",
+    "bag_files",
     "fsync_dir",
     "is_package",
     "make_package_id",
@@ -192,6 +193,32 @@ def attachment_dir(root: Path, relative: str) -> Path:
     return path
 
 
+def bag_files(
+    manifest: bytes,
+    payload: typing.Sequence[tuple[str, str, int]],
+    bag_info: typing.Sequence[tuple[str, str]],
+) -> dict[str, bytes]:
+    """The exact bytes of every bag file of a package, ``manifest.json`` included.
+
+    ``payload`` is (relative path, sha256 hex, size) per file under ``data/``;
+    ``bag_info`` the ``bag-info.txt`` fields before Payload-Oxum. The writer
+    uses this to create a package and the verifier to check, byte for byte,
+    that the bag files say nothing the signed manifest does not.
+    """
+    files: dict[str, bytes] = {MANIFEST_PATH: manifest, "bagit.txt": _BAGIT_TXT}
+    octets = sum(size for _, _, size in payload)
+    info_lines = [f"{k}: {v}" for k, v in bag_info]
+    info_lines.append(f"Payload-Oxum: {octets}.{len(payload)}")
+    files["bag-info.txt"] = ("\n".join(info_lines) + "\n").encode("utf-8")
+    files["manifest-sha256.txt"] = "".join(
+        f"{digest}  {rel}\n" for rel, digest, _ in sorted(payload)
+    ).encode("utf-8")
+    files["tagmanifest-sha256.txt"] = "".join(
+        f"{hashlib.sha256(files[rel]).hexdigest()}  {rel}\n" for rel in TAG_FILES
+    ).encode("utf-8")
+    return files
+
+
 class PackageWriter:
     """Builds a package in a temporary directory and renames it into place.
 
@@ -264,16 +291,8 @@ class PackageWriter:
         bag_info: typing.Sequence[tuple[str, str]],
         attachments: typing.Mapping[str, bytes],
     ) -> Path:
-        tag_bytes: dict[str, bytes] = {}
-        tag_bytes[MANIFEST_PATH] = manifest
-        tag_bytes["bagit.txt"] = _BAGIT_TXT
-        octets = sum(size for _, _, size in payload)
-        info_lines = [f"{k}: {v}" for k, v in bag_info]
-        info_lines.append(f"Payload-Oxum: {octets}.{len(payload)}")
-        tag_bytes["bag-info.txt"] = ("\n".join(info_lines) + "\n").encode("utf-8")
-        tag_bytes["manifest-sha256.txt"] = "".join(
-            f"{digest}  {rel}\n" for rel, digest, _ in sorted(payload)
-        ).encode("utf-8")
+        tag_bytes = bag_files(manifest, payload, bag_info)
+        tagmanifest = tag_bytes.pop("tagmanifest-sha256.txt")
         fault_point("before-tag-files")
         for rel, data in [*tag_bytes.items(), *attachments.items()]:
             target = self.path(rel)
@@ -283,9 +302,6 @@ class PackageWriter:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-        tagmanifest = "".join(
-            f"{hashlib.sha256(tag_bytes[rel]).hexdigest()}  {rel}\n" for rel in TAG_FILES
-        ).encode("utf-8")
         with open(self.path("tagmanifest-sha256.txt"), "xb") as fh:
             fh.write(tagmanifest)
             fh.flush()

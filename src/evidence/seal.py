@@ -16,6 +16,7 @@ import typing
 from evidence.custody import make_event
 from evidence.errors import EvidenceError
 from evidence.manifest import Manifest
+from evidence.package import bag_files
 from evidence.signing import attachments_for
 from evidence.timestamping import request_timestamp, token_attachments
 
@@ -23,7 +24,7 @@ if typing.TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-__all__ = ["CUSTODY_PATH", "bag_info_for", "seal_attachments"]
+__all__ = ["CUSTODY_PATH", "bag_info_for", "expected_bag_files", "seal_attachments"]
 
 # The manifest declares its custody log (which is written after it, since its
 # first event hashes the manifest), so deleting the whole log fails too.
@@ -48,6 +49,17 @@ def bag_info_for(manifest: Manifest) -> list[tuple[str, str]]:
     if manifest.operator is not None and manifest.operator.organization:
         fields.insert(0, ("Source-Organization", manifest.operator.organization))
     return fields
+
+
+def expected_bag_files(manifest: Manifest, manifest_bytes: bytes) -> dict[str, bytes]:
+    """Every bag file exactly as the writer makes it for this manifest.
+
+    ``bagit.txt``, ``bag-info.txt``, ``manifest-sha256.txt`` and
+    ``tagmanifest-sha256.txt`` are all implied by the signed manifest; a
+    verifier compares the package's files with these bytes.
+    """
+    payload = [(f.path, f.sha256, f.size) for f in manifest.files]
+    return bag_files(manifest_bytes, payload, bag_info_for(manifest))
 
 
 def seal_attachments(
