@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 import sys
+import types
 import typing
 
 import attrs
@@ -305,19 +306,39 @@ def strict_loads(
 
 # --- the typed model ----------------------------------------------------------
 #
-# Each part of the manifest is a frozen attrs class with ``from_json`` (strict:
-# a field of the wrong type is a ManifestError naming it, never a crash later
-# in a reader) and ``to_json`` (the exact dict the writer serialises). Unknown
-# fields are kept in ``extra`` and written back, so a newer manifest read by
-# this version loses nothing. Optional fields written only when set are listed
-# in each class's ``_OMIT_NONE``; every other field is always written.
+# Each part of the manifest is a frozen attrs class whose fields say how their
+# JSON value is parsed (:func:`_field`). ``from_json`` is strict: a field of
+# the wrong type is a ManifestError naming it (``capture.redirects[0].status``),
+# never a crash later in a reader. ``to_json`` gives the exact object the
+# writer serialises. Unknown fields are kept in ``extra`` and written back, so
+# a newer manifest read by this version loses nothing.
 
 Json = typing.Any
 _T = typing.TypeVar("_T")
+Parser = typing.Callable[[Json, str], typing.Any]
+_EMPTY: collections.abc.Mapping[str, Json] = types.MappingProxyType({})
 
 
 def _fail(where: str, expected: str) -> typing.NoReturn:
     raise ManifestError(f"manifest field {where} is missing or not {expected}")
+
+
+def _str(value: Json, where: str) -> str:
+    if not isinstance(value, str):
+        _fail(where, "a string")
+    return value
+
+
+def _int(value: Json, where: str) -> int:
+    if not _is_int(value):
+        _fail(where, "an integer")
+    return typing.cast(int, value)
+
+
+def _bool(value: Json, where: str) -> bool:
+    if not isinstance(value, bool):
+        _fail(where, "true or false")
+    return value
 
 
 def _obj(value: Json, where: str) -> dict[str, Json]:
@@ -326,95 +347,54 @@ def _obj(value: Json, where: str) -> dict[str, Json]:
     return value
 
 
-class _Fields:
-    """Typed access to one JSON object, remembering which keys were used."""
-
-    def __init__(self, value: Json, where: str) -> None:
-        self.data = _obj(value, where)
-        self.where = where
-        self.used: set[str] = set()
-
-    def _get(self, key: str, optional: bool) -> Json:
-        self.used.add(key)
-        if key not in self.data and not optional:
-            _fail(f"{self.where}.{key}", "present")
-        return self.data.get(key)
-
-    def text(self, key: str, *, optional: bool = False) -> str | None:
-        value = self._get(key, optional)
-        if value is None and optional:
-            return None
-        if not isinstance(value, str):
-            _fail(f"{self.where}.{key}", "a string")
-        return value
-
-    def req_text(self, key: str) -> str:
-        value = self.text(key)
-        assert value is not None
-        return value
-
-    def integer(self, key: str, *, optional: bool = False) -> int | None:
-        value = self._get(key, optional)
-        if value is None and optional:
-            return None
-        if not _is_int(value):
-            _fail(f"{self.where}.{key}", "an integer")
-        return typing.cast(int, value)
-
-    def flag(self, key: str, *, optional: bool = False) -> bool | None:
-        value = self._get(key, optional)
-        if value is None and optional:
-            return None
-        if not isinstance(value, bool):
-            _fail(f"{self.where}.{key}", "true or false")
-        return value
-
-    def items(
-        self, key: str, parse: typing.Callable[[Json, str], _T], *, optional: bool = False
-    ) -> tuple[_T, ...]:
-        value = self._get(key, optional)
-        if value is None and optional:
-            return ()
+def _list_of(parse: Parser) -> Parser:
+    def parse_list(value: Json, where: str) -> tuple[typing.Any, ...]:
         if not isinstance(value, list):
-            _fail(f"{self.where}.{key}", "a list")
-        return tuple(parse(item, f"{self.where}.{key}[{i}]") for i, item in enumerate(value))
+            _fail(where, "a list")
+        return tuple(parse(item, f"{where}[{i}]") for i, item in enumerate(value))
 
-    def texts(self, key: str, *, optional: bool = False) -> tuple[str, ...]:
-        return self.items(key, _string, optional=optional)
-
-    def nested(
-        self, key: str, parse: typing.Callable[[Json, str], _T], *, optional: bool = True
-    ) -> _T | None:
-        value = self._get(key, optional)
-        if value is None:
-            return None
-        return parse(value, f"{self.where}.{key}")
-
-    def extra(self) -> dict[str, Json]:
-        return {k: v for k, v in self.data.items() if k not in self.used}
+    return parse_list
 
 
-def _string(value: Json, where: str) -> str:
-    if not isinstance(value, str):
-        _fail(where, "a string")
+def _map_of(parse: Parser) -> Parser:
+    def parse_map(value: Json, where: str) -> collections.abc.Mapping[str, typing.Any]:
+        return types.MappingProxyType(
+            {k: parse(v, f"{where}.{k}") for k, v in _obj(value, where).items()}
+        )
+
+    return parse_map
+
+
+def _nullable(parse: Parser) -> Parser:
+    return lambda value, where: None if value is None else parse(value, where)
+
+
+def _plain(value: Json, where: str) -> Json:
+    if isinstance(value, dict | list):
+        _fail(where, "a plain value")
     return value
 
 
-def _json_of(obj: typing.Any, omit_none: typing.Collection[str] = ()) -> dict[str, Json]:
-    out: dict[str, Json] = {}
-    for field in attrs.fields(type(obj)):
-        if field.name == "extra":
-            continue
-        value = getattr(obj, field.name)
-        if value is None and field.name in omit_none:
-            continue
-        out[field.name] = _to_json_value(value)
-    out.update(getattr(obj, "extra", {}))
-    return out
+def _field(
+    parse: Parser,
+    *,
+    optional: bool = False,
+    omit_none: bool = False,
+    default: typing.Any = None,
+) -> typing.Any:
+    """An attrs field read from the JSON key of the same name with ``parse``.
+
+    ``optional``: the key may be missing or ``null`` (-> ``default``).
+    ``omit_none``: written only when not None (the writer leaves it out).
+    """
+    meta = {"parse": parse, "optional": optional, "omit_none": omit_none}
+    if optional:
+        return attrs.field(default=default, metadata=meta)
+    return attrs.field(metadata=meta)
 
 
 def _to_json_value(value: Json) -> Json:
-    if hasattr(value, "to_json"):
+    if isinstance(value, _Part):
         return value.to_json()
     if isinstance(value, tuple | list):
         return [_to_json_value(v) for v in value]
@@ -423,69 +403,77 @@ def _to_json_value(value: Json) -> Json:
     return value
 
 
-def _frozen_map(value: dict[str, _T]) -> collections.abc.Mapping[str, _T]:
-    import types
-
-    return types.MappingProxyType(dict(value))
+_P = typing.TypeVar("_P", bound="_Part")
 
 
-_EMPTY: collections.abc.Mapping[str, Json] = {}
+class _Part:
+    """Generic strict ``from_json`` / exact ``to_json`` for the model classes."""
+
+    extra: collections.abc.Mapping[str, Json]
+
+    @classmethod
+    def from_json(cls: type[_P], value: Json, where: str) -> _P:
+        data = _obj(value, where)
+        kwargs: dict[str, typing.Any] = {}
+        fields = attrs.fields(typing.cast("type[attrs.AttrsInstance]", cls))
+        for field in fields:
+            meta = field.metadata
+            if not meta:
+                continue
+            raw = data.get(field.name)
+            if raw is None and meta["optional"]:
+                continue
+            if field.name not in data:
+                _fail(f"{where}.{field.name}", "present")
+            kwargs[field.name] = meta["parse"](raw, f"{where}.{field.name}")
+        known = {f.name for f in fields if f.metadata}
+        extra = {k: v for k, v in data.items() if k not in known}
+        make = typing.cast("typing.Callable[..., _P]", cls)
+        return make(**kwargs, extra=types.MappingProxyType(extra))
+
+    def to_json(self) -> dict[str, Json]:
+        out: dict[str, Json] = {}
+        for field in attrs.fields(typing.cast("type[attrs.AttrsInstance]", type(self))):
+            if not field.metadata:
+                continue
+            value = getattr(self, field.name)
+            if value is None and field.metadata["omit_none"]:
+                continue
+            out[field.name] = _to_json_value(value)
+        out.update(self.extra)
+        return out
+
+
+def _part(cls: type[_T]) -> Parser:
+    return lambda value, where: cls.from_json(value, where)  # type: ignore[attr-defined]
+
+
+_EXTRA = attrs.field(default=_EMPTY, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
-class Software:
+class Software(_Part):
     """The software that made the package."""
 
-    name: str
-    version: str
-    python: str | None = None
-    implementation: str | None = None
-    platform: str | None = None
-    openssl: str | None = None
-    libraries: collections.abc.Mapping[str, str | None] = _EMPTY
-    extra: collections.abc.Mapping[str, Json] = _EMPTY
-
-    @classmethod
-    def from_json(cls, value: Json, where: str = "software") -> Software:
-        f = _Fields(value, where)
-        libs = _obj(f.nested("libraries", lambda v, w: v) or {}, f"{where}.libraries")
-        for name, version in libs.items():
-            if version is not None and not isinstance(version, str):
-                _fail(f"{where}.libraries.{name}", "a string or null")
-        return cls(
-            name=f.req_text("name"),
-            version=f.req_text("version"),
-            python=f.text("python", optional=True),
-            implementation=f.text("implementation", optional=True),
-            platform=f.text("platform", optional=True),
-            openssl=f.text("openssl", optional=True),
-            libraries=_frozen_map(libs),
-            extra=_frozen_map(f.extra()),
-        )
-
-    def to_json(self) -> dict[str, Json]:
-        return _json_of(self)
+    name: str = _field(_str)
+    version: str = _field(_str)
+    python: str | None = _field(_str, optional=True)
+    implementation: str | None = _field(_str, optional=True)
+    platform: str | None = _field(_str, optional=True)
+    openssl: str | None = _field(_str, optional=True)
+    libraries: collections.abc.Mapping[str, str | None] = _field(
+        _map_of(_nullable(_str)), optional=True, default=_EMPTY
+    )
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 
 @attrs.frozen
-class Operator:
+class Operator(_Part):
     """Who ran the capture. Optional on purpose: some operators are at risk."""
 
-    name: str | None = None
-    organization: str | None = None
-    extra: collections.abc.Mapping[str, Json] = attrs.field(default=_EMPTY, kw_only=True)
-
-    @classmethod
-    def from_json(cls, value: Json, where: str = "operator") -> Operator:
-        f = _Fields(value, where)
-        return cls(
-            f.text("name", optional=True),
-            f.text("organization", optional=True),
-            extra=_frozen_map(f.extra()),
-        )
-
-    def to_json(self) -> dict[str, Json]:
-        return _json_of(self, omit_none=("name", "organization"))
+    name: str | None = _field(_str, optional=True, omit_none=True)
+    organization: str | None = _field(_str, optional=True, omit_none=True)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
 
     @property
     def label(self) -> str | None:
@@ -494,358 +482,173 @@ class Operator:
 
 
 @attrs.frozen(kw_only=True)
-class CertificateInfo:
+class CertificateInfo(_Part):
     """One certificate of a TLS chain, as the server presented it."""
 
-    sha256: str
-    subject: str | None = None
-    issuer: str | None = None
-    serial: str | None = None
-    not_before: str | None = None
-    not_after: str | None = None
-    san: tuple[str, ...] | None = None
-    error: str | None = None
-    extra: collections.abc.Mapping[str, Json] = _EMPTY
-
-    _OMIT_NONE = ("subject", "issuer", "serial", "not_before", "not_after", "san", "error")
-
-    @classmethod
-    def from_json(cls, value: Json, where: str) -> CertificateInfo:
-        f = _Fields(value, where)
-        san = f.texts("san", optional=True) if f.data.get("san") is not None else None
-        f.used.add("san")
-        return cls(
-            sha256=f.req_text("sha256"),
-            subject=f.text("subject", optional=True),
-            issuer=f.text("issuer", optional=True),
-            serial=f.text("serial", optional=True),
-            not_before=f.text("not_before", optional=True),
-            not_after=f.text("not_after", optional=True),
-            san=san,
-            error=f.text("error", optional=True),
-            extra=_frozen_map(f.extra()),
-        )
-
-    def to_json(self) -> dict[str, Json]:
-        return _json_of(self, self._OMIT_NONE)
-
-
-def _cert_list(value: Json, where: str) -> tuple[CertificateInfo, ...]:
-    if not isinstance(value, list):
-        _fail(where, "a list")
-    return tuple(CertificateInfo.from_json(v, f"{where}[{i}]") for i, v in enumerate(value))
+    sha256: str = _field(_str)
+    subject: str | None = _field(_str, optional=True, omit_none=True)
+    issuer: str | None = _field(_str, optional=True, omit_none=True)
+    serial: str | None = _field(_str, optional=True, omit_none=True)
+    not_before: str | None = _field(_str, optional=True, omit_none=True)
+    not_after: str | None = _field(_str, optional=True, omit_none=True)
+    san: tuple[str, ...] | None = _field(_list_of(_str), optional=True, omit_none=True)
+    error: str | None = _field(_str, optional=True, omit_none=True)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 
 @attrs.frozen(kw_only=True)
-class TLSInfo:
-    """The TLS session of one exchange."""
+class TLSInfo(_Part):
+    """The TLS session of one exchange, read from the socket that carried it."""
 
-    protocol: str | None
-    cipher: str | None
-    verified: bool
-    certificate_sha256: str | None
-    chain_file: str | None
-    chain_complete: bool
-    chain_note: str | None = None
-    certificates: tuple[CertificateInfo, ...] | None = None
-    extra: collections.abc.Mapping[str, Json] = _EMPTY
-
-    @classmethod
-    def from_json(cls, value: Json, where: str) -> TLSInfo:
-        f = _Fields(value, where)
-        return cls(
-            protocol=f.text("protocol", optional=True),
-            cipher=f.text("cipher", optional=True),
-            verified=bool(f.flag("verified")),
-            certificate_sha256=f.text("certificate_sha256", optional=True),
-            chain_file=f.text("chain_file", optional=True),
-            chain_complete=bool(f.flag("chain_complete")),
-            chain_note=f.text("chain_note", optional=True),
-            certificates=f.nested("certificates", _cert_list),
-            extra=_frozen_map(f.extra()),
-        )
-
-    def to_json(self) -> dict[str, Json]:
-        return _json_of(self, ("chain_note", "certificates"))
+    protocol: str | None = _field(_str, optional=True)
+    cipher: str | None = _field(_str, optional=True)
+    verified: bool = _field(_bool)
+    certificate_sha256: str | None = _field(_str, optional=True)
+    chain_file: str | None = _field(_str, optional=True)
+    chain_complete: bool = _field(_bool)
+    chain_note: str | None = _field(_str, optional=True, omit_none=True)
+    certificates: tuple[CertificateInfo, ...] | None = _field(
+        _list_of(_part(CertificateInfo)), optional=True, omit_none=True
+    )
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 
 @attrs.frozen(kw_only=True)
-class Hop:
+class Hop(_Part):
     """One redirect: ``url`` answered ``status`` pointing to ``location``."""
 
-    url: str
-    status: int
-    location: str
-    error: str | None = None
-    extra: collections.abc.Mapping[str, Json] = _EMPTY
-
-    @classmethod
-    def from_json(cls, value: Json, where: str) -> Hop:
-        f = _Fields(value, where)
-        return cls(
-            url=f.req_text("url"),
-            status=typing.cast(int, f.integer("status")),
-            location=f.req_text("location"),
-            error=f.text("error", optional=True),
-            extra=_frozen_map(f.extra()),
-        )
-
-    def to_json(self) -> dict[str, Json]:
-        return _json_of(self, ("error",))
+    url: str = _field(_str)
+    status: int = _field(_int)
+    location: str = _field(_str)
+    error: str | None = _field(_str, optional=True, omit_none=True)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 
 @attrs.frozen(kw_only=True)
-class LimitHit:
+class LimitHit(_Part):
     """A capture limit that was reached."""
 
-    limit: str
-    url: str | None
-    detail: str | None
-    extra: collections.abc.Mapping[str, Json] = _EMPTY
-
-    @classmethod
-    def from_json(cls, value: Json, where: str) -> LimitHit:
-        f = _Fields(value, where)
-        return cls(
-            limit=f.req_text("limit"),
-            url=f.text("url", optional=True),
-            detail=f.text("detail", optional=True),
-            extra=_frozen_map(f.extra()),
-        )
-
-    def to_json(self) -> dict[str, Json]:
-        return _json_of(self)
+    limit: str = _field(_str)
+    url: str | None = _field(_str, optional=True)
+    detail: str | None = _field(_str, optional=True)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 
 @attrs.frozen(kw_only=True)
-class RequisiteFailure:
+class RequisiteFailure(_Part):
     """A requisite that gave no usable response."""
 
-    url: str
-    kind: str | None
-    found_in: str | None
-    error: str
-    extra: collections.abc.Mapping[str, Json] = _EMPTY
-
-    @classmethod
-    def from_json(cls, value: Json, where: str) -> RequisiteFailure:
-        f = _Fields(value, where)
-        return cls(
-            url=f.req_text("url"),
-            kind=f.text("kind", optional=True),
-            found_in=f.text("found_in", optional=True),
-            error=f.req_text("error"),
-            extra=_frozen_map(f.extra()),
-        )
-
-    def to_json(self) -> dict[str, Json]:
-        return _json_of(self)
+    url: str = _field(_str)
+    kind: str | None = _field(_str, optional=True)
+    found_in: str | None = _field(_str, optional=True)
+    error: str = _field(_str)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 
 @attrs.frozen(kw_only=True)
-class Requisites:
+class Requisites(_Part):
     """What the requisite phase did."""
 
-    enabled: bool
-    fetched: int = 0
-    failed: tuple[RequisiteFailure, ...] = ()
-    skipped: int = 0
-    limits_hit: tuple[LimitHit, ...] = ()
-    extra: collections.abc.Mapping[str, Json] = _EMPTY
-
-    @classmethod
-    def from_json(cls, value: Json, where: str) -> Requisites:
-        f = _Fields(value, where)
-        return cls(
-            enabled=bool(f.flag("enabled")),
-            fetched=f.integer("fetched", optional=True) or 0,
-            failed=f.items("failed", RequisiteFailure.from_json, optional=True),
-            skipped=f.integer("skipped", optional=True) or 0,
-            limits_hit=f.items("limits_hit", LimitHit.from_json, optional=True),
-            extra=_frozen_map(f.extra()),
-        )
-
-    def to_json(self) -> dict[str, Json]:
-        return _json_of(self)
+    enabled: bool = _field(_bool)
+    fetched: int = _field(_int, optional=True, default=0)
+    failed: tuple[RequisiteFailure, ...] = _field(
+        _list_of(_part(RequisiteFailure)), optional=True, default=()
+    )
+    skipped: int = _field(_int, optional=True, default=0)
+    limits_hit: tuple[LimitHit, ...] = _field(_list_of(_part(LimitHit)), optional=True, default=())
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 
 @attrs.frozen(kw_only=True)
-class Refusal:
+class Refusal(_Part):
     """A destination that ``public_only`` refused."""
 
-    url: str | None
-    reason: str
-    extra: collections.abc.Mapping[str, Json] = _EMPTY
-
-    @classmethod
-    def from_json(cls, value: Json, where: str) -> Refusal:
-        f = _Fields(value, where)
-        return cls(
-            url=f.text("url", optional=True),
-            reason=f.req_text("reason"),
-            extra=_frozen_map(f.extra()),
-        )
-
-    def to_json(self) -> dict[str, Json]:
-        return _json_of(self)
-
-
-def _dns(value: Json, where: str) -> collections.abc.Mapping[str, tuple[str, ...]]:
-    data = _obj(value, where)
-    return _frozen_map(
-        {
-            host: tuple(
-                _string(a, f"{where}.{host}[{i}]")
-                for i, a in enumerate(
-                    answers if isinstance(answers, list) else _fail(where, "lists")
-                )
-            )
-            for host, answers in data.items()
-        }
-    )
+    url: str | None = _field(_str, optional=True)
+    reason: str = _field(_str)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 
 @attrs.frozen(kw_only=True)
-class CaptureInfo:
+class CaptureInfo(_Part):
     """What happened when the page was captured (the ``capture`` section)."""
 
-    requested_url: str
-    final_url: str
-    status: int
-    started: str
-    ended: str
-    server_ip: str | None
-    tls: TLSInfo | None
-    dns: collections.abc.Mapping[str, tuple[str, ...]]
-    user_agent: str | None
-    redirects: tuple[Hop, ...]
-    requisites: Requisites | None
-    refused: tuple[Refusal, ...]
-    limits_hit: tuple[LimitHit, ...]
-    warnings: tuple[str, ...]
-    title: str | None = None
-    extra: collections.abc.Mapping[str, Json] = _EMPTY
-
-    @classmethod
-    def from_json(cls, value: Json, where: str = "capture") -> CaptureInfo:
-        f = _Fields(value, where)
-        return cls(
-            requested_url=f.req_text("requested_url"),
-            final_url=f.req_text("final_url"),
-            status=typing.cast(int, f.integer("status")),
-            started=f.req_text("started"),
-            ended=f.req_text("ended"),
-            server_ip=f.text("server_ip", optional=True),
-            tls=f.nested("tls", TLSInfo.from_json),
-            dns=f.nested("dns", _dns) or _frozen_map({}),
-            user_agent=f.text("user_agent", optional=True),
-            redirects=f.items("redirects", Hop.from_json, optional=True),
-            requisites=f.nested("requisites", Requisites.from_json),
-            refused=f.items("refused", Refusal.from_json, optional=True),
-            limits_hit=f.items("limits_hit", LimitHit.from_json, optional=True),
-            warnings=f.texts("warnings", optional=True),
-            title=f.text("title", optional=True),
-            extra=_frozen_map(f.extra()),
-        )
-
-    def to_json(self) -> dict[str, Json]:
-        return _json_of(self, ("title",))
+    requested_url: str = _field(_str)
+    final_url: str = _field(_str)
+    status: int = _field(_int)
+    started: str = _field(_str)
+    ended: str = _field(_str)
+    server_ip: str | None = _field(_str, optional=True)
+    tls: TLSInfo | None = _field(_part(TLSInfo), optional=True)
+    dns: collections.abc.Mapping[str, tuple[str, ...]] = _field(
+        _map_of(_list_of(_str)), optional=True, default=_EMPTY
+    )
+    user_agent: str | None = _field(_str, optional=True)
+    redirects: tuple[Hop, ...] = _field(_list_of(_part(Hop)), optional=True, default=())
+    requisites: Requisites | None = _field(_part(Requisites), optional=True)
+    refused: tuple[Refusal, ...] = _field(_list_of(_part(Refusal)), optional=True, default=())
+    limits_hit: tuple[LimitHit, ...] = _field(_list_of(_part(LimitHit)), optional=True, default=())
+    warnings: tuple[str, ...] = _field(_list_of(_str), optional=True, default=())
+    title: str | None = _field(_str, optional=True, omit_none=True)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 
 @attrs.frozen(kw_only=True)
-class ExchangeInfo:
+class ExchangeInfo(_Part):
     """One request/response pair recorded in the WARC."""
 
-    url: str
-    role: str
-    found_in: str | None
-    method: str
-    status: int
-    reason: str | None
-    started: str
-    ended: str
-    server_ip: str | None
-    server_port: int | None
-    dns_answers: tuple[str, ...] | None
-    tls: TLSInfo | None
-    request_record: str
-    response_record: str
-    response_bytes: int
-    truncated: str | None
-    extra: collections.abc.Mapping[str, Json] = _EMPTY
-
-    @classmethod
-    def from_json(cls, value: Json, where: str) -> ExchangeInfo:
-        f = _Fields(value, where)
-        answers = f.data.get("dns_answers")
-        return cls(
-            url=f.req_text("url"),
-            role=f.req_text("role"),
-            found_in=f.text("found_in", optional=True),
-            method=f.req_text("method"),
-            status=typing.cast(int, f.integer("status")),
-            reason=f.text("reason", optional=True),
-            started=f.req_text("started"),
-            ended=f.req_text("ended"),
-            server_ip=f.text("server_ip", optional=True),
-            server_port=f.integer("server_port", optional=True),
-            dns_answers=None if answers is None else f.texts("dns_answers"),
-            tls=f.nested("tls", TLSInfo.from_json),
-            request_record=f.req_text("request_record"),
-            response_record=f.req_text("response_record"),
-            response_bytes=typing.cast(int, f.integer("response_bytes")),
-            truncated=f.text("truncated", optional=True),
-            extra=_frozen_map(f.extra()),
-        )
-
-    def to_json(self) -> dict[str, Json]:
-        out = _json_of(self)
-        if self.dns_answers is None:
-            out["dns_answers"] = None
-        return out
+    url: str = _field(_str)
+    role: str = _field(_str)
+    found_in: str | None = _field(_str, optional=True)
+    method: str = _field(_str)
+    status: int = _field(_int)
+    reason: str | None = _field(_str, optional=True)
+    started: str = _field(_str)
+    ended: str = _field(_str)
+    server_ip: str | None = _field(_str, optional=True)
+    server_port: int | None = _field(_int, optional=True)
+    # None: an existing connection was reused, so there was no lookup.
+    dns_answers: tuple[str, ...] | None = _field(_list_of(_str), optional=True)
+    tls: TLSInfo | None = _field(_part(TLSInfo), optional=True)
+    request_record: str = _field(_str)
+    response_record: str = _field(_str)
+    response_bytes: int = _field(_int)
+    truncated: str | None = _field(_str, optional=True)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 
 @attrs.frozen(kw_only=True)
-class PayloadFile:
+class PayloadFile(_Part):
     """A file under ``data/`` with its size and SHA-256 (hex)."""
 
-    path: str
-    size: int
-    sha256: str
-    extra: collections.abc.Mapping[str, Json] = _EMPTY
-
-    @classmethod
-    def from_json(cls, value: Json, where: str) -> PayloadFile:
-        if not (
-            isinstance(value, dict)
-            and isinstance(value.get("path"), str)
-            and _is_int(value.get("size"))
-            and isinstance(value.get("sha256"), str)
-        ):
-            raise ManifestError("manifest 'files' entries need path, size and sha256")
-        f = _Fields(value, where)
-        return cls(
-            path=f.req_text("path"),
-            size=typing.cast(int, f.integer("size")),
-            sha256=f.req_text("sha256"),
-            extra=_frozen_map(f.extra()),
-        )
-
-    def to_json(self) -> dict[str, Json]:
-        return _json_of(self)
+    path: str = _field(_str)
+    size: int = _field(_int)
+    sha256: str = _field(_str)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 
-def _chains(value: Json, where: str) -> collections.abc.Mapping[str, tuple[CertificateInfo, ...]]:
-    data = _obj(value, where)
-    return _frozen_map({k: _cert_list(v, f"{where}.{k}") for k, v in data.items()})
+@attrs.frozen(kw_only=True)
+class _ManifestFields(_Part):
+    """The top-level fields of a manifest other than ``warc`` (parsed apart)."""
+
+    format: str = _field(_str)
+    package_id: str = _field(_str)
+    created: str = _field(_str)
+    software: Software | None = _field(_part(Software), optional=True)
+    operator: Operator | None = _field(_part(Operator), optional=True)
+    options: collections.abc.Mapping[str, Json] | None = _field(_map_of(_plain), optional=True)
+    capture: CaptureInfo | None = _field(_part(CaptureInfo), optional=True)
+    certificate_chains: collections.abc.Mapping[str, tuple[CertificateInfo, ...]] | None = _field(
+        _map_of(_list_of(_part(CertificateInfo))), optional=True
+    )
+    custody_log: str | None = _field(_str, optional=True)
+    exchanges: tuple[ExchangeInfo, ...] = _field(
+        _list_of(_part(ExchangeInfo)), optional=True, default=()
+    )
+    files: tuple[PayloadFile, ...] = _field(_list_of(_part(PayloadFile)))
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 
-def _options(value: Json, where: str) -> collections.abc.Mapping[str, Json]:
-    data = _obj(value, where)
-    for key, item in data.items():
-        if isinstance(item, dict | list):
-            _fail(f"{where}.{key}", "a plain value")
-    return _frozen_map(data)
+_MANIFEST_FIELDS = [f.name for f in attrs.fields(_ManifestFields) if f.metadata]
 
 
 @attrs.frozen(kw_only=True)
@@ -888,11 +691,10 @@ class Manifest:
         fmt = data.get("format")
         if fmt != FORMAT:
             raise ManifestError(f"unknown manifest format {fmt!r} (this software reads {FORMAT})")
-        f = _Fields(data, "manifest")
-        f.used.add("format")
-        warc = _Fields(f._get("warc", False), "warc")
-        warc_path = warc.req_text("path")
-        records = warc._get("records", False)
+        warc = _obj(data.get("warc"), "warc")
+        if set(warc) != {"path", "records"}:
+            _fail("warc", "an object with exactly path and records")
+        records = warc["records"]
         if not isinstance(records, list):
             _fail("warc.records", "a list")
         if any(rec is not _RECORD for rec in records):
@@ -902,22 +704,25 @@ class Manifest:
             )
         if len(records) != len(inventory) or _depth(data)[1] != len(inventory):
             raise ManifestError("record-shaped objects appear outside warc.records")
-        if warc.extra():
-            _fail("warc", "an object with only path and records")
+        files = data.get("files")
+        if not isinstance(files, list) or not all(
+            isinstance(e, dict)
+            and isinstance(e.get("path"), str)
+            and _is_int(e.get("size"))
+            and isinstance(e.get("sha256"), str)
+            for e in files
+        ):
+            raise ManifestError("manifest 'files' entries need path, size and sha256")
+        # ``warc`` is parsed apart: its records went into the inventory while
+        # the JSON was read.
+        parsed = _ManifestFields.from_json(
+            {k: v for k, v in data.items() if k != "warc"}, "manifest"
+        )
         return cls(
-            package_id=f.req_text("package_id"),
-            created=f.req_text("created"),
-            software=f.nested("software", Software.from_json),
-            operator=f.nested("operator", Operator.from_json),
-            options=f.nested("options", _options),
-            capture=f.nested("capture", CaptureInfo.from_json),
-            certificate_chains=f.nested("certificate_chains", _chains),
-            custody_log=f.text("custody_log", optional=True),
-            exchanges=f.items("exchanges", ExchangeInfo.from_json, optional=True),
-            files=f.items("files", PayloadFile.from_json),
-            warc_path=warc_path,
+            **{k: getattr(parsed, k) for k in _MANIFEST_FIELDS},
+            warc_path=_str(warc["path"], "warc.path"),
             records=inventory,
-            extra=_frozen_map(f.extra()),
+            extra=parsed.extra,
             sha256=sha256,
         )
 
