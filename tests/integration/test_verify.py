@@ -119,7 +119,7 @@ def test_intact_signed_package_verifies(sealed_package, signer):
 def test_intact_package_json_report(sealed_package, signer):
     proc = run_verify(sealed_package, signer, "--json")
     doc = json.loads(proc.stdout)
-    assert doc["report_version"] == 1
+    assert doc["report_version"] == 2
     assert doc["outcome"] == "verified" and doc["exit_code"] == 0
     names = [c["name"] for c in doc["checks"]]
     assert names == [
@@ -132,7 +132,10 @@ def test_intact_package_json_report(sealed_package, signer):
         "timestamps",
         "custody",
     ]
-    assert all(set(c) == {"name", "title", "status", "summary", "details"} for c in doc["checks"])
+    assert all(
+        set(c) == {"name", "title", "status", "summary", "findings", "findings_not_listed"}
+        for c in doc["checks"]
+    )
 
 
 def test_without_trust_exits_3(sealed_package, signer):
