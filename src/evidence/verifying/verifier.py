@@ -43,6 +43,8 @@ import stat
 import typing
 from pathlib import Path
 
+import attrs
+
 from evidence.clock import now_iso
 from evidence.errors import EvidenceError, ManifestError, PackageError, VerificationError
 from evidence.keys import Keyring, key_id, public_key_from_bytes, public_key_pem
@@ -214,11 +216,18 @@ class _Verifier:
         summary: str,
         details: typing.Iterable[Finding | str] = (),
     ) -> None:
-        listed = list(details)
+        self.append(Check(name, title, status, summary, tuple(details)))
+
+    def append(self, check: Check) -> None:
+        """Keep a check, listing at most ``details_per_check`` findings."""
         cap = self.limits.details_per_check
-        self.checks.append(
-            Check(name, title, status, summary, tuple(listed[:cap]), max(0, len(listed) - cap))
-        )
+        if len(check.details) > cap:
+            check = attrs.evolve(
+                check,
+                details=check.details[:cap],
+                not_listed=check.not_listed + len(check.details) - cap,
+            )
+        self.checks.append(check)
 
     def run(self) -> Report:
         # Step 1: a finished package.
@@ -262,10 +271,11 @@ class _Verifier:
                     capture_start=facts.capture_start if facts else None,
                     limits=self.limits,
                 )
-                self.checks.extend(checks)
+                for check in checks:
+                    self.append(check)
                 self.notes.extend(notes)
                 # Step 9
-                self.checks.append(
+                self.append(
                     custody_check(
                         self.root,
                         self.files,
@@ -712,7 +722,7 @@ class _Verifier:
                 f"{len(data_files)} file(s), {total} bytes, sizes and SHA-256 match",
             )
         if warc_summary is not None:
-            self.checks.append(warc_summary)
+            self.append(warc_summary)
         elif manifest is None:
             self.add(
                 "warc",
