@@ -67,8 +67,6 @@ class VerifyLimits:
     token_bytes: int = 1024 * 1024
     # Bytes of one public key file (bundled or given as trust).
     key_file_bytes: int = MAX_KEY_FILE_BYTES
-    # Bytes of one signature file (a real one is 64).
-    signature_file_bytes: int = 4096
     # Findings kept per check; the rest are counted, not listed.
     details_per_check: int = 200
 
