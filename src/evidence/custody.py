@@ -28,19 +28,16 @@ import os
 import typing
 from pathlib import Path
 
-from evidence.errors import CustodyError, EvidenceError, PackageError
+from evidence.errors import CustodyError, PackageError
 
 if typing.TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from evidence.keys import Keyring
 
 __all__ = [
     "CUSTODY_PATH",
     "EVENTS",
-    "CustodyCheck",
     "append_event",
-    "check_log",
     "make_event",
     "read_events",
 ]
@@ -156,101 +153,3 @@ def append_event(
     except OSError as exc:
         raise PackageError(f"cannot write {CUSTODY_PATH}: {exc.strerror or exc}") from exc
     return typing.cast("dict[str, typing.Any]", json.loads(line))
-
-
-class CustodyCheck(typing.NamedTuple):
-    """Result of checking a custody log."""
-
-    events: tuple[dict[str, typing.Any], ...]
-    problems: tuple[str, ...]
-    trusted_signers: tuple[str, ...]
-    untrusted_signers: tuple[str, ...]
-
-
-def _parse_time(text: object) -> _dt.datetime | None:
-    try:
-        return _dt.datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-            tzinfo=_dt.timezone.utc
-        )
-    except ValueError:
-        return None
-
-
-def check_log(
-    lines: typing.Sequence[bytes],
-    manifest_sha256: bytes,
-    keyring: Keyring,
-    package: Path | None = None,
-) -> CustodyCheck:
-    """Check links, order, times and signatures of a custody log."""
-    from evidence.keys import public_key_from_bytes
-    from evidence.manifest import strict_loads
-    from evidence.signing import signature_valid
-
-    problems: list[str] = []
-    events: list[dict[str, typing.Any]] = []
-    trusted: list[str] = []
-    untrusted: list[str] = []
-    prev_digest = manifest_sha256.hex()
-    last_time: _dt.datetime | None = None
-    for number, line in enumerate(lines, 1):
-        where = f"event {number}"
-        if len(line) > MAX_LINE_BYTES:
-            problems.append(f"{where}: line longer than {MAX_LINE_BYTES} bytes")
-            break
-        try:
-            obj = strict_loads(line, what=f"custody {where}")
-        except EvidenceError as exc:
-            problems.append(str(exc))
-            break
-        if not isinstance(obj, dict) or not set(obj) <= _FIELDS:
-            problems.append(f"{where}: not a custody event object")
-            break
-        events.append(obj)
-        if _canonical(obj) != line:
-            problems.append(f"{where}: not in canonical form (edited?)")
-        if obj.get("seq") != number:
-            problems.append(f"{where}: sequence number {obj.get('seq')!r}, expected {number}")
-        if obj.get("prev") != prev_digest:
-            problems.append(
-                f"{where}: does not link to the "
-                + ("manifest" if number == 1 else "previous event (removed, reordered or edited)")
-            )
-        if obj.get("event") not in EVENTS:
-            problems.append(f"{where}: unknown event type {obj.get('event')!r}")
-        when = _parse_time(obj.get("time"))
-        if when is None:
-            problems.append(f"{where}: bad time {obj.get('time')!r}")
-        elif last_time is not None and when < last_time - CLOCK_TOLERANCE:
-            problems.append(f"{where}: time goes backwards ({obj.get('time')})")
-        if when is not None:
-            last_time = max(when, last_time) if last_time else when
-        if "signature" in obj or "key_id" in obj:
-            kid = obj.get("key_id")
-            body = {k: v for k, v in obj.items() if k != "signature"}
-            try:
-                sig = base64.b64decode(str(obj.get("signature", "")), validate=True)
-            except ValueError:
-                sig = b""
-            key = keyring.get(kid) if isinstance(kid, str) else None
-            if key is not None:
-                if signature_valid(key, sig, _canonical(body)):
-                    trusted.append(kid)  # type: ignore[arg-type]  # str, checked above
-                else:
-                    problems.append(f"{where}: signature by trusted key {kid} does not verify")
-            elif isinstance(kid, str) and package is not None:
-                pub_path = package / "evidence" / "keys" / f"{kid}.pub"
-                valid = False
-                if len(kid) == 64 and pub_path.is_file():
-                    try:
-                        pub = public_key_from_bytes(pub_path.read_bytes()[:65536], str(pub_path))
-                        valid = signature_valid(pub, sig, _canonical(body))
-                    except EvidenceError:
-                        valid = False
-                    if not valid:
-                        problems.append(f"{where}: signature by key {kid} does not verify")
-                untrusted.append(kid)
-            else:
-                problems.append(f"{where}: signed event without a usable key id")
-        prev_digest = hashlib.sha256(line).hexdigest()
-    return CustodyCheck(tuple(events), tuple(problems), tuple(trusted), tuple(untrusted))

@@ -76,7 +76,15 @@ def dumps(obj: typing.Any) -> bytes:
             for r in records
         )
         text = text.replace(json.dumps(_PLACEHOLDER), "[\n" + lines + "\n    ]", 1)
-    return text.encode("utf-8") + b"\n"
+    try:
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError as exc:
+        # A lone surrogate (only a hostile manifest parsed back can hold one)
+        # has no UTF-8 form; writing it "as is" would make a file no strict
+        # reader accepts.
+        raise ManifestError(
+            f"cannot serialise a lone surrogate (at character {exc.start})"
+        ) from exc
 
 
 _PLACEHOLDER = "\x00records\x00"

@@ -26,7 +26,11 @@ import typing
 import zlib
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 import evidence
+from evidence.custody import CUSTODY_PATH, make_event
+from evidence.keys import key_id, public_key_pem
 from evidence.manifest import dumps
 from evidence.package import MANIFEST_PATH, TAG_FILES
 from evidence.warc import find_http_header_end
@@ -37,15 +41,18 @@ PAGE = (
     b"<p>No workers are held.</p></body></html>\n"
 )
 
-# case -> (one README line, expected outcome, failing check or None)
-CASES: dict[str, tuple[str, str, str | None]] = {}
+# case -> (one README line, expected outcome, failing check or None, warning check or None)
+CASES: dict[str, tuple[str, str, str | None, str | None]] = {}
+# Cases with a part git cannot store (an empty directory): the tests copy the
+# committed package and call this to put it back before judging.
+RESTORE: dict[str, typing.Callable[[Path], None]] = {}
 
 
 def case(
-    name: str, line: str, outcome: str, failing: str | None
+    name: str, line: str, outcome: str, failing: str | None, warning: str | None = None
 ) -> typing.Callable[..., typing.Any]:
     def register(fn: typing.Callable[..., typing.Any]) -> typing.Callable[..., typing.Any]:
-        CASES[name] = (line, outcome, failing)
+        CASES[name] = (line, outcome, failing, warning)
         fn.case_name = name  # type: ignore[attr-defined]
         BUILDERS[name] = fn
         return fn
@@ -401,6 +408,215 @@ def _symlink(pkg: Path) -> None:
     os.symlink("/etc/passwd", pkg / "data" / "link.txt")
 
 
+# --- custody, layout and extra-file cases ---------------------------------------
+
+# Fixed keys, so a regenerated corpus has the same key ids. They sign corpus
+# packages only; nobody trusts them.
+CORPUS_KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"corpus signer").digest())
+OTHER_KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"corpus stranger").digest())
+CORPUS_KID = key_id(CORPUS_KEY.public_key())
+
+
+def canonical(obj: dict[str, typing.Any]) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def signed_package(pkg: Path, manifest_change: typing.Any = None) -> bytes:
+    """Re-seal with a declared custody log, sign with CORPUS_KEY; returns the manifest bytes."""
+
+    def change(m: dict[str, typing.Any]) -> None:
+        m["custody_log"] = CUSTODY_PATH
+        if manifest_change:
+            manifest_change(m)
+
+    reseal(pkg, members(pkg), manifest_change=change)
+    manifest = (pkg / MANIFEST_PATH).read_bytes()
+    for sub in ("signatures", "keys"):
+        (pkg / "evidence" / sub).mkdir(exist_ok=True)
+    (pkg / "evidence" / "signatures" / f"{CORPUS_KID}.sig").write_bytes(CORPUS_KEY.sign(manifest))
+    (pkg / "evidence" / "keys" / f"{CORPUS_KID}.pub").write_bytes(
+        public_key_pem(CORPUS_KEY.public_key())
+    )
+    return manifest
+
+
+def captured(manifest: bytes) -> bytes:
+    """The capture's own first event, signed by the key that signed the manifest."""
+    when = json.loads(manifest)["created"]
+    return make_event(
+        prev_line=None,
+        manifest=manifest,
+        seq=1,
+        event="captured",
+        note="captured the page",
+        key=CORPUS_KEY,
+        when=when,
+    )
+
+
+def follow(prev: bytes, seq: int, **fields: typing.Any) -> dict[str, typing.Any]:
+    prev_time = json.loads(prev)["time"]
+    return {
+        "seq": seq,
+        "event": "transferred",
+        "time": prev_time,
+        "actor": "Courier",
+        "note": "handed over",
+        "prev": hashlib.sha256(prev).hexdigest(),
+        **fields,
+    }
+
+
+def write_log(pkg: Path, lines: list[bytes]) -> None:
+    (pkg / CUSTODY_PATH).write_bytes(b"".join(line + b"\n" for line in lines))
+
+
+@case(
+    "custody-keyid-traversal",
+    "a custody event whose key_id is a path (../../../../etc/passwd): never used as a file name",
+    "failed",
+    "custody",
+)
+def _custody_keyid_traversal(pkg: Path) -> None:
+    manifest = signed_package(pkg)
+    first = captured(manifest)
+    event = follow(
+        first,
+        2,
+        key_id="./././../../../../../etc/passwd",
+        signature=base64.b64encode(bytes(64)).decode(),
+    )
+    write_log(pkg, [first, canonical(event)])
+
+
+@case(
+    "custody-forged-signer",
+    "an appended event with a garbage signature and a key id that begins like the signer's: "
+    "shown as UNVERIFIABLE, never as signed",
+    "intact-untrusted",
+    None,
+    "custody",
+)
+def _custody_forged_signer(pkg: Path) -> None:
+    manifest = signed_package(pkg)
+    first = captured(manifest)
+    forged_kid = CORPUS_KID[:16] + "0" * 48
+    event = follow(first, 2, key_id=forged_kid, signature=base64.b64encode(b"\x01" * 64).decode())
+    write_log(pkg, [first, canonical(event)])
+
+
+@case(
+    "custody-emptied",
+    "the manifest declares a custody log, and the log is truncated to 0 bytes",
+    "failed",
+    "custody",
+)
+def _custody_emptied(pkg: Path) -> None:
+    signed_package(pkg)
+    write_log(pkg, [])
+
+
+@case(
+    "custody-replaced",
+    "the log replaced by one 'captured' event signed by another key and dated before the "
+    "manifest existed",
+    "failed",
+    "custody",
+)
+def _custody_replaced(pkg: Path) -> None:
+    manifest = signed_package(pkg)
+    forged = make_event(
+        prev_line=None,
+        manifest=manifest,
+        seq=1,
+        event="captured",
+        note="I captured this page first",
+        actor="Someone else",
+        key=OTHER_KEY,
+        when="2001-01-01T00:00:00.000000Z",
+    )
+    write_log(pkg, [forged])
+
+
+@case(
+    "custody-bad-line",
+    "the capture's event followed by one line that is not JSON",
+    "failed",
+    "custody",
+)
+def _custody_bad_line(pkg: Path) -> None:
+    manifest = signed_package(pkg)
+    write_log(pkg, [captured(manifest), b"this is not JSON {"])
+
+
+@case(
+    "custody-surrogates",
+    "lone surrogates (\\ud800) in package_id, created and a custody note: reported, never a crash",
+    "failed",
+    "custody",
+)
+def _custody_surrogates(pkg: Path) -> None:
+    def change(m: dict[str, typing.Any]) -> None:
+        m["package_id"] = "SURROGATE-ID"
+        m["created"] = m["created"] + "SURROGATE-TIME"
+
+    signed_package(pkg, change)
+    raw = (pkg / MANIFEST_PATH).read_bytes()
+    raw = raw.replace(b"SURROGATE-ID", b"id-\\ud800-\\udfff").replace(b"SURROGATE-TIME", b"\\ud800")
+    (pkg / MANIFEST_PATH).write_bytes(raw)
+    rebag(pkg)  # removes signatures and the log: sign again, then write the log
+    (pkg / "evidence" / "signatures").mkdir()
+    (pkg / "evidence" / "keys").mkdir()
+    (pkg / "evidence" / "signatures" / f"{CORPUS_KID}.sig").write_bytes(CORPUS_KEY.sign(raw))
+    (pkg / "evidence" / "keys" / f"{CORPUS_KID}.pub").write_bytes(
+        public_key_pem(CORPUS_KEY.public_key())
+    )
+    first = make_event(
+        prev_line=None,
+        manifest=raw,
+        seq=1,
+        event="captured",
+        note="captured the page",
+        key=CORPUS_KEY,
+    )
+    event = follow(first, 2, note="NOTE")
+    line = canonical(event).replace(b"NOTE", b"\\ud800 and \\udc00")
+    write_log(pkg, [first, line])
+
+
+@case(
+    "extra-root-file",
+    "a .DS_Store, signer.pub and tsa-root.pem copied beside the bag files: named in a WARN "
+    "check, not covered by the signature, verdict unchanged",
+    "intact-untrusted",
+    None,
+    "extra-files",
+)
+def _extra_root_file(pkg: Path) -> None:
+    reseal(pkg, members(pkg))
+    (pkg / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(26))
+    (pkg / "signer.pub").write_bytes(public_key_pem(CORPUS_KEY.public_key()))
+    (pkg / "tsa-root.pem").write_text("-----BEGIN CERTIFICATE-----\nnot a real one\n")
+
+
+def _make_empty_directory(pkg: Path) -> None:
+    (pkg / "data" / "empty").mkdir(exist_ok=True)
+
+
+@case(
+    "empty-directory",
+    "an empty directory data/empty/ (git keeps no empty directories: the tests recreate it)",
+    "failed",
+    "layout",
+)
+def _empty_directory(pkg: Path) -> None:
+    reseal(pkg, members(pkg))
+    _make_empty_directory(pkg)
+
+
+RESTORE["empty-directory"] = _make_empty_directory
+
+
 def make_huge_manifest(pkg: Path) -> None:
     """65 MiB manifest (made by the tests, not stored): 'failed', check 'manifest'."""
     reseal(pkg, members(pkg))
@@ -451,7 +667,9 @@ def generate(out: Path) -> dict[str, dict[str, typing.Any]]:
                 shutil.rmtree(target)
             shutil.copytree(base, target, symlinks=True)
             build(target)
-    expected = {name: {"outcome": o, "failing": f} for name, (_, o, f) in CASES.items()}
+    expected = {
+        name: {"outcome": o, "failing": f, "warning": w} for name, (_, o, f, w) in CASES.items()
+    }
     (out / "expected.json").write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
     return expected
 
@@ -466,8 +684,9 @@ def readme() -> str:
         "`corpus/expected.json` gives each one's outcome and failing check. One line each:",
         "",
     ]
-    for name, (line, outcome, failing) in CASES.items():
+    for name, (line, outcome, failing, warning) in CASES.items():
         verdict = outcome + (f", `{failing}` fails" if failing else "")
+        verdict += f", `{warning}` warns" if warning else ""
         lines.append(f"- `corpus/{name}/` — {line} ({verdict}).")
     lines.append(
         "- `huge-manifest` (not stored: 65 MiB; made by the tests with "

@@ -14,11 +14,11 @@ import tempfile
 import zlib
 
 from evidence.capturing.requisites import css_urls, decode_body, html_requisites
-from evidence.custody import check_log
 from evidence.errors import ManifestError
 from evidence.keys import Keyring
 from evidence.manifest import Manifest
 from evidence.timestamping import check_token, request_nonce
+from evidence.verifying.custody import check_log
 from evidence.verifying.verifier import _parse_checksum_file
 from evidence.warc import check_warc
 

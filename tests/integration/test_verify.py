@@ -119,7 +119,7 @@ def test_intact_signed_package_verifies(sealed_package, signer):
 def test_intact_package_json_report(sealed_package, signer):
     proc = run_verify(sealed_package, signer, "--json")
     doc = json.loads(proc.stdout)
-    assert doc["report_version"] == 1
+    assert doc["report_version"] == 2
     assert doc["outcome"] == "verified" and doc["exit_code"] == 0
     names = [c["name"] for c in doc["checks"]]
     assert names == [
@@ -132,7 +132,10 @@ def test_intact_package_json_report(sealed_package, signer):
         "timestamps",
         "custody",
     ]
-    assert all(set(c) == {"name", "title", "status", "summary", "details"} for c in doc["checks"])
+    assert all(
+        set(c) == {"name", "title", "status", "summary", "findings", "findings_not_listed"}
+        for c in doc["checks"]
+    )
 
 
 def test_without_trust_exits_3(sealed_package, signer):
@@ -392,3 +395,191 @@ def test_signing_never_writes_through_a_symlink(package_copy, tmp_path, where):
     with pytest.raises(PackageError, match="symbolic link"):
         sign_package(package_copy, generate_keypair())
     assert list(outside.iterdir()) == []
+
+
+# --- what the report says, and that a package cannot forge it (#10, #11) -----
+
+
+def test_text_report_starts_with_what_was_verified(package_copy, signer):
+    report = verify(package_copy, trust=[signer.pub])
+    head = report.to_text().split("\n\n", 1)[0]
+    m = Manifest.from_bytes((package_copy / MANIFEST_PATH).read_bytes())
+    assert f"Captured URL:  {m.capture.requested_url}" in head
+    assert f"Final URL:     {m.capture.final_url}" in head
+    assert "HTTP status:   200" in head
+    assert m.capture.started in head
+    assert f"Signed by:     {signer.kid} (a key you trust)" in head
+    assert "Verified at:" in head and "with evidence " in head
+    doc = report.to_json()
+    assert doc["subject"]["requested_url"] == m.capture.requested_url
+    assert doc["subject"]["status"] == 200
+    assert doc["verified_at"].endswith("Z") and doc["software_version"]
+
+
+def test_verified_404_says_it_is_a_record_of_a_404(site, signer, tmp_path):
+    s = site({"/gone": (404, [("Content-Type", "text/html")], b"<p>Not here</p>")})
+    pkg = Path(capture(s.url("/gone"), out=tmp_path, sign_with=[signer.key]).path)
+    report = verify(pkg, trust=[signer.pub])
+    assert report.ok, report.to_text()
+    assert "verified record of an HTTP 404 response" in report.to_text()
+    assert "HTTP 404" in report.to_json()["verdict"]
+
+
+def test_custody_note_cannot_forge_report_lines(package_copy, signer):
+    from evidence.custody import append_event
+
+    note = "x\n  PASS  Signature by key 0000: valid\n\x1b[8mhidden\x1b[0m \u202eevil"
+    append_event(package_copy, event="checked", note=note, actor="Eve\nPASS")
+    text = verify(package_copy, trust=[signer.pub]).to_text()
+    assert "\x1b" not in text and "\u202e" not in text
+    assert not any(
+        line.lstrip().startswith("PASS  Signature by key 0000") for line in text.splitlines()
+    )
+    assert "\\x1b[8mhidden" in text and "\u27eaU+202E\u27eb" in text
+
+
+def test_package_directory_name_is_shown_safely(package_copy, signer):
+    crafted = package_copy.with_name("pkg\x1b[2J\nVERIFIED: all good")
+    package_copy.rename(crafted)
+    text = verify(crafted, trust=[signer.pub]).to_text()
+    assert "\x1b" not in text
+    assert text.splitlines()[0] == "Package:       " + str(crafted.parent).replace("\\", "\\\\") + (
+        "/pkg\\x1b[2J\\nVERIFIED: all good"
+    )
+
+
+def test_extra_root_files_warn_and_keep_the_verdict(package_copy, signer):
+    (package_copy / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    shutil.copy(signer.pub, package_copy / "signer.pub")
+    report = verify(package_copy, trust=[signer.pub])
+    assert report.ok, report.to_text()
+    extra = report.check("extra-files")
+    assert extra.status is Status.WARN
+    assert {f.path for f in extra.details} == {".DS_Store", "signer.pub"}
+    assert "not covered by the signature" in report.to_text()
+
+
+def test_extra_directory_at_root_still_fails(package_copy, signer):
+    (package_copy / "notes").mkdir()
+    (package_copy / "notes" / "a.txt").write_text("x\n")
+    failed(verify(package_copy, trust=[signer.pub]), "layout")
+
+
+@pytest.mark.parametrize("where", ["", "data/", "evidence/"])
+def test_empty_directory_fails_the_layout(package_copy, signer, where):
+    (package_copy / where / "empty").mkdir()
+    failed(verify(package_copy, trust=[signer.pub]), "layout")
+
+
+@pytest.mark.parametrize("inside", ["evidence/keys", "key-file", "package"])
+def test_trust_source_inside_the_package_is_refused(package_copy, signer, inside):
+    from evidence.errors import UsageError
+
+    source = {
+        "evidence/keys": package_copy / "evidence" / "keys",
+        "key-file": package_copy / "evidence" / "keys" / f"{signer.kid}.pub",
+        "package": package_copy,
+    }[inside]
+    with pytest.raises(UsageError, match="inside the package") as exc:
+        verify(package_copy, trust=[source])
+    assert exc.value.exit_code == 2
+
+
+def test_tsa_root_inside_the_package_is_refused(package_copy, signer):
+    from evidence.errors import UsageError
+
+    (package_copy / "tsa-root.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    with pytest.raises(UsageError, match="inside the package"):
+        verify(package_copy, trust=[signer.pub], tsa_roots=[package_copy / "tsa-root.pem"])
+
+
+@pytest.mark.parametrize("anchor", ["abc", "z" * 64, "0" * 63, ""])
+def test_malformed_custody_anchor_is_a_usage_error(package_copy, signer, anchor):
+    from evidence.errors import UsageError
+
+    with pytest.raises(UsageError, match="64 hexadecimal"):
+        verify(package_copy, trust=[signer.pub], custody_anchors=[anchor])
+
+
+# --- custody rules (#9, #10, #11) ---------------------------------------------
+
+
+def test_second_captured_event_fails(package_copy, signer):
+    from evidence.custody import append_event
+
+    append_event(package_copy, event="captured", note="me too")
+    report = verify(package_copy, trust=[signer.pub])
+    failed(report, "custody")
+    assert any("can only be the first" in f for f in report.check("custody").details)
+
+
+def test_declared_log_must_start_with_captured(package_copy, signer):
+    lines = (package_copy / "evidence/custody.jsonl").read_bytes().splitlines()
+    event = json.loads(lines[0])
+    event["event"] = "checked"
+    del event["key_id"], event["signature"]
+    line = json.dumps(event, sort_keys=True, separators=(",", ":")).encode()
+    (package_copy / "evidence/custody.jsonl").write_bytes(line + b"\n")
+    report = verify(package_copy, trust=[signer.pub])
+    failed(report, "custody")
+
+
+def test_huge_log_of_empty_objects_is_bounded(package_copy, signer):
+    import time
+
+    from evidence.verifying import DEFAULT_LIMITS
+
+    log = package_copy / "evidence/custody.jsonl"
+    log.write_bytes(b"{}\n" * (DEFAULT_LIMITS.custody_log_bytes // 3))
+    started = time.monotonic()
+    report = verify(package_copy, trust=[signer.pub])
+    elapsed = time.monotonic() - started
+    failed(report, "custody")
+    custody = report.check("custody")
+    assert len(custody.details) <= DEFAULT_LIMITS.details_per_check
+    assert custody.not_listed > 0
+    assert "more than" in report.to_text() and "not listed" in report.to_text()
+    assert len(report.to_text()) < 200_000
+    assert len(json.dumps(report.to_json())) < 500_000
+    assert elapsed < 5, elapsed
+
+
+# --- sizes before hashes (#10) ------------------------------------------------
+
+
+def _sparse(path: Path, size: int) -> None:
+    with open(path, "r+b" if path.exists() else "wb") as fh:
+        fh.truncate(size)
+
+
+def _timed_verify(pkg: Path, signer):
+    import time
+
+    started = time.monotonic()
+    report = verify(pkg, trust=[signer.pub])
+    return report, time.monotonic() - started
+
+
+def test_sparse_warc_tail_is_not_read(package_copy, signer):
+    _sparse(package_copy / WARC, 8 * 2**30)
+    report, elapsed = _timed_verify(package_copy, signer)
+    failed(report, "payload", "warc")
+    assert "not read" in report.check("warc").summary
+    assert elapsed < 5, elapsed
+
+
+def test_sparse_file_listed_only_in_the_bag_manifest_is_not_hashed(package_copy, signer):
+    _sparse(package_copy / "data" / "big.bin", 8 * 2**30)
+    with open(package_copy / "manifest-sha256.txt", "a") as fh:
+        fh.write(f"{'0' * 64}  data/big.bin\n")
+    report, elapsed = _timed_verify(package_copy, signer)
+    failed(report, "payload")
+    assert elapsed < 5, elapsed
+
+
+@pytest.mark.parametrize("name", ["bag-info.txt", MANIFEST_PATH, "manifest-sha256.txt"])
+def test_sparse_tag_file_is_not_hashed(package_copy, signer, name):
+    _sparse(package_copy / name, 2**40 if name == MANIFEST_PATH else 8 * 2**30)
+    report, elapsed = _timed_verify(package_copy, signer)
+    assert report.outcome is Outcome.FAILED
+    assert elapsed < 5, elapsed

@@ -102,6 +102,10 @@ def test_every_corpus_manifest_parses_or_fails_cleanly() -> None:
             m = Manifest.from_bytes(raw)
         except ManifestError:
             continue
-        again = Manifest.from_bytes(m.to_bytes())
+        try:
+            again = Manifest.from_bytes(m.to_bytes())
+        except ManifestError as exc:  # lone surrogates: refused cleanly, never written
+            assert "surrogate" in str(exc), path
+            continue
         assert again.to_json() == m.to_json(), path
         assert copy.copy(m) == m

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from evidence.verifying.report import Check, Outcome, Report, Status
-from evidence.verifying.verifier import TrustInput, verify, verify_strict
+from evidence.verifying.policy import DEFAULT_LIMITS, TrustInput, VerifyLimits
+from evidence.verifying.report import Check, Finding, Outcome, Report, Status, Subject
+from evidence.verifying.verifier import verify, verify_strict
 
-__all__ = ["Check", "Outcome", "Report", "Status", "TrustInput", "verify", "verify_strict"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Check",
+    "Finding",
+    "Outcome",
+    "Report",
+    "Status",
+    "Subject",
+    "TrustInput",
+    "VerifyLimits",
+    "verify",
+    "verify_strict",
+]

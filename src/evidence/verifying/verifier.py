@@ -2,37 +2,50 @@
 
 Steps (tagged ``# Step N`` where they happen):
 
-1. The path is a finished package (not a temporary directory).
-2. Layout: every file is a regular file (no symlinks, devices or FIFOs) with
-   a safe name in a place the format allows; nothing else under ``evidence/``.
-3. Tag manifest: lists exactly the tag files, each with the right SHA-256.
+1. The path is a finished package (not a temporary directory); trust
+   sources given as paths lie outside it.
+2. Layout: every entry is a regular file (no symlinks, devices, FIFOs or
+   empty directories) with a safe name in a place the format allows; nothing
+   else under ``data/`` or ``evidence/``. Extra files at the package root are
+   outside the seal: named in a WARN check, the verdict unchanged.
+3. Tag manifest: lists exactly the tag files, each with the right SHA-256
+   (sizes checked against the limits before anything is hashed).
 4. Signatures over the exact manifest bytes, before those bytes are parsed:
    each counts only if its key is in the caller's keyring.
 5. Manifest: strict parse (duplicate keys, NaN, bad UTF-8, unknown format fail).
 6. Payload: ``manifest-sha256.txt`` lists exactly the files under ``data/``;
-   every file matches it and the manifest's file list (size and SHA-256);
+   every file matches it and the manifest's file list (size first, then
+   SHA-256: an unsigned list never makes us hash a file of the wrong size);
    Payload-Oxum matches.
-7. WARC: member by member against the manifest's record inventory.
-8. Timestamps: each RFC 3161 token's imprint, nonce, signature and chain to a
-   TSA root the caller gave (judged at genTime), and genTime not before the
-   capture began.
-9. Outcome: any FAIL -> failed; else a valid trusted signature -> verified;
-   else intact but untrusted. NOT CHECKED never counts as a pass.
+7. WARC: member by member against the manifest's record inventory (only when
+   its size is the one the manifest gives).
+8. Timestamps (:mod:`evidence.verifying.timestamps`): each RFC 3161 token's
+   imprint, nonce, signature and chain to a TSA root the caller gave (judged
+   at genTime), and genTime not before the capture began.
+9. Custody (:mod:`evidence.verifying.custody`): the log's links, order,
+   times and signatures; a declared log must exist and start with the
+   capture's own ``captured`` event; the caller's anchors must be in it.
+10. Outcome: any FAIL -> failed; else a valid trusted signature -> verified;
+    else intact but untrusted. NOT CHECKED never counts as a pass.
 
 Nothing here raises for bad package content; :func:`verify_strict` raises.
+Every read is of a regular file found by the step-2 walk, bounded by
+:class:`~evidence.verifying.policy.VerifyLimits`.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
+import logging
 import os
 import re
 import stat
 import typing
 from pathlib import Path
 
-from evidence.custody import CUSTODY_PATH, check_log, read_events
+import attrs
+
+from evidence.clock import now_iso
 from evidence.errors import EvidenceError, ManifestError, PackageError, VerificationError
 from evidence.keys import Keyring, key_id, public_key_from_bytes, public_key_pem
 from evidence.manifest import Manifest, PayloadFile, decode_strict
@@ -46,30 +59,41 @@ from evidence.package import (
     sha256_file,
 )
 from evidence.signing import SIGNATURE_SIZE, signature_valid
-from evidence.verifying.report import Check, Outcome, Report, Status
+from evidence.verifying._io import read_bounded
+from evidence.verifying.custody import custody_check
+from evidence.verifying.facts import ManifestFacts, manifest_facts
+from evidence.verifying.policy import (
+    DEFAULT_LIMITS,
+    TrustInput,
+    VerifyLimits,
+    keyring_for,
+    tsa_roots_for,
+)
+from evidence.verifying.policy import custody_anchors as _check_anchors
+from evidence.verifying.report import Check, Finding, Outcome, Report, Status
+from evidence.verifying.timestamps import timestamp_checks
 from evidence.warc import check_warc
 
 if typing.TYPE_CHECKING:
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 __all__ = ["TrustInput", "verify", "verify_strict"]
 
-TrustInput = typing.Union[Keyring, typing.Iterable[typing.Union[str, "os.PathLike[str]"]]]  # noqa: UP007 - a runtime alias on 3.10
+log = logging.getLogger(__name__)
 
-MAX_TAG_FILE_BYTES = 64 * 1024 * 1024
-MAX_FILES = 100_000
-MAX_DEPTH = 16
 _ROOT_FILES = {"bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt"}
+# Directories whose files may all be removed (a package whose last signature
+# was deleted is simply unsigned), so an empty one is not a defect.
+_MAY_BE_EMPTY = frozenset(ATTACHMENT_DIRS)
 # Exactly what we (and bagit-python) write: lowercase hex, two spaces, a path.
 _MANIFEST_LINE = re.compile(r"^([0-9a-f]{64})  (\S.*)$")
 
 
-def _keyring(trust: TrustInput) -> Keyring:
-    if isinstance(trust, Keyring):
-        return trust
-    if isinstance(trust, (str, os.PathLike)):
-        return Keyring.from_paths([trust])
-    return Keyring.from_paths(trust)
+def _software_version() -> str:
+    import evidence
+
+    return str(evidence.__version__)
 
 
 def verify(
@@ -79,41 +103,35 @@ def verify(
     tsa_roots: typing.Iterable[x509.Certificate | str | os.PathLike[str]] = (),
     require_timestamp: bool = False,
     custody_anchors: typing.Iterable[str] = (),
+    limits: VerifyLimits = DEFAULT_LIMITS,
 ) -> Report:
     """Check a package and return a report; never raises for bad package content.
 
     Args:
         path: the package directory.
         trust: the keys whose signatures count, as a :class:`Keyring` or
-            paths to public keys / directories of keys. Required: pass an
-            empty list to check integrity only (the best outcome is then
-            "intact, trust not established").
-        tsa_roots: root certificates (or PEM/DER files) of time-stamping
-            authorities you trust. Without them, tokens are parsed and their
-            imprint checked, but their signature is NOT CHECKED.
+            paths to public keys / directories of keys (outside the package).
+            Required: pass an empty list to check integrity only (the best
+            outcome is then "intact, trust not established").
+        tsa_roots: root certificates (or PEM/DER files outside the package) of
+            time-stamping authorities you trust. Without them, tokens are
+            parsed and their imprint checked, but their signature is NOT CHECKED.
         require_timestamp: fail unless at least one token fully verifies.
         custody_anchors: SHA-256 hex digests of custody events obtained
             outside the package; each must be in the log, so events cut from
             its end before an anchor are detected.
+        limits: caps on everything a package can make the verifier read or report.
 
     Raises:
+        UsageError: a trust source lies inside the package, or an anchor is
+            not 64 hexadecimal digits (caller errors).
         KeyFileError: a trusted key path cannot be loaded (a caller error).
         TimestampError: a TSA root file cannot be loaded (a caller error).
     """
-    keyring = _keyring(trust)
-    roots: list[x509.Certificate] = []
-    tsa_roots = list(tsa_roots)
-    if tsa_roots:
-        # Imported only when needed: cryptography.x509 and rfc3161-client cost
-        # memory and start-up time a plain verification does not need.
-        from cryptography import x509 as _x509
-
-        from evidence.timestamping import load_tsa_roots
-
-        roots = [r for r in tsa_roots if isinstance(r, _x509.Certificate)]
-        roots += load_tsa_roots([r for r in tsa_roots if not isinstance(r, _x509.Certificate)])
-    anchors = [a.strip().lower() for a in custody_anchors]
-    return _Verifier(Path(path), keyring, roots, require_timestamp, anchors).run()
+    anchors = _check_anchors(custody_anchors)
+    keyring = keyring_for(path, trust)
+    roots = tsa_roots_for(path, tsa_roots)
+    return _Verifier(Path(path), keyring, roots, require_timestamp, anchors, limits).run()
 
 
 def verify_strict(
@@ -123,6 +141,7 @@ def verify_strict(
     tsa_roots: typing.Iterable[x509.Certificate | str | os.PathLike[str]] = (),
     require_timestamp: bool = False,
     custody_anchors: typing.Iterable[str] = (),
+    limits: VerifyLimits = DEFAULT_LIMITS,
 ) -> Report:
     """Like :func:`verify`, but raise :class:`VerificationError` unless VERIFIED."""
     report = verify(
@@ -131,69 +150,37 @@ def verify_strict(
         tsa_roots=tsa_roots,
         require_timestamp=require_timestamp,
         custody_anchors=custody_anchors,
+        limits=limits,
     )
     if not report.ok:
         raise VerificationError(f"{path}: {report.verdict}", report)
     return report
 
 
-def _read_bounded(path: Path, limit: int) -> bytes:
-    with open(path, "rb") as fh:
-        data = fh.read(limit + 1)
-    if len(data) > limit:
-        raise PackageError(f"{path.name} is larger than {limit} bytes")
-    return data
-
-
-def _parse_checksum_file(raw: bytes, name: str) -> tuple[dict[str, str], list[str]]:
+def _parse_checksum_file(raw: bytes, name: str) -> tuple[dict[str, str], list[Finding]]:
     """Parse ``<sha256>  <path>`` lines. Returns (path -> digest, problems)."""
     entries: dict[str, str] = {}
-    problems: list[str] = []
+    problems: list[Finding] = []
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return {}, [f"{name} is not valid UTF-8"]
+        return {}, [Finding("is not valid UTF-8", name)]
     if text and not text.endswith("\n"):
-        problems.append(f"{name} does not end with a newline")
+        problems.append(Finding("does not end with a newline", name))
     for number, line in enumerate(text.split("\n")[:-1] if text else [], 1):
         m = _MANIFEST_LINE.match(line)
         if not m:
-            problems.append(f"{name} line {number} is malformed")
+            problems.append(Finding(f"line {number} is malformed", name))
             continue
         digest, rel = m.group(1).lower(), m.group(2)
         if not safe_relative_path(rel):
-            problems.append(f"{name} line {number} names an unsafe path {rel!r}")
+            problems.append(Finding(f"line {number} names an unsafe path {rel!r}", name))
             continue
         if rel in entries:
-            problems.append(f"{name} lists {rel} twice")
+            problems.append(Finding(f"lists {rel} twice", name))
             continue
         entries[rel] = digest
     return entries, problems
-
-
-def _capture_start(manifest: Manifest | None) -> _dt.datetime | None:
-    if manifest is None:
-        return None
-    text = manifest.capture.started if manifest.capture else manifest.created
-    try:
-        return _dt.datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-            tzinfo=_dt.timezone.utc
-        )
-    except ValueError:
-        return None
-
-
-def _human(delta: _dt.timedelta) -> str:
-    seconds = delta.total_seconds()
-    if seconds < 0:
-        return f"{-seconds:.0f} s before"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 class _Verifier:
@@ -204,17 +191,22 @@ class _Verifier:
         tsa_roots: list[x509.Certificate],
         require_timestamp: bool,
         custody_anchors: list[str],
+        limits: VerifyLimits,
     ) -> None:
         self.path = path
         self.keyring = keyring
         self.tsa_roots = tsa_roots
         self.require_timestamp = require_timestamp
         self.custody_anchors = custody_anchors
+        self.limits = limits
         self.checks: list[Check] = []
         self.files: dict[str, int] = {}  # relative path -> size, regular files only
+        self.bundled: dict[str, Ed25519PublicKey] = {}  # canonical bundled keys by id
         self.trusted: list[str] = []
         self.untrusted: list[str] = []
+        self.valid_untrusted: list[str] = []
         self.notes: list[str] = []
+        self.verified_at = now_iso()
 
     def add(
         self,
@@ -222,9 +214,20 @@ class _Verifier:
         title: str,
         status: Status,
         summary: str,
-        details: typing.Iterable[str] = (),
+        details: typing.Iterable[Finding | str] = (),
     ) -> None:
-        self.checks.append(Check(name, title, status, summary, tuple(details)))
+        self.append(Check(name, title, status, summary, tuple(details)))
+
+    def append(self, check: Check) -> None:
+        """Keep a check, listing at most ``details_per_check`` findings."""
+        cap = self.limits.details_per_check
+        if len(check.details) > cap:
+            check = attrs.evolve(
+                check,
+                details=check.details[:cap],
+                not_listed=check.not_listed + len(check.details) - cap,
+            )
+        self.checks.append(check)
 
     def run(self) -> Report:
         # Step 1: a finished package.
@@ -235,9 +238,12 @@ class _Verifier:
                 package=str(self.path),
                 checks=(Check("package", "Package", Status.FAIL, str(exc)),),
                 outcome=Outcome.NOT_A_PACKAGE,
+                verified_at=self.verified_at,
+                software_version=_software_version(),
             )
         self.root = root
         manifest: Manifest | None = None
+        facts: ManifestFacts | None = None
         try:
             self._layout()
             self._tag_manifest()
@@ -252,44 +258,83 @@ class _Verifier:
                 if text is not None:
                     manifest = self._manifest(text, digest)
                     del text
+            facts = manifest_facts(manifest) if manifest is not None else None
             self._payload(manifest)
             if digest is not None:
-                self._timestamps(digest, manifest)
-                self._custody(digest, manifest)
+                # Step 8
+                checks, notes = timestamp_checks(
+                    self.root,
+                    self.files,
+                    digest,
+                    tsa_roots=self.tsa_roots,
+                    require_timestamp=self.require_timestamp,
+                    capture_start=facts.capture_start if facts else None,
+                    limits=self.limits,
+                )
+                for check in checks:
+                    self.append(check)
+                self.notes.extend(notes)
+                # Step 9
+                self.append(
+                    custody_check(
+                        self.root,
+                        self.files,
+                        digest,
+                        keyring=self.keyring,
+                        bundled=self.bundled,
+                        declared=facts.custody_log if facts else None,
+                        manifest_created=facts.created if facts else None,
+                        manifest_signers=set(self.trusted) | set(self.valid_untrusted),
+                        anchors=self.custody_anchors,
+                        limits=self.limits,
+                    )
+                )
         except (OSError, EvidenceError) as exc:  # an unreadable file, mid-way
             self.add("io", "Reading the package", Status.FAIL, f"cannot read the package: {exc}")
-        return self._report(manifest)
+        except Exception as exc:  # fail closed: a defect in us must not read as a pass
+            log.exception("verification of %s stopped", self.path)
+            self.add(
+                "io",
+                "Reading the package",
+                Status.FAIL,
+                f"verification could not finish ({type(exc).__name__})",
+            )
+        return self._report(manifest, facts)
 
     # Step 2 ---------------------------------------------------------------
     def _layout(self) -> None:
-        problems: list[str] = []
+        problems: list[Finding] = []
+        extra: list[str] = []
         count = 0
+        limits = self.limits
 
         def walk(directory: Path, rel: str, depth: int) -> None:
             nonlocal count
-            if depth > MAX_DEPTH:
-                problems.append(f"{rel}: directories nested too deeply")
+            if depth > limits.depth:
+                problems.append(Finding("directories nested too deeply", rel))
                 return
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: e.name)
+            if not entries and rel not in _MAY_BE_EMPTY:
+                problems.append(Finding("is an empty directory (not part of the format)", rel))
             for entry in entries:
                 count += 1
-                if count > MAX_FILES:
-                    problems.append(f"more than {MAX_FILES} entries; stopped looking")
+                if count > limits.files:
+                    problems.append(Finding(f"more than {limits.files} entries; stopped looking"))
                     return
                 name = f"{rel}/{entry.name}" if rel else entry.name
                 if not safe_relative_path(name) or not name.isprintable():
-                    problems.append(f"unsafe file name {name!r}")
+                    problems.append(Finding(f"unsafe file name {name!r}"))
                     continue
                 st = os.lstat(entry.path)
                 if stat.S_ISLNK(st.st_mode):
-                    problems.append(f"{name} is a symbolic link (not allowed in a package)")
+                    problems.append(Finding("is a symbolic link (not allowed in a package)", name))
                 elif stat.S_ISDIR(st.st_mode):
                     walk(Path(entry.path), name, depth + 1)
                 elif stat.S_ISREG(st.st_mode):
                     self.files[name] = st.st_size
                 else:
-                    problems.append(f"{name} is not a regular file")
+                    problems.append(Finding("is not a regular file", name))
 
         walk(self.root, "", 0)
         for name in sorted(self.files):
@@ -301,20 +346,27 @@ class _Verifier:
                 continue
             if name in ATTACHMENT_FILES:
                 continue
-            problems.append(f"{name} is not allowed here by the package format")
+            if not parent:
+                # A .DS_Store, or a key or certificate copied beside the bag:
+                # outside the seal, so nothing a reader relies on.
+                extra.append(name)
+                continue
+            problems.append(Finding("is not allowed here by the package format", name))
+        for name in extra:
+            del self.files[name]  # never read, hashed or listed by a later step
         for required in (*_ROOT_FILES, MANIFEST_PATH):
             if required not in self.files:
-                problems.append(f"{required} is missing")
+                problems.append(Finding("is missing", required))
         problems.extend(self._key_files())
         for name in self.files:
             if name.startswith("evidence/signatures/") and name.endswith(".sig"):
                 kid = name.rsplit("/", 1)[1][: -len(".sig")]
                 if f"evidence/keys/{kid}.pub" not in self.files:
-                    problems.append(f"{name} has no evidence/keys/{kid}.pub beside it")
+                    problems.append(Finding(f"has no evidence/keys/{kid}.pub beside it", name))
         for name in self.files:
             if name.startswith("evidence/timestamps/") and name.endswith(".tsq"):
                 if name[: -len(".tsq")] + ".tsr" not in self.files:
-                    problems.append(f"{name} is a timestamp request without its token")
+                    problems.append(Finding("is a timestamp request without its token", name))
         if problems:
             self.add(
                 "layout",
@@ -330,26 +382,44 @@ class _Verifier:
                 Status.PASS,
                 f"{len(self.files)} files, all where the format allows them",
             )
+        if extra:
+            self.add(
+                "extra-files",
+                "Files outside the package format",
+                Status.WARN,
+                f"{len(extra)} file(s) at the top of the package are not part of the format "
+                "and not covered by the signature; they were ignored",
+                [Finding("not covered by the signature (ignored)", name) for name in extra],
+            )
 
-    def _key_files(self) -> list[str]:
+    def _key_files(self) -> list[Finding]:
         """Bundled public keys must be exactly the canonical PEM of the key their name names.
 
         They are never trust anchors, but nothing else covers their bytes, so
-        any change to them is reported rather than ignored.
+        any change to them is reported rather than ignored. Good ones are
+        kept by id: the only keys a custody signature may be checked with
+        besides the caller's.
         """
         problems = []
         for name in sorted(n for n in self.files if n.startswith("evidence/keys/")):
             kid = name.rsplit("/", 1)[1][: -len(".pub")]
+            if self.files[name] > self.limits.key_file_bytes:
+                problems.append(Finding("is larger than any public key file", name))
+                continue
             try:
-                data = _read_bounded(self.root / name, 65536)
+                data = read_bounded(self.root / name, self.limits.key_file_bytes)
                 key = public_key_from_bytes(data, name)
             except (EvidenceError, OSError):
-                problems.append(f"{name} is not a readable Ed25519 public key")
+                problems.append(Finding("is not a readable Ed25519 public key", name))
                 continue
             if key_id(key) != kid:
-                problems.append(f"{name} holds key {key_id(key)}, not {kid}")
+                problems.append(
+                    Finding("holds a different key", name, expected=kid, found=key_id(key))
+                )
             elif data != public_key_pem(key):
-                problems.append(f"{name} is not in canonical PEM form (altered)")
+                problems.append(Finding("is not in canonical PEM form (altered)", name))
+            else:
+                self.bundled[kid] = key
         return problems
 
     # Step 3 ---------------------------------------------------------------
@@ -358,25 +428,53 @@ class _Verifier:
         if "tagmanifest-sha256.txt" not in self.files:
             self.add("bag.tags", title, Status.FAIL, "tagmanifest-sha256.txt is missing")
             return
-        raw = _read_bounded(self.root / "tagmanifest-sha256.txt", MAX_TAG_FILE_BYTES)
+        limit = self.limits.tag_file_bytes
+        if self.files["tagmanifest-sha256.txt"] > limit:
+            self.add(
+                "bag.tags", title, Status.FAIL, f"tagmanifest-sha256.txt is over {limit} bytes"
+            )
+            return
+        raw = read_bounded(self.root / "tagmanifest-sha256.txt", limit)
         entries, problems = _parse_checksum_file(raw, "tagmanifest-sha256.txt")
         if set(entries) != set(TAG_FILES):
             extra = sorted(set(entries) - set(TAG_FILES))
             missing = sorted(set(TAG_FILES) - set(entries))
             if extra:
-                problems.append(f"lists files it must not cover: {', '.join(extra)}")
+                problems.append(
+                    Finding(
+                        f"lists files it must not cover: {', '.join(extra)}",
+                        "tagmanifest-sha256.txt",
+                    )
+                )
             if missing:
-                problems.append(f"does not cover: {', '.join(missing)}")
+                problems.append(
+                    Finding(f"does not cover: {', '.join(missing)}", "tagmanifest-sha256.txt")
+                )
         for rel in TAG_FILES:
             if rel not in entries or rel not in self.files:
                 continue
+            cap = self.limits.manifest_bytes if rel == MANIFEST_PATH else limit
+            if self.files[rel] > cap:
+                # Never hash a file no step would accept (a sparse 1 TiB manifest).
+                problems.append(Finding(f"is over {cap} bytes; not hashed", rel))
+                continue
             digest, _ = sha256_file(self.root / rel)
             if digest != entries[rel]:
-                problems.append(f"{rel}: SHA-256 {digest} differs from the listed {entries[rel]}")
+                problems.append(
+                    Finding(
+                        "SHA-256 differs from the listed one",
+                        rel,
+                        expected=entries[rel],
+                        found=digest,
+                    )
+                )
         if "bagit.txt" in self.files:
-            declaration = _read_bounded(self.root / "bagit.txt", 4096)
-            if not declaration.startswith(b"BagIt-Version: 1.0\n"):
-                problems.append("bagit.txt does not declare BagIt 1.0")
+            if self.files["bagit.txt"] > self.limits.bagit_txt_bytes:
+                problems.append(Finding("is larger than any BagIt declaration", "bagit.txt"))
+            else:
+                declaration = read_bounded(self.root / "bagit.txt", self.limits.bagit_txt_bytes)
+                if not declaration.startswith(b"BagIt-Version: 1.0\n"):
+                    problems.append(Finding("does not declare BagIt 1.0", "bagit.txt"))
         if problems:
             self.add("bag.tags", title, Status.FAIL, "tag files do not match", problems)
         else:
@@ -398,8 +496,17 @@ class _Verifier:
                 f"{MANIFEST_PATH} is missing or not a regular file",
             )
             return None
+        limit = self.limits.manifest_bytes
+        if self.files[MANIFEST_PATH] > limit:
+            self.add(
+                "manifest",
+                "Manifest",
+                Status.FAIL,
+                f"manifest.json is larger than {limit} bytes (the limit); not read",
+            )
+            return None
         try:
-            return _read_bounded(self.root / MANIFEST_PATH, MAX_TAG_FILE_BYTES)
+            return read_bounded(self.root / MANIFEST_PATH, limit)
         except PackageError as exc:
             self.add("manifest", "Manifest", Status.FAIL, str(exc))
             return None
@@ -412,17 +519,16 @@ class _Verifier:
             return
         for name in sig_names:
             kid = name.rsplit("/", 1)[1][: -len(".sig")]
-            short = kid[:16]
             check_name = f"signature:{kid}"
-            title = f"Signature by key {short}"
-            sig = _read_bounded(self.root / name, 4096) if self.files[name] <= 4096 else b""
+            title = f"Signature by key {kid}"
+            size = self.files[name]
+            sig = read_bounded(self.root / name, SIGNATURE_SIZE) if size == SIGNATURE_SIZE else b""
             if len(sig) != SIGNATURE_SIZE:
                 self.add(
                     check_name,
                     title,
                     Status.FAIL,
-                    f"{name} is {self.files[name]} bytes, not a {SIGNATURE_SIZE}-byte "
-                    "Ed25519 signature",
+                    f"{name} is {size} bytes, not a {SIGNATURE_SIZE}-byte Ed25519 signature",
                 )
                 continue
             trusted = self.keyring.get(kid)
@@ -455,14 +561,10 @@ class _Verifier:
                 f"key {kid} is not trusted and its public key is not in the package",
             )
             return
-        try:
-            pub = public_key_from_bytes(_read_bounded(self.root / pub_name, 65536), pub_name)
-        except (EvidenceError, OSError) as exc:
-            self.add(check_name, title, Status.FAIL, f"bundled public key unreadable: {exc}")
-            return
-        if key_id(pub) != kid:
+        pub = self.bundled.get(kid)
+        if pub is None:  # unreadable, altered or another key: reported by the layout check
             self.add(
-                check_name, title, Status.FAIL, f"{pub_name} holds key {key_id(pub)}, not {kid}"
+                check_name, title, Status.FAIL, f"the bundled public key {pub_name} is unusable"
             )
             return
         if not signature_valid(pub, sig, manifest):
@@ -471,17 +573,18 @@ class _Verifier:
             )
             return
         self.untrusted.append(kid)
+        self.valid_untrusted.append(kid)
         self.add(
             check_name,
             title,
             Status.WARN,
-            f"valid signature, but by key {kid}, which you have not said you trust",
+            "valid signature, but by a key you have not said you trust",
         )
 
     # Step 5 ---------------------------------------------------------------
     def _decode(self, raw: bytes) -> str | None:
         try:
-            return decode_strict(raw, what="manifest.json")
+            return decode_strict(raw, what="manifest.json", max_bytes=self.limits.manifest_bytes)
         except ManifestError as exc:
             self.add("manifest", "Manifest", Status.FAIL, str(exc))
             return None
@@ -508,55 +611,106 @@ class _Verifier:
     # Steps 6 and 7 --------------------------------------------------------
     def _payload(self, manifest: Manifest | None) -> None:
         title = "Payload files"
-        problems: list[str] = []
+        problems: list[Finding] = []
         bag_entries: dict[str, str] = {}
         if "manifest-sha256.txt" in self.files:
-            raw = _read_bounded(self.root / "manifest-sha256.txt", MAX_TAG_FILE_BYTES)
-            bag_entries, problems = _parse_checksum_file(raw, "manifest-sha256.txt")
+            limit = self.limits.tag_file_bytes
+            if self.files["manifest-sha256.txt"] > limit:
+                problems.append(Finding(f"is over {limit} bytes; not read", "manifest-sha256.txt"))
+            else:
+                raw = read_bounded(self.root / "manifest-sha256.txt", limit)
+                bag_entries, more = _parse_checksum_file(raw, "manifest-sha256.txt")
+                problems.extend(more)
         data_files = {n for n in self.files if n.startswith("data/")}
         for rel in sorted(set(bag_entries) - data_files):
-            problems.append(f"{rel} is listed but missing")
+            problems.append(Finding("is listed in manifest-sha256.txt but missing", rel))
         for rel in sorted(data_files - set(bag_entries)):
-            problems.append(f"{rel} is in data/ but not listed in manifest-sha256.txt")
+            problems.append(Finding("is in data/ but not listed in manifest-sha256.txt", rel))
         for rel in sorted(n for n in bag_entries if not n.startswith("data/")):
-            problems.append(f"manifest-sha256.txt lists {rel}, outside data/")
+            problems.append(Finding("is listed in manifest-sha256.txt, outside data/", rel))
 
         listed: dict[str, PayloadFile] = {}
         if manifest is not None:
             for entry in manifest.files:
                 if entry.path in listed or not safe_relative_path(entry.path):
                     problems.append(
-                        f"manifest.json file entry {entry.path!r} is unsafe or repeated"
+                        Finding("manifest.json file entry is unsafe or repeated", repr(entry.path))
                     )
                     continue
                 listed[entry.path] = entry
             if set(listed) != set(bag_entries):
-                problems.append("manifest.json and manifest-sha256.txt list different files")
+                problems.append(
+                    Finding("manifest.json and manifest-sha256.txt list different files")
+                )
 
         warc_path = manifest.warc_path if manifest is not None else None
         actual: dict[str, str] = {}
         for rel in sorted(data_files & set(bag_entries)):
-            if rel == warc_path:
+            known = listed.get(rel)
+            if rel == warc_path and known is not None and known.size == self.files[rel]:
                 continue  # hashed during the WARC pass: one read of the file
+            if known is None:
+                # Only the signed file list may make us read a file: the
+                # unsigned bag manifest could name a sparse terabyte.
+                if manifest is not None:
+                    problems.append(Finding("is not in manifest.json's file list; not hashed", rel))
+                continue
+            if known.size != self.files[rel]:
+                problems.append(
+                    Finding(
+                        "size differs from manifest.json; not hashed",
+                        rel,
+                        expected=known.size,
+                        found=self.files[rel],
+                    )
+                )
+                continue
             actual[rel], _ = sha256_file(self.root / rel)
 
         warc_summary = None
         if manifest is not None and warc_path is not None:
-            warc_summary = self._warc(manifest, warc_path, data_files, actual)
+            warc_summary = self._warc(manifest, warc_path, data_files, listed, actual)
 
         for rel, digest in sorted(actual.items()):
             if bag_entries.get(rel) not in (None, digest):
-                problems.append(f"{rel}: SHA-256 {digest} differs from manifest-sha256.txt")
-            listed_entry = listed.get(rel)
-            if listed_entry is not None:
-                if listed_entry.sha256 != digest:
-                    problems.append(f"{rel}: SHA-256 differs from manifest.json")
-                if listed_entry.size != self.files.get(rel):
-                    size = self.files.get(rel)
-                    problems.append(f"{rel}: {size} bytes, manifest.json says {listed_entry.size}")
+                problems.append(
+                    Finding(
+                        "SHA-256 differs from manifest-sha256.txt",
+                        rel,
+                        expected=bag_entries.get(rel),
+                        found=digest,
+                    )
+                )
+            known = listed.get(rel)
+            if known is not None:
+                if known.sha256 != digest:
+                    problems.append(
+                        Finding(
+                            "SHA-256 differs from manifest.json",
+                            rel,
+                            expected=known.sha256,
+                            found=digest,
+                        )
+                    )
+                if known.size != self.files.get(rel):
+                    problems.append(
+                        Finding(
+                            "size differs from manifest.json",
+                            rel,
+                            expected=known.size,
+                            found=self.files.get(rel),
+                        )
+                    )
         problems.extend(self._oxum(bag_entries))
         if problems:
             self.add("payload", title, Status.FAIL, "payload files do not match", problems)
+        elif manifest is None:
+            self.add(
+                "payload",
+                title,
+                Status.NOT_CHECKED,
+                "no valid manifest to check the payload files against",
+            )
         else:
             total = sum(self.files[r] for r in data_files)
             self.add(
@@ -566,7 +720,7 @@ class _Verifier:
                 f"{len(data_files)} file(s), {total} bytes, sizes and SHA-256 match",
             )
         if warc_summary is not None:
-            self.checks.append(warc_summary)
+            self.append(warc_summary)
         elif manifest is None:
             self.add(
                 "warc",
@@ -575,42 +729,81 @@ class _Verifier:
                 "no valid manifest to check the WARC records against",
             )
 
-    def _oxum(self, bag_entries: dict[str, str]) -> list[str]:
+    def _oxum(self, bag_entries: dict[str, str]) -> list[Finding]:
         if "bag-info.txt" not in self.files:
             return []  # reported by the layout check; never read a link or a FIFO
-        info = _read_bounded(self.root / "bag-info.txt", MAX_TAG_FILE_BYTES)
+        limit = self.limits.tag_file_bytes
+        if self.files["bag-info.txt"] > limit:
+            return [Finding(f"is over {limit} bytes; not read", "bag-info.txt")]
+        info = read_bounded(self.root / "bag-info.txt", limit)
         m = re.search(rb"^Payload-Oxum: *(\d+)\.(\d+) *$", info, re.MULTILINE)
         if not m:
-            return ["bag-info.txt has no Payload-Oxum"]
+            return [Finding("has no Payload-Oxum", "bag-info.txt")]
         octets = sum(self.files.get(r, 0) for r in bag_entries)
+        found = f"{m.group(1).decode()}.{m.group(2).decode()}"
         if (int(m.group(1)), int(m.group(2))) != (octets, len(bag_entries)):
             return [
-                f"Payload-Oxum {m.group(1).decode()}.{m.group(2).decode()} "
-                f"does not match {octets}.{len(bag_entries)}"
+                Finding(
+                    "Payload-Oxum does not match the payload",
+                    "bag-info.txt",
+                    expected=f"{octets}.{len(bag_entries)}",
+                    found=found,
+                )
             ]
         return []
 
     def _warc(
-        self, manifest: Manifest, warc_path: str, data_files: set[str], actual: dict[str, str]
+        self,
+        manifest: Manifest,
+        warc_path: str,
+        data_files: set[str],
+        listed: dict[str, PayloadFile],
+        actual: dict[str, str],
     ) -> Check:
         title = "WARC records"
         if warc_path not in data_files:
             return Check("warc", title, Status.FAIL, f"{warc_path} is missing")
+        entry = listed.get(warc_path)
+        size = self.files[warc_path]
+        if entry is None or entry.size != size:
+            # Reading an appended (or sparse) tail is pointless: it is already wrong.
+            return Check(
+                "warc",
+                title,
+                Status.FAIL,
+                "the WARC file's size is not the one manifest.json gives; not read",
+                [
+                    Finding(
+                        "size differs from manifest.json",
+                        warc_path,
+                        expected=entry.size if entry is not None else None,
+                        found=size,
+                    )
+                ],
+            )
         result = check_warc(str(self.root / warc_path), manifest.records)
         actual[warc_path] = result.file_sha256
-        details = list(result.problems)
+        details = [Finding(p, warc_path) for p in result.problems]
         for rc in result.records:
-            details.extend(f"record {rc.index} ({rc.record_id}): {p}" for p in rc.problems)
+            details.extend(
+                Finding(
+                    f"record {rc.index}: {p}",
+                    warc_path,
+                    record_id=rc.record_id,
+                    offset=_offset(manifest, rc.index),
+                )
+                for p in rc.problems
+            )
         missing = len(manifest.records) - result.checked
         if missing > 0:
-            details.append(f"{missing} listed record(s) not reached")
+            details.append(Finding(f"{missing} listed record(s) not reached", warc_path))
         if details:
             return Check(
                 "warc",
                 title,
                 Status.FAIL,
                 f"{len(result.records)} of {len(manifest.records)} record(s) do not match",
-                tuple(details),
+                details,
             )
         return Check(
             "warc",
@@ -620,157 +813,8 @@ class _Verifier:
             "record ids and digests all match",
         )
 
-    # Step 8 ---------------------------------------------------------------
-    def _timestamps(self, digest: bytes, manifest: Manifest | None) -> None:
-        names = sorted(
-            n for n in self.files if n.startswith("evidence/timestamps/") and n.endswith(".tsr")
-        )
-        status_missing = Status.FAIL if self.require_timestamp else Status.NOT_CHECKED
-        if not names:
-            self.add(
-                "timestamps",
-                "Trusted timestamps",
-                status_missing,
-                "the package has no RFC 3161 timestamp token",
-            )
-            return
-        from evidence.timestamping import MAX_TOKEN_BYTES, check_token, request_nonce
-
-        start = _capture_start(manifest)
-        verified = 0
-        for name in names:
-            stem = name.rsplit("/", 1)[1][: -len(".tsr")]
-            check_name, title = f"timestamp:{stem}", f"Timestamp {stem}"
-            if self.files[name] > MAX_TOKEN_BYTES:
-                self.add(check_name, title, Status.FAIL, f"{name} is larger than any real token")
-                continue
-            details: list[str] = []
-            nonce = None
-            tsq = name[: -len(".tsr")] + ".tsq"
-            if tsq in self.files and self.files[tsq] <= MAX_TOKEN_BYTES:
-                nonce = request_nonce(_read_bounded(self.root / tsq, MAX_TOKEN_BYTES))
-                if nonce is None:
-                    details.append(f"{tsq} cannot be read, so the nonce cannot be audited")
-            else:
-                details.append("the request (.tsq) is not stored, so the nonce cannot be audited")
-            result = check_token(
-                _read_bounded(self.root / name, MAX_TOKEN_BYTES),
-                digest,
-                roots=self.tsa_roots,
-                expected_nonce=nonce,
-            )
-            problems = list(result.problems)
-            if tsq in self.files and nonce is None:
-                problems.append("the stored request cannot be read")
-            when = result.gen_time
-            distance = ""
-            if when is not None and start is not None:
-                slack = _dt.timedelta(seconds=result.accuracy_seconds + 1)
-                if when < start - slack:
-                    problems.append(
-                        f"genTime {when.isoformat()} is before the capture began "
-                        f"({start.isoformat()})"
-                    )
-                distance = f", {_human(when - start)} after the capture began"
-            if problems:
-                self.add(check_name, title, Status.FAIL, problems[0], [*problems[1:], *details])
-            elif not self.tsa_roots:
-                self.add(
-                    check_name,
-                    title,
-                    Status.NOT_CHECKED,
-                    f"imprint matches, genTime {when}; signature and chain NOT checked "
-                    "(no --tsa-ca root given)",
-                    details,
-                )
-            else:
-                verified += 1
-                self.add(
-                    check_name,
-                    title,
-                    Status.PASS,
-                    f"the manifest existed no later than {when} (UTC){distance}; "
-                    f"signed by {result.tsa_subject}, chained to a root you trust",
-                    details,
-                )
-        self.notes.append(
-            "A timestamp proves only that manifest.json existed no later than the token's "
-            "genTime. It does not prove when the page was captured before that, who captured "
-            "it, or that what the page said was true."
-        )
-        if self.require_timestamp and not verified:
-            self.add(
-                "timestamps",
-                "Trusted timestamps",
-                Status.FAIL,
-                "a verified timestamp is required (--require-timestamp) and none verified",
-            )
-
-    def _custody(self, digest: bytes, manifest: Manifest | None) -> None:
-        title = "Chain of custody"
-        if CUSTODY_PATH not in self.files:
-            declared = manifest is not None and manifest.custody_log == CUSTODY_PATH
-            if declared:
-                self.add(
-                    "custody",
-                    title,
-                    Status.FAIL,
-                    "the manifest says the package has a custody log, but it is missing",
-                )
-            else:
-                status = Status.FAIL if self.custody_anchors else Status.NOT_CHECKED
-                self.add("custody", title, status, "the package has no custody log")
-            return
-        try:
-            lines = read_events(self.root)
-        except PackageError as exc:
-            self.add("custody", title, Status.FAIL, str(exc))
-            return
-        result = check_log(lines, digest, self.keyring, self.root)
-        present = {hashlib.sha256(line).hexdigest() for line in lines}
-        missing = [a for a in self.custody_anchors if a not in present]
-        if missing:
-            self.add(
-                "custody",
-                title,
-                Status.FAIL,
-                f"{len(missing)} anchored event(s) missing: the log was cut or replaced",
-                [f"no event has SHA-256 {a}" for a in missing] + list(result.problems),
-            )
-            return
-        if result.problems:
-            self.add(
-                "custody",
-                title,
-                Status.FAIL,
-                f"the custody log is broken ({len(result.problems)} problem(s))",
-                result.problems,
-            )
-            return
-        details = [
-            f"{e.get('seq')}. {e.get('time')} {e.get('event')}"
-            + (f" by {e.get('actor')}" if e.get("actor") else "")
-            + (f", signed by key {str(e.get('key_id'))[:16]}" if e.get("key_id") else "")
-            + (f": {e.get('note')}" if e.get("note") else "")
-            for e in result.events
-        ]
-        untrusted = sorted(set(result.untrusted_signers))
-        if untrusted:
-            details.append(
-                "events signed by keys you have not said you trust: "
-                + ", ".join(k[:16] for k in untrusted)
-            )
-        self.add(
-            "custody",
-            title,
-            Status.PASS,
-            f"{len(result.events)} event(s), every link intact, times in order; "
-            f"{len(set(result.trusted_signers))} trusted signer(s)",
-            details,
-        )
-
-    # Step 9 ---------------------------------------------------------------
-    def _report(self, manifest: Manifest | None) -> Report:
+    # Step 10 --------------------------------------------------------------
+    def _report(self, manifest: Manifest | None, facts: ManifestFacts | None) -> Report:
         if any(c.status is Status.FAIL for c in self.checks):
             outcome = Outcome.FAILED
         elif self.trusted:
@@ -787,4 +831,15 @@ class _Verifier:
             untrusted_signers=tuple(self.untrusted),
             package_id=manifest.package_id if manifest is not None else None,
             notes=tuple(self.notes),
+            subject=facts.subject if facts is not None else None,
+            valid_untrusted_signers=tuple(self.valid_untrusted),
+            verified_at=self.verified_at,
+            software_version=_software_version(),
         )
+
+
+def _offset(manifest: Manifest, index: int) -> int | None:
+    try:
+        return int(manifest.records[index].offset)
+    except (IndexError, TypeError):
+        return None

@@ -1,0 +1,56 @@
+"""The few manifest fields the verifier reads beyond files and records, in one place.
+
+Everything here comes from the signed manifest, but is only as good as the
+verification outcome: the report shows it as "what the package says".
+Manifest fields are touched in :func:`manifest_facts` only, so a change of the
+manifest model changes this one function.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import typing
+
+import attrs
+
+from evidence.clock import parse_iso
+from evidence.verifying.report import Subject
+
+if typing.TYPE_CHECKING:
+    from evidence.manifest import Manifest
+
+__all__ = ["ManifestFacts", "manifest_facts"]
+
+
+@attrs.frozen
+class ManifestFacts:
+    """What the verifier needs to know from a parsed manifest."""
+
+    subject: Subject
+    # When the capture began (capture.started, else created); None if unreadable.
+    capture_start: _dt.datetime | None
+    # When the manifest says it was created; None if unreadable.
+    created: _dt.datetime | None
+    # The declared custody log path: None when the manifest declares none; any
+    # other value than evidence/custody.jsonl is reported, never followed.
+    custody_log: object
+
+
+def manifest_facts(manifest: Manifest) -> ManifestFacts:
+    """Read the header facts, capture start, creation time and custody declaration."""
+    capture = manifest.capture
+    created = manifest.created
+    started = capture.started if capture is not None else None
+    subject = Subject(
+        requested_url=capture.requested_url if capture is not None else None,
+        final_url=capture.final_url if capture is not None else None,
+        status=capture.status if capture is not None else None,
+        captured_at=started or created,
+        created=created,
+    )
+    return ManifestFacts(
+        subject=subject,
+        capture_start=parse_iso(started) or parse_iso(created),
+        created=parse_iso(created),
+        custody_log=manifest.custody_log,
+    )
