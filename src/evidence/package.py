@@ -194,27 +194,32 @@ def attachment_dir(root: Path, relative: str) -> Path:
 
 
 def bag_files(
-    manifest: bytes,
+    manifest_sha256: str,
     payload: typing.Sequence[tuple[str, str, int]],
     bag_info: typing.Sequence[tuple[str, str]],
 ) -> dict[str, bytes]:
-    """The exact bytes of every bag file of a package, ``manifest.json`` included.
+    """The exact bytes of the four BagIt files of a package.
 
+    ``manifest_sha256`` is the hex SHA-256 of ``evidence/manifest.json``;
     ``payload`` is (relative path, sha256 hex, size) per file under ``data/``;
     ``bag_info`` the ``bag-info.txt`` fields before Payload-Oxum. The writer
     uses this to create a package and the verifier to check, byte for byte,
     that the bag files say nothing the signed manifest does not.
     """
-    files: dict[str, bytes] = {MANIFEST_PATH: manifest, "bagit.txt": _BAGIT_TXT}
+    files: dict[str, bytes] = {"bagit.txt": _BAGIT_TXT}
     octets = sum(size for _, _, size in payload)
     info_lines = [f"{k}: {v}" for k, v in bag_info]
     info_lines.append(f"Payload-Oxum: {octets}.{len(payload)}")
-    files["bag-info.txt"] = ("\n".join(info_lines) + "\n").encode("utf-8")
+    # "surrogatepass": a hostile manifest parsed back may hold a lone
+    # surrogate; its bytes then simply match no valid file (never a crash).
+    files["bag-info.txt"] = ("\n".join(info_lines) + "\n").encode("utf-8", "surrogatepass")
     files["manifest-sha256.txt"] = "".join(
         f"{digest}  {rel}\n" for rel, digest, _ in sorted(payload)
-    ).encode("utf-8")
+    ).encode("utf-8", "surrogatepass")
+    digests = {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
+    digests[MANIFEST_PATH] = manifest_sha256
     files["tagmanifest-sha256.txt"] = "".join(
-        f"{hashlib.sha256(files[rel]).hexdigest()}  {rel}\n" for rel in TAG_FILES
+        f"{digests[rel]}  {rel}\n" for rel in TAG_FILES
     ).encode("utf-8")
     return files
 
@@ -291,7 +296,10 @@ class PackageWriter:
         bag_info: typing.Sequence[tuple[str, str]],
         attachments: typing.Mapping[str, bytes],
     ) -> Path:
-        tag_bytes = bag_files(manifest, payload, bag_info)
+        tag_bytes = {
+            MANIFEST_PATH: manifest,
+            **bag_files(hashlib.sha256(manifest).hexdigest(), payload, bag_info),
+        }
         tagmanifest = tag_bytes.pop("tagmanifest-sha256.txt")
         fault_point("before-tag-files")
         for rel, data in [*tag_bytes.items(), *attachments.items()]:

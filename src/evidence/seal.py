@@ -51,15 +51,15 @@ def bag_info_for(manifest: Manifest) -> list[tuple[str, str]]:
     return fields
 
 
-def expected_bag_files(manifest: Manifest, manifest_bytes: bytes) -> dict[str, bytes]:
-    """Every bag file exactly as the writer makes it for this manifest.
+def expected_bag_files(manifest: Manifest) -> dict[str, bytes]:
+    """Every bag file exactly as the writer makes it for this (parsed) manifest.
 
     ``bagit.txt``, ``bag-info.txt``, ``manifest-sha256.txt`` and
     ``tagmanifest-sha256.txt`` are all implied by the signed manifest; a
     verifier compares the package's files with these bytes.
     """
     payload = [(f.path, f.sha256, f.size) for f in manifest.files]
-    return bag_files(manifest_bytes, payload, bag_info_for(manifest))
+    return bag_files(manifest.sha256.hex(), payload, bag_info_for(manifest))
 
 
 def seal_attachments(

@@ -617,6 +617,66 @@ def _empty_directory(pkg: Path) -> None:
 RESTORE["empty-directory"] = _make_empty_directory
 
 
+def _retag(pkg: Path) -> None:
+    """Recompute tagmanifest-sha256.txt, as anyone editing a bag can."""
+    (pkg / "tagmanifest-sha256.txt").write_text(
+        "".join(f"{hashlib.sha256((pkg / t).read_bytes()).hexdigest()}  {t}\n" for t in TAG_FILES)
+    )
+
+
+@case(
+    "bag-info-rewritten",
+    "a signed package whose bag-info.txt (what BagIt viewers show) was rewritten: another "
+    "Bagging-Date, Source-Organization and description, the tag manifest recomputed",
+    "failed",
+    "bag.sealed",
+)
+def _bag_info_rewritten(pkg: Path) -> None:
+    manifest = signed_package(pkg)
+    (pkg / "evidence" / "custody.jsonl").write_bytes(captured(manifest) + b"\n")
+    info = (pkg / "bag-info.txt").read_text().splitlines()
+    info = [
+        "Source-Organization: Ministry of Truth",
+        *(
+            "Bagging-Date: 2019-01-01"
+            if line.startswith("Bagging-Date")
+            else "External-Description: Web evidence captured from https://example.gov/"
+            if line.startswith("External-Description")
+            else line
+            for line in info
+        ),
+    ]
+    (pkg / "bag-info.txt").write_text("\n".join(info) + "\n")
+    _retag(pkg)
+
+
+@case(
+    "bagit-txt-changed",
+    "a signed package whose bagit.txt declares another tag file encoding (tag manifest recomputed)",
+    "failed",
+    "bag.sealed",
+)
+def _bagit_txt_changed(pkg: Path) -> None:
+    manifest = signed_package(pkg)
+    (pkg / "evidence" / "custody.jsonl").write_bytes(captured(manifest) + b"\n")
+    (pkg / "bagit.txt").write_bytes(b"BagIt-Version: 1.0\nTag-File-Character-Encoding: latin-1\n")
+    _retag(pkg)
+
+
+@case(
+    "tls-is-a-string",
+    "a signed manifest whose capture.tls is the string 'x' (used to crash evidence show)",
+    "failed",
+    "manifest",
+)
+def _tls_is_a_string(pkg: Path) -> None:
+    def change(m: dict[str, typing.Any]) -> None:
+        m["capture"]["tls"] = "x"
+
+    manifest = signed_package(pkg, change)
+    (pkg / "evidence" / "custody.jsonl").write_bytes(captured(manifest) + b"\n")
+
+
 def make_huge_manifest(pkg: Path) -> None:
     """65 MiB manifest (made by the tests, not stored): 'failed', check 'manifest'."""
     reseal(pkg, members(pkg))

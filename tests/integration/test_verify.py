@@ -127,6 +127,7 @@ def test_intact_package_json_report(sealed_package, signer):
         "bag.tags",
         f"signature:{signer.kid}",
         "manifest",
+        "bag.sealed",
         "payload",
         "warc",
         "timestamps",

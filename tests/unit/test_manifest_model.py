@@ -109,3 +109,17 @@ def test_every_corpus_manifest_parses_or_fails_cleanly() -> None:
             continue
         assert again.to_json() == m.to_json(), path
         assert copy.copy(m) == m
+
+
+def test_show_on_a_signed_manifest_with_hostile_types_is_one_line_not_a_traceback() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "evidence.cli", "show", str(CORPUS / "tls-is-a-string")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "capture.tls" in proc.stderr

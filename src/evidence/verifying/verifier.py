@@ -12,7 +12,10 @@ Steps (tagged ``# Step N`` where they happen):
    (sizes checked against the limits before anything is hashed).
 4. Signatures over the exact manifest bytes, before those bytes are parsed:
    each counts only if its key is in the caller's keyring.
-5. Manifest: strict parse (duplicate keys, NaN, bad UTF-8, unknown format fail).
+5. Manifest: strict parse (duplicate keys, NaN, bad UTF-8, unknown format,
+   fields of the wrong type fail); then the four BagIt files must be byte for
+   byte what the manifest implies (:func:`evidence.seal.expected_bag_files`),
+   so nothing a BagIt viewer shows is unsealed.
 6. Payload: ``manifest-sha256.txt`` lists exactly the files under ``data/``;
    every file matches it and the manifest's file list (size first, then
    SHA-256: an unsigned list never makes us hash a file of the wrong size);
@@ -58,6 +61,7 @@ from evidence.package import (
     safe_relative_path,
     sha256_file,
 )
+from evidence.seal import expected_bag_files
 from evidence.signing import SIGNATURE_SIZE, signature_valid
 from evidence.verifying._io import read_bounded
 from evidence.verifying.custody import custody_check
@@ -258,6 +262,8 @@ class _Verifier:
                 if text is not None:
                     manifest = self._manifest(text, digest)
                     del text
+            if manifest is not None:
+                self._sealed_bag_files(manifest)
             facts = manifest_facts(manifest) if manifest is not None else None
             self._payload(manifest)
             if digest is not None:
@@ -607,6 +613,51 @@ class _Verifier:
             f"strictly valid, package {manifest.package_id}, created {manifest.created}",
         )
         return manifest
+
+    # Step 5b --------------------------------------------------------------
+    def _sealed_bag_files(self, manifest: Manifest) -> None:
+        """The bag files must be exactly what the signed manifest implies.
+
+        BagIt tools show bag-info.txt (dates, identifiers, the organisation)
+        to readers, and the tag manifest can be recomputed by anyone; only a
+        byte-for-byte comparison with what the manifest implies seals them.
+        """
+        title = "Bag files sealed by the manifest"
+        problems: list[Finding] = []
+        for rel, expected in expected_bag_files(manifest).items():
+            size = self.files.get(rel)
+            if size is None:
+                continue  # reported by the layout check
+            if size != len(expected):
+                problems.append(
+                    Finding(
+                        "differs from what the signed manifest implies (size)",
+                        rel,
+                        expected=len(expected),
+                        found=size,
+                    )
+                )
+                continue
+            if read_bounded(self.root / rel, len(expected)) != expected:
+                problems.append(
+                    Finding("differs from what the signed manifest implies (content)", rel)
+                )
+        if problems:
+            self.add(
+                "bag.sealed",
+                title,
+                Status.FAIL,
+                "a bag file says something the signed manifest does not",
+                problems,
+            )
+        else:
+            self.add(
+                "bag.sealed",
+                title,
+                Status.PASS,
+                "bagit.txt, bag-info.txt and both checksum lists are exactly what "
+                "manifest.json implies",
+            )
 
     # Steps 6 and 7 --------------------------------------------------------
     def _payload(self, manifest: Manifest | None) -> None:
