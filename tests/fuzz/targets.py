@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import tempfile
 import zlib
+from pathlib import Path
 
-from evidence.capturing.requisites import css_urls, decode_body, html_requisites
+from evidence.capturing.requisites import css_urls, decode_body, html_requisites, page_title
+from evidence.custody import make_event
+from evidence.display import safe
 from evidence.errors import ManifestError
 from evidence.keys import Keyring
 from evidence.manifest import Manifest
 from evidence.timestamping import check_token, request_nonce
-from evidence.verifying.custody import check_log
+from evidence.verifying.custody import check_log, custody_check
+from evidence.verifying.policy import DEFAULT_LIMITS
+from evidence.verifying.report import Check, Finding, Outcome, Report, Status, Subject
 from evidence.verifying.verifier import _parse_checksum_file
 from evidence.warc import check_warc
 
@@ -115,7 +121,98 @@ def fuzz_html(data: bytes) -> None:
     css_urls(text, "http://example.org/a/b.css")
 
 
+def _hostile_text(data: bytes) -> str:
+    """Arbitrary text with control characters, escapes, bidi marks and lone surrogates."""
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+_UNSAFE = {chr(c) for c in range(0x20)} | {"\x7f", "\x9b", "\u202e", "\u2066", "\u200b"}
+
+
+def _assert_shown_safely(text: str) -> None:
+    text.encode("utf-8")  # no lone surrogate reaches a terminal
+    assert not (set(text) - {"\n"}) & _UNSAFE, repr(text)
+
+
+def fuzz_display(data: bytes) -> None:
+    out = safe(_hostile_text(data))
+    _assert_shown_safely(out)
+    assert "\n" not in out
+
+
+def fuzz_title(data: bytes) -> None:
+    text = _hostile_text(data)
+    title = page_title("<title>" + text + "</title>" + text)
+    if title is not None:
+        _assert_shown_safely(safe(title))
+
+
+def fuzz_report_text(data: bytes) -> None:
+    """A report whose every package-supplied string is hostile renders one value per line."""
+    text = _hostile_text(data)
+    check = Check(
+        "custody",
+        "Chain of custody",
+        Status.FAIL,
+        "x",
+        (Finding(text, path=text, record_id=text, expected=text, found=text), text),
+    )
+    report = Report(
+        package=text,
+        checks=(check,),
+        outcome=Outcome.FAILED,
+        package_id=text,
+        untrusted_signers=(text,),
+        subject=Subject(requested_url=text, final_url=text, status=200, captured_at=text),
+    )
+    _assert_shown_safely(report.to_text())
+    json.loads(json.dumps(report.to_json(), ensure_ascii=True))
+
+
+def fuzz_custody_strings(data: bytes) -> None:
+    """Well-formed, chained custody events whose text fields are hostile."""
+    text = _hostile_text(data)
+    manifest = b'{"format": "evidence-package/1"}'
+    first = make_event(prev_line=None, manifest=manifest, seq=1, event="captured", note="c")
+    event = {
+        "seq": 2,
+        "event": "transferred",
+        "time": text[:40],
+        "actor": text,
+        "note": text,
+        "key_id": text[:64],
+        "signature": text[:88],
+        "prev": hashlib.sha256(first).hexdigest(),
+    }
+    line = json.dumps(event, sort_keys=True, separators=(",", ":")).encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        log = os.path.join(tmp, "evidence", "custody.jsonl")
+        os.makedirs(os.path.dirname(log))
+        body = first + b"\n" + line + b"\n"
+        with open(log, "wb") as fh:
+            fh.write(body)
+        check = custody_check(
+            Path(tmp),
+            {"evidence/custody.jsonl": len(body)},
+            hashlib.sha256(manifest).digest(),
+            keyring=Keyring(),
+            bundled={},
+            declared=None,
+            manifest_created=None,
+            manifest_signers=(),
+            anchors=(),
+            limits=DEFAULT_LIMITS,
+        )
+    report = Report(package="p", checks=(check,), outcome=Outcome.FAILED)
+    _assert_shown_safely(report.to_text())
+    json.loads(json.dumps(report.to_json(), ensure_ascii=True))
+
+
 TARGETS = {
+    "display": fuzz_display,
+    "title": fuzz_title,
+    "report-text": fuzz_report_text,
+    "custody-strings": fuzz_custody_strings,
     "manifest": fuzz_manifest,
     "warc": fuzz_warc,
     "warc-member": fuzz_warc_member,
