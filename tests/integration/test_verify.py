@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from evidence.attach import sign_package
 from evidence.capturing import capture
 from evidence.keys import generate_keypair, public_key_pem
 from evidence.manifest import Manifest
 from evidence.package import MANIFEST_PATH, TAG_FILES
-from evidence.signing import sign_package
 from evidence.verifying import Outcome, Status, verify
 
 EVIDENCE = [sys.executable, "-m", "evidence.cli"]
