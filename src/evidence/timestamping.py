@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import math
 import os
 import re
 import socket
@@ -146,10 +147,17 @@ def _leaf_certificate(response: typing.Any) -> tuple[x509.Certificate | None, st
 
 
 def _accuracy_seconds(tst_info: typing.Any) -> float:
-    """The token's accuracy in seconds (0 when absent). Raises ValueError when unreadable."""
+    """The token's accuracy in seconds (0 when absent). Raises ValueError when unreadable.
+
+    rfc3161-client gives None for every field of an Accuracy whose seconds do
+    not fit 128 bits; that, like an empty Accuracy, is returned as infinity so
+    the caller refuses it instead of reading it as "exact".
+    """
     acc = tst_info.accuracy
     if acc is None:
         return 0.0
+    if acc.seconds is None and acc.millis is None and acc.micros is None:
+        return math.inf
     seconds = acc.seconds or 0
     if seconds > MAX_ACCURACY_SECONDS:
         # Returned as is; the caller refuses it and never does date arithmetic with it.
@@ -236,10 +244,14 @@ def check_token(
             f"the TSA did not grant the request as asked ({_status_text(response, status)})"
         )
     if accuracy > MAX_ACCURACY_SECONDS:
-        problems.append(
-            f"the token claims an accuracy of {accuracy:.0f} s, more than "
-            f"{MAX_ACCURACY_SECONDS} s: it does not fix a time"
-        )
+        if math.isinf(accuracy):
+            problems.append("the token's accuracy cannot be read (empty, or absurdly large)")
+        else:
+            problems.append(
+                f"the token claims an accuracy of {accuracy:.0f} s, more than "
+                f"{MAX_ACCURACY_SECONDS} s: it does not fix a time"
+            )
+        # Capped so that no caller's date arithmetic can overflow.
         accuracy = float(MAX_ACCURACY_SECONDS)
     if imprint.hash_algorithm != _SHA256_OID:
         problems.append("the imprint is not SHA-256")
