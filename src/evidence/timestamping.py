@@ -38,6 +38,7 @@ import attrs
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from evidence.display import safe
 from evidence.errors import TimestampError
 
 __all__ = [
@@ -185,7 +186,8 @@ def _status_text(response: typing.Any, status: int) -> str:
     if status in PKIStatus.__members__.values():
         text += f": {PKIStatus(status).name.lower().replace('_', ' ')}"
     try:
-        strings = [str(x)[:200] for x in list(response.status_string)[:3]]
+        # The TSA's own words: shown to a person, so made harmless and short.
+        strings = [safe(x, max_length=200) for x in list(response.status_string)[:3]]
     except ValueError:
         strings = []
     return text + (f" ({'; '.join(strings)})" if strings else "")
@@ -306,6 +308,7 @@ def _short_reason(text: str) -> str:
 def _network_cause(exc: BaseException) -> str:
     """One short human cause for a failed exchange with a TSA ("connection refused", ...)."""
     import requests
+    import urllib3
 
     seen: list[BaseException] = []
     cur: BaseException | None = exc
@@ -325,7 +328,10 @@ def _network_cause(exc: BaseException) -> str:
         (ConnectionResetError, "connection reset by the TSA"),
         (ssl.SSLCertVerificationError, "TLS certificate verification failed"),
         (ssl.SSLError, "TLS handshake failed"),
-        ((requests.Timeout, TimeoutError, socket.timeout), "timed out"),
+        (
+            (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError, socket.timeout),
+            "timed out",
+        ),
         (requests.TooManyRedirects, "too many redirects"),
     ]
     for kinds, text in causes:
@@ -350,6 +356,7 @@ def request_timestamp(
         TimestampError: the TSA is unreachable, refuses, or its response fails a check.
     """
     import requests
+    import urllib3
     from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
 
     scheme = urllib.parse.urlsplit(tsa_url).scheme.lower()
@@ -380,7 +387,8 @@ def request_timestamp(
             if resp.status_code != 200:
                 raise TimestampError(f"TSA {tsa_url} answered HTTP {resp.status_code}")
             body = resp.raw.read(MAX_TOKEN_BYTES + 1, decode_content=True)
-    except requests.RequestException as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+        # Reading the body goes through urllib3 directly: its errors are not requests'.
         raise TimestampError(f"TSA {tsa_url} could not be reached: {_network_cause(exc)}") from exc
     finally:
         session.close()

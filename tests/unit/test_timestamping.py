@@ -322,3 +322,39 @@ def test_cli_timestamp_from_a_dead_tsa_is_one_clear_line(package_copy):
     assert proc.returncode != 0
     assert "connection refused" in proc.stderr and "ConnectionError" not in proc.stderr
     assert not Path(package_copy / "evidence" / "timestamps").exists()
+
+
+def test_stalled_body_is_named_timed_out():
+    """Headers arrive, the body never does: urllib3's own error, not requests', is caught."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    accepted: list[socket.socket] = []
+
+    def answer_headers_only() -> None:
+        conn = server.accept()[0]
+        accepted.append(conn)
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
+
+    thread = threading.Thread(target=answer_headers_only, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(TimestampError, match="could not be reached: timed out"):
+            request_timestamp(DATA, f"http://127.0.0.1:{server.getsockname()[1]}/", timeout=0.5)
+    finally:
+        thread.join(5)
+        for conn in accepted:
+            conn.close()
+        server.close()
+
+
+def test_status_text_from_the_tsa_is_shown_safely(tsa):
+    from tsa import der
+
+    text = "refused\x1b[8m hidden"
+    # PKIStatusInfo { status 2, statusString { UTF8String } }
+    response = der_seq(der_seq(der_int(2), der_seq(der(0x0C, text.encode()))))
+    result = check_token(response, hashlib.sha256(DATA).digest(), roots=[])
+    (problem,) = result.problems
+    assert "\x1b" not in problem and "refused\\x1b[8m hidden" in problem
