@@ -34,7 +34,7 @@ from pathlib import Path
 
 import attrs
 
-from evidence import clock
+from evidence.clock import now_iso, parse_iso
 from evidence.errors import CustodyError, EvidenceError, PackageError
 from evidence.manifest import strict_loads
 from evidence.package import read_package_file
@@ -117,7 +117,7 @@ def make_event(
     body: dict[str, typing.Any] = {
         "seq": seq,
         "event": event,
-        "time": when or clock.now_iso(),
+        "time": when or now_iso(),
         "actor": actor,
         "note": note,
         "prev": hashlib.sha256(prev_bytes).hexdigest(),
@@ -252,7 +252,7 @@ def _parse_line(number: int, raw: bytes) -> LogLine:
         problems.append(f"sequence number {seq}, expected {number}")
     if event is not None and event not in EVENTS:
         problems.append("unknown event type")
-    if when is not None and clock.parse_iso(when) is None:
+    if when is not None and parse_iso(when) is None:
         problems.append("time is not in the package time format")
     if prev is not None and not _HEX64.fullmatch(prev):
         problems.append("prev is not a SHA-256 hex digest")

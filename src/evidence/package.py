@@ -322,10 +322,8 @@ class PackageWriter:
 # refused by its size instead of exhausting memory.
 # ---------------------------------------------------------------------------
 
-# Caps on what reading a package may cost. The manifest cap matches the
-# verifier's cap on tag files.
+# The manifest cap matches the verifier's cap on tag files.
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
-MAX_SIGNATURE_FILE_BYTES = 64 * 1024
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
