@@ -16,8 +16,8 @@ import importlib
 import typing
 
 if typing.TYPE_CHECKING:
+    from evidence.attach import add_timestamp, append_event, sign_package
     from evidence.capturing import CaptureOptions, CaptureResult, Operator, capture
-    from evidence.custody import append_event
     from evidence.errors import (
         CaptureError,
         CustodyError,
@@ -32,8 +32,6 @@ if typing.TYPE_CHECKING:
         VerificationError,
     )
     from evidence.keys import Keyring
-    from evidence.signing import sign_package
-    from evidence.timestamping import add_timestamp
     from evidence.verifying import Outcome, Report, Status, verify, verify_strict
 
 __all__ = [
@@ -81,9 +79,9 @@ _LAZY = {
     "SigningError": "evidence.errors",
     "VerificationError": "evidence.errors",
     "Keyring": "evidence.keys",
-    "sign_package": "evidence.signing",
-    "add_timestamp": "evidence.timestamping",
-    "append_event": "evidence.custody",
+    "sign_package": "evidence.attach",
+    "add_timestamp": "evidence.attach",
+    "append_event": "evidence.attach",
     "Outcome": "evidence.verifying",
     "Report": "evidence.verifying",
     "Status": "evidence.verifying",

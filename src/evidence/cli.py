@@ -203,7 +203,7 @@ def _tsa_roots(paths: list[str]) -> list[typing.Any]:
 
 
 def cmd_timestamp(args: argparse.Namespace) -> int:
-    from evidence.timestamping import add_timestamp
+    from evidence.attach import add_timestamp
 
     roots = _tsa_roots(args.tsa_ca)
     for package in args.packages:
@@ -217,7 +217,8 @@ def cmd_timestamp(args: argparse.Namespace) -> int:
 
 
 def cmd_custody(args: argparse.Namespace) -> int:
-    from evidence.custody import append_event, read_events
+    from evidence.attach import append_event
+    from evidence.custody import read_events
     from evidence.package import require_package
 
     if args.action == "add":
@@ -305,7 +306,7 @@ def cmd_key_id(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    from evidence.signing import sign_package
+    from evidence.attach import sign_package
 
     key = _load_signing_key(args.key)
     for package in args.packages:

@@ -16,6 +16,10 @@ field.
 What it cannot prove: the last holder can cut events off the end, since
 nothing after them links to them. A later signature or timestamp over the log
 (or a copy of the log held by someone else) anchors it; see docs/custody.md.
+
+This module makes and parses lines; it never writes. Adding an event to a
+package is :func:`evidence.attach.append_event`. The first event,
+``captured``, is made by the capture and can never be appended later.
 """
 
 from __future__ import annotations
@@ -24,22 +28,32 @@ import base64
 import datetime as _dt
 import hashlib
 import json
-import os
+import re
 import typing
 from pathlib import Path
 
-from evidence.errors import CustodyError, PackageError
+import attrs
+
+from evidence.clock import now_iso, parse_iso
+from evidence.errors import CustodyError, EvidenceError, PackageError
+from evidence.manifest import strict_loads
+from evidence.package import read_package_file
 
 if typing.TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 __all__ = [
+    "APPENDABLE_EVENTS",
     "CUSTODY_PATH",
     "EVENTS",
-    "append_event",
+    "CustodyEvent",
+    "CustodyLog",
+    "LogLine",
     "make_event",
+    "parse_log",
     "read_events",
+    "split_lines",
 ]
 
 CUSTODY_PATH = "evidence/custody.jsonl"
@@ -53,21 +67,24 @@ EVENTS = (
     "exported",
     "checked",
 )
+# ``captured`` is the first event only, made by the capture itself: nobody
+# may add it to an existing log.
+APPENDABLE_EVENTS = tuple(e for e in EVENTS if e != "captured")
 MAX_LOG_BYTES = 16 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024
+MAX_NOTE_CHARS = 4000
+# A listing parses at most this many lines and says how many it left out.
+MAX_LISTED_EVENTS = 10_000
 # Clocks of different holders disagree a little; more than this backwards is a failure.
 CLOCK_TOLERANCE = _dt.timedelta(minutes=5)
 _FIELDS = {"seq", "event", "time", "actor", "note", "prev", "key_id", "signature"}
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def _canonical(obj: dict[str, typing.Any]) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
         "utf-8"
     )
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def make_event(
@@ -81,75 +98,192 @@ def make_event(
     key: Ed25519PrivateKey | None = None,
     when: str | None = None,
 ) -> bytes:
-    """One canonical custody line (without newline), chained to ``prev_line``."""
-    from evidence.keys import key_id
+    """One canonical custody line (without newline), chained to ``prev_line``.
 
+    Raises:
+        CustodyError: unknown event type, a ``captured`` event that is not
+            the first of the log, or a note longer than 4000 characters.
+    """
     if event not in EVENTS:
         raise CustodyError(f"unknown custody event {event!r}; use one of {', '.join(EVENTS)}")
-    if len(note) > 4000:
-        raise CustodyError("custody note is longer than 4000 characters")
+    if event == "captured" and (seq != 1 or prev_line is not None):
+        raise CustodyError("'captured' is only the first event of a log, made by the capture")
+    if len(note) > MAX_NOTE_CHARS:
+        raise CustodyError(f"custody note is longer than {MAX_NOTE_CHARS} characters")
     prev_bytes = prev_line if prev_line is not None else manifest
     body: dict[str, typing.Any] = {
         "seq": seq,
         "event": event,
-        "time": when or _now(),
+        "time": when or now_iso(),
         "actor": actor,
         "note": note,
         "prev": hashlib.sha256(prev_bytes).hexdigest(),
     }
     if key is not None:
+        # Imported here, not for a cycle (keys never imports custody) but so that
+        # `evidence --help`, which reads EVENTS, does not load cryptography.
+        from evidence.keys import key_id
+
         body["key_id"] = key_id(key.public_key())
         body["signature"] = base64.b64encode(key.sign(_canonical(body))).decode("ascii")
     return _canonical(body)
 
 
-def read_events(root: Path) -> list[bytes]:
-    """The raw lines of a package's custody log (empty when there is none)."""
-    path = root / CUSTODY_PATH
-    if not path.exists():
-        return []
-    with open(path, "rb") as fh:
-        data = fh.read(MAX_LOG_BYTES + 1)
-    if len(data) > MAX_LOG_BYTES:
-        raise PackageError(f"{CUSTODY_PATH} is larger than {MAX_LOG_BYTES} bytes")
+def split_lines(data: bytes) -> list[bytes]:
+    """The lines of a custody log's bytes, without their newlines.
+
+    Raises:
+        PackageError: the data does not end with a newline (a cut-off log).
+    """
     if data and not data.endswith(b"\n"):
         raise PackageError(f"{CUSTODY_PATH} does not end with a newline (truncated?)")
     return data.split(b"\n")[:-1] if data else []
 
 
-def append_event(
-    package: str | os.PathLike[str],
-    *,
-    event: str,
-    note: str = "",
-    actor: str | None = None,
-    key: Ed25519PrivateKey | None = None,
-) -> dict[str, typing.Any]:
-    """Append one event to a package's custody log; returns it as a dict.
+def read_events(root: Path) -> list[bytes]:
+    """The raw lines of a package's custody log (empty when there is none).
 
-    The file is rewritten through a temporary name and renamed, so a crash
-    leaves either the old log or the new one. ``manifest.json`` is never touched.
+    The log is read like every other package file: a regular file, never
+    through a link, at most :data:`MAX_LOG_BYTES`.
+
+    Raises:
+        PackageError: the log is a link, FIFO or device, too large, or
+            unreadable, or it does not end with a newline.
     """
-    from evidence.package import attachment_dir, require_package, write_file_atomic
-    from evidence.signing import read_manifest_bytes
+    data = read_package_file(root, CUSTODY_PATH, MAX_LOG_BYTES, missing_ok=True)
+    return split_lines(data) if data is not None else []
 
-    root = require_package(package)
-    manifest = read_manifest_bytes(root)
-    lines = read_events(root)
-    line = make_event(
-        prev_line=lines[-1] if lines else None,
-        manifest=manifest,
-        seq=len(lines) + 1,
-        event=event,
-        note=note,
-        actor=actor,
-        key=key,
-    )
+
+# ---------------------------------------------------------------------------
+# Parsing for listings: never raises, reports each line's problems.
+# ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class CustodyEvent:
+    """The fields of one custody line, typed. A field is None when absent or of the wrong type."""
+
+    seq: int | None
+    event: str | None
+    time: str | None
+    actor: str | None
+    note: str | None
+    prev: str | None
+    key_id: str | None
+    signature: str | None
+
+    @property
+    def signed(self) -> bool:
+        """True when the line carries a signature (checked only by verification, never here)."""
+        return self.signature is not None or self.key_id is not None
+
+
+@attrs.frozen
+class LogLine:
+    """One line of a custody log as found: ``event`` is None when it is not an event at all."""
+
+    number: int  # 1-based line number in the file
+    raw: bytes
+    event: CustodyEvent | None
+    problems: tuple[str, ...]
+
+
+@attrs.frozen
+class CustodyLog:
+    """A custody log parsed for listing. Nothing here is verified: no chain, no signatures."""
+
+    lines: tuple[LogLine, ...]
+    problems: tuple[str, ...]  # about the file: a cut-off last line, lines not listed
+
+    @property
+    def events(self) -> tuple[CustodyEvent, ...]:
+        """The lines that are readable events, in file order."""
+        return tuple(line.event for line in self.lines if line.event is not None)
+
+
+def _field(
+    obj: dict[str, typing.Any],
+    name: str,
+    kind: type,
+    problems: list[str],
+    *,
+    optional: bool = True,
+) -> typing.Any:
+    value = obj.get(name)
+    if value is None:
+        if not optional or name not in obj:
+            if not optional:
+                problems.append(f"{name} is missing")
+        return None
+    # bool is an int in Python; a sequence number of ``true`` is not a number.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        problems.append(f"{name} is {type(value).__name__}, not {kind.__name__}")
+        return None
+    return value
+
+
+def _parse_line(number: int, raw: bytes) -> LogLine:
+    problems: list[str] = []
+    if not raw:
+        return LogLine(number, raw, None, ("empty line",))
+    if len(raw) > MAX_LINE_BYTES:
+        return LogLine(number, b"", None, (f"line longer than {MAX_LINE_BYTES} bytes",))
     try:
-        target = attachment_dir(root, "evidence") / "custody.jsonl"
-        if target.is_symlink():
-            raise PackageError(f"{target} is a symbolic link; refusing to write through it")
-        write_file_atomic(target, b"".join(x + b"\n" for x in [*lines, line]))
-    except OSError as exc:
-        raise PackageError(f"cannot write {CUSTODY_PATH}: {exc.strerror or exc}") from exc
-    return typing.cast("dict[str, typing.Any]", json.loads(line))
+        obj = strict_loads(raw, what=f"custody line {number}", max_bytes=MAX_LINE_BYTES)
+    except EvidenceError as exc:
+        return LogLine(number, raw, None, (str(exc),))
+    if not isinstance(obj, dict):
+        return LogLine(number, raw, None, ("not a custody event object",))
+    unknown = sorted(set(obj) - _FIELDS)
+    if unknown:
+        problems.append(f"unknown field(s) {', '.join(unknown)}")
+    seq = _field(obj, "seq", int, problems, optional=False)
+    event = _field(obj, "event", str, problems, optional=False)
+    when = _field(obj, "time", str, problems, optional=False)
+    actor = _field(obj, "actor", str, problems)
+    note = _field(obj, "note", str, problems)
+    prev = _field(obj, "prev", str, problems, optional=False)
+    kid = _field(obj, "key_id", str, problems)
+    signature = _field(obj, "signature", str, problems)
+    if seq is not None and seq != number:
+        problems.append(f"sequence number {seq}, expected {number}")
+    if event is not None and event not in EVENTS:
+        problems.append("unknown event type")
+    if when is not None and parse_iso(when) is None:
+        problems.append("time is not in the package time format")
+    if prev is not None and not _HEX64.fullmatch(prev):
+        problems.append("prev is not a SHA-256 hex digest")
+    if kid is not None and not _HEX64.fullmatch(kid):
+        problems.append("key_id is not 64 lowercase hex digits")
+    if (kid is None) != (signature is None):
+        problems.append("a signature needs both key_id and signature")
+    return LogLine(
+        number,
+        raw,
+        CustodyEvent(seq, event, when, actor, note, prev, kid, signature),
+        tuple(problems),
+    )
+
+
+def parse_log(data: bytes, *, max_lines: int = MAX_LISTED_EVENTS) -> CustodyLog:
+    """Parse a custody log's bytes for listing; never raises for bad content.
+
+    Each line becomes a :class:`LogLine` with its own problems (not JSON,
+    not an object, a field of the wrong type, a missing ``seq``...). Only
+    the first ``max_lines`` lines are parsed; the rest are counted. This
+    checks shape only: links, order and signatures are checked by
+    verification, never by a listing.
+    """
+    problems: list[str] = []
+    if len(data) > MAX_LOG_BYTES:
+        return CustodyLog((), (f"{CUSTODY_PATH} is larger than {MAX_LOG_BYTES} bytes",))
+    chunks = data.split(b"\n") if data else []
+    if chunks and chunks[-1] == b"":
+        chunks.pop()
+    elif chunks:
+        problems.append("the last line does not end with a newline (truncated?)")
+    if len(chunks) > max_lines:
+        problems.append(f"{len(chunks) - max_lines} more line(s) not listed")
+        chunks = chunks[:max_lines]
+    lines = tuple(_parse_line(n, raw) for n, raw in enumerate(chunks, 1))
+    return CustodyLog(lines, tuple(problems))

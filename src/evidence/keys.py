@@ -19,12 +19,14 @@ Private key storage
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import stat
 import typing
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -38,6 +40,7 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "pem_encode",
+    "public_key_from_bytes",
     "public_key_pem",
     "write_keypair",
 ]
@@ -133,10 +136,32 @@ def private_key_pem(private_key: Ed25519PrivateKey, passphrase: bytes | None) ->
     return pem_encode("ENCRYPTED PRIVATE KEY", _encrypt_pkcs8(der, passphrase))
 
 
+def _make_parent(path: Path) -> None:
+    """Create the missing directories above ``path`` with mode 0700 (only those we create)."""
+    missing: list[Path] = []
+    parent = path.parent
+    while not os.path.lexists(parent):
+        missing.append(parent)
+        if parent.parent == parent:
+            break
+        parent = parent.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700)
+        # The umask may have taken bits away; a key directory is the owner's alone.
+        os.chmod(directory, 0o700)
+
+
 def write_keypair(path: str | os.PathLike[str], passphrase: bytes | None) -> str:
     """Generate a key pair; write PATH (mode 0600) and PATH.pub. Returns the key id.
 
-    Refuses to overwrite either file.
+    Missing directories above PATH are created with mode 0700 (so
+    ``~/.evidence/newsroom.key`` works on a fresh machine). Refuses to
+    overwrite anything: when PATH or PATH.pub exists in any form (a file, a
+    directory, a dangling symbolic link), nothing is written, so a failure
+    never leaves an orphaned private key.
+
+    Raises:
+        KeyFileError: a target exists, or the files cannot be written.
     """
     priv_path = Path(path)
     pub_path = Path(f"{priv_path}.pub")
@@ -144,41 +169,101 @@ def write_keypair(path: str | os.PathLike[str], passphrase: bytes | None) -> str
     priv = private_key_pem(key, passphrase)
     pub = public_key_pem(key.public_key())
     for target in (priv_path, pub_path):
-        if target.exists():
+        # lexists, not exists: a dangling link is something, and O_EXCL would refuse it later.
+        if os.path.lexists(target):
             raise KeyFileError(f"{target} already exists; refusing to overwrite a key")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    written: list[Path] = []
     try:
-        fd = os.open(priv_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _make_parent(priv_path)
+        fd = os.open(priv_path, flags, 0o600)
+        written.append(priv_path)
         with os.fdopen(fd, "wb") as fh:
             fh.write(priv)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(priv_path, 0o600)  # in case the umask widened nothing but a pre-set ACL did
-        fd = os.open(pub_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(pub_path, flags, 0o644)
+        written.append(pub_path)
         with os.fdopen(fd, "wb") as fh:
             fh.write(pub)
     except OSError as exc:
+        # Something appeared at PATH.pub after the check, or the disk is full:
+        # remove what we wrote, so no private key is left without its public key.
+        for done in written:
+            with contextlib.suppress(OSError):
+                os.unlink(done)
         raise KeyFileError(f"cannot write key to {priv_path}: {exc.strerror or exc}") from exc
     return key_id(key.public_key())
 
 
 def _read_key_file(path: Path) -> bytes:
+    # O_NONBLOCK and a regular-file check: a FIFO given as a key must not hang us.
     try:
-        with open(path, "rb") as fh:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise KeyFileError(f"{path} is not a regular file")
+        if info.st_size > MAX_KEY_FILE_BYTES:
+            raise KeyFileError(f"{path} is too large to be a key file")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
             data = fh.read(MAX_KEY_FILE_BYTES + 1)
     except OSError as exc:
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
     if len(data) > MAX_KEY_FILE_BYTES:
         raise KeyFileError(f"{path} is too large to be a key file")
     return data
 
 
-def load_private_key(path: str | os.PathLike[str], passphrase: bytes | None) -> Ed25519PrivateKey:
+def _looks_public(data: bytes) -> bool:
+    """True for a public key file (PEM or DER SubjectPublicKeyInfo)."""
+    if b"-----BEGIN PUBLIC KEY-----" in data:
+        return True
+    if data.lstrip().startswith(b"-----"):
+        return False
+    try:
+        serialization.load_der_public_key(data)
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def load_private_key(
+    path: str | os.PathLike[str], passphrase: bytes | str | None
+) -> Ed25519PrivateKey:
     """Load an Ed25519 private key, refusing files readable by group or others.
 
+    Args:
+        path: a PKCS#8 PEM private key file.
+        passphrase: its passphrase as bytes, or as str (encoded UTF-8);
+            None for an unencrypted key.
+
     Raises:
-        KeyFileError: unsafe permissions, wrong passphrase, not an Ed25519 key.
+        KeyFileError: unsafe permissions, wrong passphrase, a public key
+            instead of a private one, not an Ed25519 key, or a passphrase
+            that is neither bytes nor str.
     """
     p = Path(path)
+    if isinstance(passphrase, str):
+        passphrase = passphrase.encode("utf-8")
+    elif passphrase is not None and not isinstance(passphrase, bytes):
+        raise KeyFileError(
+            f"the passphrase for {p} must be bytes or str, not {type(passphrase).__name__}"
+        )
+    data = _read_key_file(p)
+    # Before the permission check: a public key is 0644 by design, and the
+    # advice "chmod 600" would send the user the wrong way.
+    if _looks_public(data):
+        raise KeyFileError(
+            f"{p} is a public key; --key needs the private key file "
+            "(the one without .pub, created by 'evidence keygen')"
+        )
     try:
         mode = p.stat().st_mode
     except OSError as exc:
@@ -188,11 +273,12 @@ def load_private_key(path: str | os.PathLike[str], passphrase: bytes | None) -> 
             f"{p} is accessible by group or others (mode {stat.S_IMODE(mode):04o}); "
             f"run: chmod 600 {p}"
         )
-    data = _read_key_file(p)
     try:
         key = serialization.load_pem_private_key(data, password=passphrase or None)
     except TypeError as exc:
-        if passphrase is None:
+        # cryptography raises TypeError for exactly two cases: an encrypted
+        # key without a passphrase, and a passphrase for an unencrypted key.
+        if not passphrase:
             raise KeyFileError(
                 f"{p} is encrypted: give its passphrase (EVIDENCE_PASSPHRASE or the prompt)"
             ) from exc
@@ -201,7 +287,7 @@ def load_private_key(path: str | os.PathLike[str], passphrase: bytes | None) -> 
         if b"ENCRYPTED" in data and passphrase:
             raise KeyFileError(f"wrong passphrase for {p} (or the key file is corrupt)") from exc
         raise KeyFileError(f"{p} is not a readable PEM private key") from exc
-    except Exception as exc:  # cryptography raises UnsupportedAlgorithm and others
+    except UnsupportedAlgorithm as exc:
         raise KeyFileError(f"{p} is not a usable private key: {exc}") from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(f"{p} is not an Ed25519 key")
@@ -222,7 +308,7 @@ def public_key_from_bytes(data: bytes, name: str) -> Ed25519PublicKey:
             key = serialization.load_pem_public_key(data)
         else:
             key = serialization.load_der_public_key(data)
-    except Exception as exc:  # ValueError, UnsupportedAlgorithm, ...
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise KeyFileError(f"{name} is not a readable public key") from exc
     if not isinstance(key, Ed25519PublicKey):
         raise KeyFileError(f"{name} is not an Ed25519 public key")

@@ -9,11 +9,13 @@ is never half written. Names starting with ``.`` are never packages.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import os
 import re
 import secrets
 import shutil
+import stat
 import sys
 import time
 import typing
@@ -26,6 +28,7 @@ from evidence.errors import PackageError
 __all__ = [
     "ATTACHMENT_DIRS",
     "MANIFEST_PATH",
+    "MAX_MANIFEST_BYTES",
     "TAG_FILES",
     "PackageWriter",
     "attachment_dir",
@@ -33,6 +36,9 @@ __all__ = [
     "fsync_dir",
     "is_package",
     "make_package_id",
+    "read_manifest_bytes",
+    "read_package_file",
+    "read_regular_file",
     "require_package",
     "safe_relative_path",
     "sha256_file",
@@ -326,3 +332,191 @@ class PackageWriter:
         fsync_dir(self.out_dir)
         self._done = True
         return self.final
+
+
+# ---------------------------------------------------------------------------
+# Reading files of a package someone else prepared.
+#
+# Every command that opens a package (sign, timestamp, custody, show) reads
+# the way the verifier does: regular files only, never through a symbolic
+# link, never a FIFO or a device, and never more than a stated number of
+# bytes. The type and size are decided by ``fstat`` on the opened descriptor
+# before a single byte is read, so a FIFO cannot make us hang, a link to
+# ``/dev/zero`` cannot make us read forever, and a sparse 1 TiB file is
+# refused by its size instead of exhausting memory.
+# ---------------------------------------------------------------------------
+
+# The manifest cap matches the verifier's cap on tag files.
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOCTTY = getattr(os, "O_NOCTTY", 0)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _read_fd(fd: int, shown: str, limit: int) -> bytes:
+    """Read a whole descriptor that must be a regular file of at most ``limit`` bytes."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise PackageError(
+            f"{shown} is {_kind(info.st_mode)}, not a regular file; refusing to read it"
+        )
+    if info.st_size > limit:
+        raise PackageError(
+            f"{shown} is larger than {limit} bytes ({info.st_size}); refusing to read it"
+        )
+    # Blocking reads from here on: it is a regular file.
+    os.set_blocking(fd, True)
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := os.read(fd, min(_CHUNK, limit + 1 - total)):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            # The file grew while we read it.
+            raise PackageError(f"{shown} is larger than {limit} bytes; refusing to read it")
+    return b"".join(chunks)
+
+
+def _open_leaf(name: str, shown: str, dir_fd: int | None) -> int:
+    """Open a final path component read-only without following a link or blocking."""
+    try:
+        mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise PackageError(f"cannot read {shown}: {exc.strerror or exc}") from exc
+    # Refuse before opening: opening a device can have effects of its own.
+    if not stat.S_ISREG(mode):
+        raise PackageError(f"{shown} is {_kind(mode)}, not a regular file; refusing to read it")
+    flags = os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_NOCTTY
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise PackageError(f"{shown} is a symbolic link; refusing to read through it") from exc
+        raise PackageError(f"cannot read {shown}: {exc.strerror or exc}") from exc
+
+
+def read_regular_file(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, never through a link.
+
+    Only the last component of ``path`` is protected against links; inside a
+    package use :func:`read_package_file`, which protects every component.
+
+    Raises:
+        PackageError: missing, a symbolic link, a FIFO, device, socket or
+            directory, larger than ``limit``, or unreadable.
+    """
+    p = Path(path)
+    try:
+        fd = _open_leaf(str(p), str(p), None)
+    except FileNotFoundError as exc:
+        raise PackageError(f"{p} does not exist") from exc
+    try:
+        return _read_fd(fd, str(p), limit)
+    except OSError as exc:
+        raise PackageError(f"cannot read {p}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+
+
+@typing.overload
+def read_package_file(
+    root: Path, relative: str, limit: int, *, missing_ok: typing.Literal[False] = False
+) -> bytes: ...
+
+
+@typing.overload
+def read_package_file(
+    root: Path, relative: str, limit: int, *, missing_ok: bool
+) -> bytes | None: ...
+
+
+def read_package_file(
+    root: Path, relative: str, limit: int, *, missing_ok: bool = False
+) -> bytes | None:
+    """The bytes of ``root/relative``, a regular file inside a package, at most ``limit`` bytes.
+
+    Every component below ``root`` is opened without following symbolic
+    links (``evidence/`` linked elsewhere is refused as surely as a linked
+    ``.sig``), the file is never a FIFO or device, and its size is checked
+    before it is read.
+
+    Args:
+        root: the package directory.
+        relative: a safe relative POSIX path such as ``evidence/manifest.json``.
+        limit: the largest size accepted, in bytes.
+        missing_ok: return None instead of raising when the file does not exist.
+
+    Raises:
+        PackageError: unsafe path, a link on the way, not a regular file,
+            too large, unreadable, or missing (unless ``missing_ok``).
+    """
+    if not safe_relative_path(relative):
+        raise PackageError(f"unsafe path inside a package: {relative!r}")
+    shown = str(root / relative)
+    parts = relative.split("/")
+    fds: list[int] = []
+    try:
+        try:
+            fds.append(os.open(root, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC))
+            for part in parts[:-1]:
+                fds.append(
+                    os.open(
+                        part,
+                        os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC,
+                        dir_fd=fds[-1],
+                    )
+                )
+            leaf = _open_leaf(parts[-1], shown, fds[-1])
+        except FileNotFoundError as exc:
+            if missing_ok:
+                return None
+            raise PackageError(f"{shown} does not exist") from exc
+        except PackageError:
+            raise
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise PackageError(
+                    f"{shown}: a directory on the way is a symbolic link or not a directory; "
+                    "refusing to read through it"
+                ) from exc
+            raise PackageError(f"cannot read {shown}: {exc.strerror or exc}") from exc
+        try:
+            return _read_fd(leaf, shown, limit)
+        except OSError as exc:
+            raise PackageError(f"cannot read {shown}: {exc.strerror or exc}") from exc
+        finally:
+            os.close(leaf)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def read_manifest_bytes(root: Path) -> bytes:
+    """The exact bytes of a package's ``evidence/manifest.json`` (bounded, no links).
+
+    Raises:
+        PackageError: missing, not a regular file, larger than
+            :data:`MAX_MANIFEST_BYTES`, or unreadable.
+    """
+    return read_package_file(root, MANIFEST_PATH, MAX_MANIFEST_BYTES)

@@ -8,14 +8,28 @@ gives the TSA's root — signature and chain), and only then store the full
 TimeStampResp (``.tsr``) and our request (``.tsq``, so the nonce can be
 audited) under ``evidence/timestamps/``. A bad response is an error, never a
 stored file. Verification of stored tokens lives in :mod:`evidence.verifying`.
+
+This module is pure (bytes in, values out, plus the HTTP exchange with the
+TSA); storing a token in an existing package is
+:func:`evidence.attach.add_timestamp`.
+
+Tokens are hostile input: every value read from one is bounded and every
+parsing failure becomes a problem in :class:`TokenCheck`, never an exception.
+Only the exceptions ``rfc3161-client`` (pinned below its next major version
+in pyproject.toml) documents or raises are caught: ``ValueError`` from its
+Rust parser and ``VerificationError`` from its verifier; anything else is a
+bug to see, not a token to fail.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import math
 import os
 import re
+import socket
+import ssl
 import typing
 import urllib.parse
 from pathlib import Path
@@ -24,19 +38,33 @@ import attrs
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from evidence.errors import PackageError, TimestampError
+from evidence.display import safe
+from evidence.errors import TimestampError
 
 __all__ = [
+    "MAX_ACCURACY_SECONDS",
     "MAX_TOKEN_BYTES",
+    "MAX_TOKEN_CERTIFICATES",
     "TimestampError",
     "TimestampToken",
-    "add_timestamp",
+    "TokenCheck",
     "check_token",
     "load_tsa_roots",
+    "request_nonce",
     "request_timestamp",
+    "token_attachments",
+    "token_name",
 ]
 
 MAX_TOKEN_BYTES = 1024 * 1024
+# A token's accuracy says genTime may be off by this much. Real TSAs give a
+# second or less; a larger claim makes the timestamp meaningless, and an
+# absurd one (2**62 s) would overflow date arithmetic downstream.
+MAX_ACCURACY_SECONDS = 24 * 60 * 60
+# A TSA sends its certificate and perhaps its chain; more is padding or an attack.
+MAX_TOKEN_CERTIFICATES = 16
+# What cryptography raises for a certificate or extension it cannot parse.
+_CERT_ERRORS = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
 _SHA256_OID = x509.ObjectIdentifier("2.16.840.1.101.3.4.2.1")
 
 
@@ -83,27 +111,86 @@ def load_tsa_roots(paths: typing.Iterable[str | os.PathLike[str]]) -> list[x509.
     return roots
 
 
-def _leaf_certificate(response: typing.Any) -> x509.Certificate | None:
-    """The embedded certificate named by the SignerInfo (covered by the signature)."""
+def _leaf_certificate(response: typing.Any) -> tuple[x509.Certificate | None, str | None]:
+    """The embedded certificate named by the single SignerInfo, or why there is none.
+
+    The SignerInfo's issuer and serial number are covered by the signature;
+    the certificates beside it are not. So exactly one embedded certificate
+    may match: a second one with the same issuer and serial (an injected
+    look-alike) makes the token ambiguous, and it is refused.
+
+    Raises:
+        ValueError: the token's SignedData or a certificate cannot be parsed.
+    """
     infos = list(response.signed_data.signer_infos)
     if len(infos) != 1:
-        return None
+        return None, f"the token has {len(infos)} signers; exactly one is expected"
+    ders = list(response.signed_data.certificates)
+    if len(ders) > MAX_TOKEN_CERTIFICATES:
+        return (
+            None,
+            f"the token carries {len(ders)} certificates (at most {MAX_TOKEN_CERTIFICATES})",
+        )
     signer = infos[0]
-    for der in response.signed_data.certificates:
+    matches = []
+    for der in ders:
         cert = x509.load_der_x509_certificate(der)
         if cert.issuer == signer.issuer and cert.serial_number == signer.serial_number:
-            return cert
-    return None
+            matches.append(cert)
+    if not matches:
+        return None, "the token does not include the TSA's signing certificate"
+    if len(matches) > 1:
+        return None, (
+            f"the token carries {len(matches)} different certificates with the signer's "
+            "issuer and serial number (injected certificates?)"
+        )
+    return matches[0], None
 
 
 def _accuracy_seconds(tst_info: typing.Any) -> float:
-    try:
-        acc = tst_info.accuracy
-    except (ValueError, AttributeError):
-        return 0.0
+    """The token's accuracy in seconds (0 when absent). Raises ValueError when unreadable.
+
+    rfc3161-client gives None for every field of an Accuracy whose seconds do
+    not fit 128 bits; that, like an empty Accuracy, is returned as infinity so
+    the caller refuses it instead of reading it as "exact".
+    """
+    acc = tst_info.accuracy
     if acc is None:
         return 0.0
-    return float(acc.seconds or 0) + (acc.millis or 0) / 1e3 + (acc.micros or 0) / 1e6
+    if acc.seconds is None and acc.millis is None and acc.micros is None:
+        return math.inf
+    seconds = acc.seconds or 0
+    if seconds > MAX_ACCURACY_SECONDS:
+        # Returned as is; the caller refuses it and never does date arithmetic with it.
+        return float(seconds)
+    return float(seconds) + (acc.millis or 0) / 1e3 + (acc.micros or 0) / 1e6
+
+
+def _eku_problem(leaf: x509.Certificate) -> str | None:
+    """Why the TSA certificate may not sign timestamps, or None."""
+    try:
+        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    except x509.ExtensionNotFound:
+        return "the TSA certificate lacks the critical timeStamping key usage"
+    except _CERT_ERRORS as exc:
+        return f"the TSA certificate's extensions cannot be read ({exc})"
+    if not eku.critical or ExtendedKeyUsageOID.TIME_STAMPING not in eku.value:
+        return "the TSA certificate lacks the critical timeStamping key usage"
+    return None
+
+
+def _status_text(response: typing.Any, status: int) -> str:
+    from rfc3161_client import PKIStatus
+
+    text = f"status {status}"
+    if status in PKIStatus.__members__.values():
+        text += f": {PKIStatus(status).name.lower().replace('_', ' ')}"
+    try:
+        # The TSA's own words: shown to a person, so made harmless and short.
+        strings = [safe(x, max_length=200) for x in list(response.status_string)[:3]]
+    except ValueError:
+        strings = []
+    return text + (f" ({'; '.join(strings)})" if strings else "")
 
 
 def check_token(
@@ -116,9 +203,12 @@ def check_token(
     """Check a stored or received TimeStampResp against SHA-256(manifest.json).
 
     Always: parses, status granted, imprint = SHA-256(manifest), nonce (when
-    given), the signing certificate's critical timeStamping EKU. With
-    ``roots``: the signature and the chain to one of those roots, judged at
-    genTime. Certificates inside the token are never trust anchors.
+    given), exactly one embedded certificate naming the signer, and its
+    critical timeStamping EKU, accuracy at most :data:`MAX_ACCURACY_SECONDS`.
+    With ``roots``: the signature and the chain to one of those roots,
+    judged at genTime. Certificates inside the token are never trust anchors.
+
+    Never raises for bad content: every problem is listed in the result.
     """
     from rfc3161_client import (
         PKIStatus,
@@ -127,22 +217,44 @@ def check_token(
         decode_timestamp_response,
     )
 
-    problems: list[str] = []
+    def unreadable(reason: str) -> TokenCheck:
+        return TokenCheck(None, 0.0, False, (reason,), None, None)
+
     if len(response_der) > MAX_TOKEN_BYTES:
-        return TokenCheck(None, 0.0, False, ("token larger than 1 MiB",), None, None)
+        return unreadable("token larger than 1 MiB")
     try:
         response = decode_timestamp_response(response_der)
         status = response.status
+    except ValueError as exc:  # the Rust parser's only error for malformed DER
+        return unreadable(f"not a readable RFC 3161 token ({exc})")
+    if status not in (PKIStatus.GRANTED, PKIStatus.GRANTED_WITH_MODS):
+        # A refusal carries no token to read; say what the TSA said.
+        return unreadable(f"the TSA did not grant the request ({_status_text(response, status)})")
+    try:
         tst = response.tst_info
         gen_time = tst.gen_time
         imprint = tst.message_imprint
         nonce = tst.nonce
-    except Exception as exc:  # the Rust parser raises ValueError and others on garbage
-        return TokenCheck(None, 0.0, False, (f"not a readable RFC 3161 token ({exc})",), None, None)
+        accuracy = _accuracy_seconds(tst)
+    except ValueError as exc:
+        return unreadable(f"not a readable RFC 3161 token ({exc})")
+    problems: list[str] = []
     if gen_time.tzinfo is None:
         gen_time = gen_time.replace(tzinfo=_dt.timezone.utc)
     if status != PKIStatus.GRANTED:
-        problems.append(f"the TSA did not grant the request (status {status})")
+        problems.append(
+            f"the TSA did not grant the request as asked ({_status_text(response, status)})"
+        )
+    if accuracy > MAX_ACCURACY_SECONDS:
+        if math.isinf(accuracy):
+            problems.append("the token's accuracy cannot be read (empty, or absurdly large)")
+        else:
+            problems.append(
+                f"the token claims an accuracy of {accuracy:.0f} s, more than "
+                f"{MAX_ACCURACY_SECONDS} s: it does not fix a time"
+            )
+        # Capped so that no caller's date arithmetic can overflow.
+        accuracy = float(MAX_ACCURACY_SECONDS)
     if imprint.hash_algorithm != _SHA256_OID:
         problems.append("the imprint is not SHA-256")
     elif imprint.message != manifest_sha256:
@@ -153,39 +265,36 @@ def check_token(
         problems.append("the nonce differs from the one requested")
     subject = None
     try:
-        leaf = _leaf_certificate(response)
-    except ValueError as exc:
-        leaf = None
-        problems.append(f"an embedded certificate is unreadable ({exc})")
+        leaf, why = _leaf_certificate(response)
+    except _CERT_ERRORS as exc:
+        leaf, why = None, f"an embedded certificate is unreadable ({exc})"
     if leaf is None:
-        problems.append("the token does not include the TSA's signing certificate")
+        problems.append(why or "the token does not include the TSA's signing certificate")
     else:
-        subject = leaf.subject.rfc4514_string()
         try:
-            eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
-            if not eku.critical or ExtendedKeyUsageOID.TIME_STAMPING not in eku.value:
-                problems.append("the TSA certificate lacks the critical timeStamping key usage")
-        except x509.ExtensionNotFound:
-            problems.append("the TSA certificate lacks the critical timeStamping key usage")
+            subject = leaf.subject.rfc4514_string()
+        except _CERT_ERRORS as exc:
+            problems.append(f"the TSA certificate's subject cannot be read ({exc})")
+        eku_problem = _eku_problem(leaf)
+        if eku_problem:
+            problems.append(eku_problem)
     chain_checked = False
     if roots and not problems:
-        builder = VerifierBuilder()
-        for root in roots:
-            builder = builder.add_root_certificate(root)
-        if expected_nonce is not None:
-            builder = builder.nonce(expected_nonce)
         try:
+            builder = VerifierBuilder()
+            for root in roots:
+                builder = builder.add_root_certificate(root)
+            if expected_nonce is not None:
+                builder = builder.nonce(expected_nonce)
             builder.build().verify(response, manifest_sha256)
             chain_checked = True
         except VerificationError as exc:
             problems.append(
                 f"signature or certificate chain does not verify to a trusted root: {exc}"
             )
-        except Exception as exc:  # malformed token content reaching the Rust verifier
-            problems.append(f"token could not be verified ({type(exc).__name__}: {exc})")
-    return TokenCheck(
-        gen_time, _accuracy_seconds(tst), chain_checked, tuple(problems), subject, nonce
-    )
+        except _CERT_ERRORS as exc:  # content the checks above could not see
+            problems.append(f"token could not be verified ({exc})")
+    return TokenCheck(gen_time, accuracy, chain_checked, tuple(problems), subject, nonce)
 
 
 def _short_reason(text: str) -> str:
@@ -194,6 +303,43 @@ def _short_reason(text: str) -> str:
     if m:
         return m.group(1)
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _network_cause(exc: BaseException) -> str:
+    """One short human cause for a failed exchange with a TSA ("connection refused", ...)."""
+    import requests
+    import urllib3
+
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen and len(seen) < 16:
+        seen.append(cur)
+        nested = [a for a in getattr(cur, "args", ()) if isinstance(a, BaseException)]
+        reason = getattr(cur, "reason", None)
+        cur = (
+            cur.__cause__
+            or cur.__context__
+            or (reason if isinstance(reason, BaseException) else None)
+            or (nested[0] if nested else None)
+        )
+    causes: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
+        (socket.gaierror, "DNS lookup failed (no such host, or no resolver reachable)"),
+        (ConnectionRefusedError, "connection refused"),
+        (ConnectionResetError, "connection reset by the TSA"),
+        (ssl.SSLCertVerificationError, "TLS certificate verification failed"),
+        (ssl.SSLError, "TLS handshake failed"),
+        (
+            (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError, socket.timeout),
+            "timed out",
+        ),
+        (requests.TooManyRedirects, "too many redirects"),
+    ]
+    for kinds, text in causes:
+        if any(isinstance(item, kinds) for item in seen):
+            return text
+    # Name the innermost cause's type and message: better than a bare class name.
+    root = seen[-1]
+    return f"{type(root).__name__}: {str(root)[:200]}"
 
 
 def request_timestamp(
@@ -210,6 +356,7 @@ def request_timestamp(
         TimestampError: the TSA is unreachable, refuses, or its response fails a check.
     """
     import requests
+    import urllib3
     from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
 
     scheme = urllib.parse.urlsplit(tsa_url).scheme.lower()
@@ -240,8 +387,9 @@ def request_timestamp(
             if resp.status_code != 200:
                 raise TimestampError(f"TSA {tsa_url} answered HTTP {resp.status_code}")
             body = resp.raw.read(MAX_TOKEN_BYTES + 1, decode_content=True)
-    except requests.RequestException as exc:
-        raise TimestampError(f"TSA {tsa_url} could not be reached: {type(exc).__name__}") from exc
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+        # Reading the body goes through urllib3 directly: its errors are not requests'.
+        raise TimestampError(f"TSA {tsa_url} could not be reached: {_network_cause(exc)}") from exc
     finally:
         session.close()
     if len(body) > MAX_TOKEN_BYTES:
@@ -283,47 +431,18 @@ def token_attachments(token: TimestampToken, existing: typing.Iterable[str]) -> 
     }
 
 
-def add_timestamp(
-    package: str | os.PathLike[str],
-    tsa_url: str,
-    *,
-    roots: typing.Sequence[x509.Certificate] = (),
-    timeout: float = 30.0,
-) -> tuple[TimestampToken, str]:
-    """Timestamp an existing package's manifest; returns the token and its stored path."""
-    from evidence.package import attachment_dir, require_package, write_file_atomic
-    from evidence.signing import read_manifest_bytes
-
-    root = require_package(package)
-    manifest = read_manifest_bytes(root)
-    token = request_timestamp(manifest, tsa_url, roots=roots, timeout=timeout)
-    try:
-        ts_dir = attachment_dir(root, "evidence/timestamps")
-        existing = {p.stem for p in ts_dir.iterdir()}
-        files = token_attachments(token, existing)
-        # The request first: a .tsr never appears without its .tsq.
-        for rel in sorted(files, key=lambda r: not r.endswith(".tsq")):
-            write_file_atomic(root / rel, files[rel], exclusive=True)
-    except OSError as exc:
-        raise PackageError(f"cannot store the timestamp in {root}: {exc.strerror or exc}") from exc
-    tsr = next(r for r in files if r.endswith(".tsr"))
-    from evidence.custody import append_event
-
-    append_event(
-        root,
-        event="timestamped",
-        note=f"RFC 3161 token {tsr} from {tsa_url}, genTime {token.gen_time.isoformat()}",
-    )
-    return token, tsr
-
-
 def request_nonce(request_der: bytes) -> int | None:
-    """The nonce of a stored TimeStampReq, or None when it cannot be read."""
-    try:
-        from rfc3161_client import _rust
+    """The nonce of a stored TimeStampReq, or None when it cannot be read.
 
-        parsed = _rust.parse_timestamp_request(request_der)
-        nonce = parsed.nonce
-        return nonce if isinstance(nonce, int) else None
-    except Exception:  # a hostile or damaged .tsq is reported by the caller
+    rfc3161-client parses requests only through its private ``_rust`` module
+    (pinned below its next major version in pyproject.toml); its parser
+    raises ``ValueError`` for malformed DER and nothing else we expect. Any
+    other exception is a library change to notice, not a damaged request.
+    """
+    from rfc3161_client import _rust
+
+    try:
+        nonce = _rust.parse_timestamp_request(request_der).nonce
+    except ValueError:  # a hostile or damaged .tsq is reported by the caller
         return None
+    return nonce if isinstance(nonce, int) else None

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from evidence.attach import sign_package
 from evidence.errors import PackageError
 from evidence.keys import generate_keypair
 from evidence.package import is_package
-from evidence.signing import sign_package
 from evidence.verifying import Outcome, verify
 
 EVIDENCE = [sys.executable, "-m", "evidence.cli"]

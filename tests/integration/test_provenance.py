@@ -15,11 +15,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from evidence.attach import sign_package
 from evidence.capturing import CaptureOptions, capture
 from evidence.keys import generate_keypair
 from evidence.manifest import Manifest
 from evidence.package import MANIFEST_PATH
-from evidence.signing import sign_package
 from evidence.verifying import Outcome, Status, verify
 
 EVIDENCE = [sys.executable, "-m", "evidence.cli"]

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from evidence.attach import add_timestamp
 from evidence.capturing import capture
 from evidence.errors import EvidenceError
 from evidence.manifest import dumps
 from evidence.package import MANIFEST_PATH, TAG_FILES
-from evidence.timestamping import add_timestamp, check_token, load_tsa_roots
+from evidence.timestamping import check_token, load_tsa_roots
 from evidence.verifying import Outcome, Status, verify
 
 from tsa import LocalTSA, make_tsa_cert

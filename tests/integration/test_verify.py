@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from evidence.attach import sign_package
 from evidence.capturing import capture
 from evidence.keys import generate_keypair, public_key_pem
 from evidence.manifest import Manifest
 from evidence.package import MANIFEST_PATH, TAG_FILES
-from evidence.signing import sign_package
 from evidence.verifying import Outcome, Status, verify
 
 EVIDENCE = [sys.executable, "-m", "evidence.cli"]
@@ -427,7 +427,7 @@ def test_verified_404_says_it_is_a_record_of_a_404(site, signer, tmp_path):
 
 
 def test_custody_note_cannot_forge_report_lines(package_copy, signer):
-    from evidence.custody import append_event
+    from evidence.attach import append_event
 
     note = "x\n  PASS  Signature by key 0000: valid\n\x1b[8mhidden\x1b[0m \u202eevil"
     append_event(package_copy, event="checked", note=note, actor="Eve\nPASS")
@@ -506,9 +506,20 @@ def test_malformed_custody_anchor_is_a_usage_error(package_copy, signer, anchor)
 
 
 def test_second_captured_event_fails(package_copy, signer):
-    from evidence.custody import append_event
-
-    append_event(package_copy, event="captured", note="me too")
+    # append_event refuses 'captured' (it is the capture's own first event), so
+    # an attacker writes the line by hand: canonical, correctly chained.
+    lines = (package_copy / "evidence/custody.jsonl").read_bytes().splitlines()
+    event = {
+        "seq": len(lines) + 1,
+        "event": "captured",
+        "time": json.loads(lines[-1])["time"],
+        "actor": None,
+        "note": "me too",
+        "prev": hashlib.sha256(lines[-1]).hexdigest(),
+    }
+    line = json.dumps(event, sort_keys=True, separators=(",", ":")).encode()
+    with open(package_copy / "evidence/custody.jsonl", "ab") as fh:
+        fh.write(line + b"\n")
     report = verify(package_copy, trust=[signer.pub])
     failed(report, "custody")
     assert any("can only be the first" in f for f in report.check("custody").details)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evidence.custody import append_event
+from evidence.attach import append_event
 from evidence.keys import generate_keypair, public_key_pem
 from evidence.verifying import Outcome, verify
 

@@ -155,7 +155,17 @@ def test_seq_must_be_an_integer(seq):
 
 
 def test_captured_only_first():
-    result = check_log(log({"event": "captured"}), DIGEST, Keyring())
+    # make_event refuses this, so write the attacker's line by hand.
+    lines = log()
+    forged = {
+        "seq": 2,
+        "event": "captured",
+        "time": T0,
+        "actor": None,
+        "note": "",
+        "prev": hashlib.sha256(lines[-1]).hexdigest(),
+    }
+    result = check_log([*lines, canonical(forged)], DIGEST, Keyring())
     assert "can only be the first" in problems(result)
 
 

@@ -108,3 +108,58 @@ def test_check_warc_compares_block_and_payload_digests(tmp_path, wrong):
         assert problems == [] and result.checked == 1
     else:
         assert problems == [f"{wrong} digest does not match the record content"]
+
+
+# --- issue 9: warc/ is a package, writer and checker apart ------------------
+
+
+def test_public_names_are_re_exported_from_their_modules():
+    import evidence.warc
+    from evidence.warc import checker, writer
+
+    assert evidence.warc.WARCWriter is writer.WARCWriter
+    assert evidence.warc.MemberInfo is writer.MemberInfo
+    assert evidence.warc.new_record_id is writer.new_record_id
+    assert evidence.warc.check_warc is checker.check_warc
+    assert evidence.warc.find_http_header_end is checker.find_http_header_end
+    assert sorted(evidence.warc.__all__) == evidence.warc.__all__
+    for name in evidence.warc.__all__:
+        assert getattr(evidence.warc, name) is not None
+
+
+def test_record_reader_walks_its_states_in_order():
+    from evidence.warc.checker import ReaderState, _HashWorker, _RecordReader
+
+    block = b"HTTP/1.1 200 OK\r\n\r\nbody"
+    head = (
+        "WARC/1.1\r\nWARC-Type: response\r\nWARC-Record-ID: <urn:uuid:1>\r\n"
+        "WARC-Date: 2026-01-01T00:00:00Z\r\nContent-Type: application/http;msgtype=response\r\n"
+        f"WARC-Block-Digest: {format_digest(hashlib.sha256(block).digest())}\r\n"
+        f"WARC-Payload-Digest: {format_digest(hashlib.sha256(b'body').digest())}\r\n"
+        f"Content-Length: {len(block)}\r\n\r\n"
+    ).encode()
+    expected = {"id": "<urn:uuid:1>", "type": "response", "date": "2026-01-01T00:00:00Z"}
+    hasher = _HashWorker()
+    reader = _RecordReader(expected, hasher, ("block", 0))
+    seen = [reader.state]
+    for piece in (head[:10], head[10:], block[:5], block[5:], b"\r\n\r\n"):
+        reader.feed(piece)
+        seen.append(reader.state)
+    assert seen == [
+        ReaderState.HEAD,
+        ReaderState.HEAD,
+        ReaderState.BLOCK,
+        ReaderState.BLOCK,
+        ReaderState.TRAILER,
+        ReaderState.TRAILER,
+    ]
+    assert reader.finish() == []
+    hasher.finish()
+    assert not hasher.mismatches
+    other = _HashWorker()
+    broken = _RecordReader(expected, other, ("block", 1))
+    broken.feed(b"NOT-WARC\r\n\r\n")
+    assert broken.state is ReaderState.BROKEN
+    assert "not a WARC record" in broken.problems[0]
+    broken.close()
+    other.finish()

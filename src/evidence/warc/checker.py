@@ -1,220 +1,42 @@
-"""WARC/1.1 writing (one gzip member per record) and strict member reading.
+"""Strict WARC reading: check a WARC file member by member against the signed inventory.
 
-We write WARC headers ourselves instead of through warcio's record builder,
-because warcio re-parses and re-serialises the HTTP header block of response
-records, which would break the promise that the block is byte-identical to
-what the server sent. warcio stays the independent reader: the tests run
-``warcio check`` on every WARC we produce.
+Every listed record must be one complete gzip member at its listed offset,
+with its listed length and SHA-256, holding one WARC record whose headers
+match the inventory and whose block and payload digests match its content
+(the digest convention is described in :mod:`evidence.warc.writer`). The
+file is read once, in chunks; hashing runs on a second thread; memory stays
+bounded whatever the input.
 
-Digest convention (see docs/format.md): ``WARC-Block-Digest`` is SHA-256 over
-the whole record block; ``WARC-Payload-Digest`` is SHA-256 over the bytes that
-follow the HTTP header block *as stored*, i.e. with chunked framing and
-content-encoding kept. This is what ``warcio check`` computes; WARC 1.1 would
-strip the transfer-encoding first, which would make the digest depend on a
-decoder rather than on stored bytes.
+Each record is parsed by a :class:`_RecordReader`, a small state machine
+whose states are :class:`ReaderState`.
 """
 
 from __future__ import annotations
 
-import base64
+import enum
 import hashlib
 import os
 import queue
 import threading
 import typing
-import uuid
 import zlib
 
 import attrs
 
+from evidence.warc.writer import parse_digest
+
 __all__ = [
-    "MemberInfo",
-    "WARCWriter",
-    "format_digest",
-    "new_record_id",
-    "parse_digest",
+    "MAX_HTTP_HEADER_BYTES",
+    "MAX_WARC_HEADER_BYTES",
+    "ReaderState",
+    "RecordCheck",
+    "RecordLike",
+    "WARCCheck",
+    "check_warc",
+    "find_http_header_end",
 ]
 
 _CHUNK = 1 << 20
-
-
-def new_record_id() -> str:
-    """A fresh ``<urn:uuid:...>`` WARC record id."""
-    return f"<urn:uuid:{uuid.uuid4()}>"
-
-
-def format_digest(digest: bytes) -> str:
-    """``sha256:`` + base32, the form warcio and most WARC tools write."""
-    return "sha256:" + base64.b32encode(digest).decode("ascii")
-
-
-def parse_digest(value: str) -> tuple[str, bytes] | None:
-    """Parse a WARC digest header value into (algorithm, raw digest).
-
-    Accepts the encodings real tools write: base32 (upper or lower case,
-    padded or not) and base16 (upper or lower case), with labels such as
-    ``sha256``, ``SHA-256`` or ``sha1``. Returns None when it cannot be parsed.
-    """
-    if ":" not in value:
-        return None
-    label, _, encoded = value.strip().partition(":")
-    algorithm = label.strip().lower().replace("-", "")
-    sizes = {"sha1": 20, "sha256": 32, "sha512": 64, "md5": 16}
-    size = sizes.get(algorithm)
-    if size is None:
-        return None
-    encoded = encoded.strip()
-    raw: bytes | None = None
-    if len(encoded) == size * 2:
-        try:
-            raw = base64.b16decode(encoded, casefold=True)
-        except ValueError:
-            raw = None
-    if raw is None:
-        padded = encoded.upper() + "=" * (-len(encoded) % 8)
-        try:
-            raw = base64.b32decode(padded)
-        except ValueError:
-            return None
-    if len(raw) != size:
-        return None
-    return algorithm, raw
-
-
-@attrs.frozen
-class MemberInfo:
-    """Where one record's gzip member sits in the WARC file."""
-
-    record_id: str
-    record_type: str
-    target_uri: str | None
-    date: str
-    offset: int
-    length: int
-    sha256: str
-
-    def to_json(self) -> dict[str, typing.Any]:
-        return {
-            "id": self.record_id,
-            "type": self.record_type,
-            "target_uri": self.target_uri,
-            "date": self.date,
-            "offset": self.offset,
-            "length": self.length,
-            "sha256": self.sha256,
-        }
-
-
-def _check_header_value(name: str, value: str) -> None:
-    if any(ch in value for ch in "\r\n\x00"):
-        raise ValueError(f"WARC header {name} must not contain CR, LF or NUL")
-
-
-class WARCWriter:
-    """Append records to a WARC file, each as its own gzip member.
-
-    The whole file is hashed as it is written, so the payload checksum needs
-    no second pass. Memory use is bounded by the copy chunk size.
-    """
-
-    def __init__(self, fileobj: typing.BinaryIO) -> None:
-        self._out = fileobj
-        self._offset = 0
-        self._file_hash = hashlib.sha256()
-        self.members: list[MemberInfo] = []
-
-    @property
-    def size(self) -> int:
-        return self._offset
-
-    def file_sha256(self) -> str:
-        return self._file_hash.hexdigest()
-
-    def write_record(
-        self,
-        *,
-        record_type: str,
-        date: str,
-        content_type: str,
-        block: typing.BinaryIO | bytes,
-        block_length: int,
-        block_sha256: bytes,
-        payload_sha256: bytes | None = None,
-        target_uri: str | None = None,
-        record_id: str | None = None,
-        extra: typing.Sequence[tuple[str, str]] = (),
-    ) -> MemberInfo:
-        """Write one record as one gzip member and return where it went.
-
-        ``block`` is copied in chunks; its length and digests are given by the
-        caller, who computed them while spooling it.
-        """
-        record_id = record_id or new_record_id()
-        headers: list[tuple[str, str]] = [
-            ("WARC-Type", record_type),
-            ("WARC-Record-ID", record_id),
-            ("WARC-Date", date),
-        ]
-        if target_uri is not None:
-            headers.append(("WARC-Target-URI", target_uri))
-        headers.extend(extra)
-        headers.append(("Content-Type", content_type))
-        headers.append(("WARC-Block-Digest", format_digest(block_sha256)))
-        if payload_sha256 is not None:
-            headers.append(("WARC-Payload-Digest", format_digest(payload_sha256)))
-        headers.append(("Content-Length", str(block_length)))
-        lines = ["WARC/1.1"]
-        for name, value in headers:
-            _check_header_value(name, value)
-            lines.append(f"{name}: {value}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
-
-        offset = self._offset
-        member_hash = hashlib.sha256()
-        compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
-        written = 0
-
-        def emit(data: bytes) -> None:
-            nonlocal written
-            if data:
-                self._out.write(data)
-                member_hash.update(data)
-                self._file_hash.update(data)
-                written += len(data)
-
-        emit(compressor.compress(head))
-        copied = 0
-        if isinstance(block, bytes):
-            emit(compressor.compress(block))
-            copied = len(block)
-        else:
-            while True:
-                chunk = block.read(_CHUNK)
-                if not chunk:
-                    break
-                copied += len(chunk)
-                emit(compressor.compress(chunk))
-        if copied != block_length:
-            raise ValueError(f"block length changed while writing ({copied} != {block_length})")
-        emit(compressor.compress(b"\r\n\r\n"))
-        emit(compressor.flush())
-        self._offset += written
-        info = MemberInfo(
-            record_id=record_id,
-            record_type=record_type,
-            target_uri=target_uri,
-            date=date,
-            offset=offset,
-            length=written,
-            sha256=member_hash.hexdigest(),
-        )
-        self.members.append(info)
-        return info
-
-
-# ---------------------------------------------------------------------------
-# Strict reading, member by member, against an expected inventory.
-# ---------------------------------------------------------------------------
 
 MAX_WARC_HEADER_BYTES = 256 * 1024
 # http.client accepts up to 100 header lines of 64 KiB; allow that and more.
@@ -257,6 +79,15 @@ class RecordCheck:
     problems: tuple[str, ...]
 
 
+class ReaderState(enum.Enum):
+    """Where a :class:`_RecordReader` is inside one decompressed WARC record."""
+
+    HEAD = "head"  # collecting the WARC header block, up to CRLF CRLF
+    BLOCK = "block"  # copying Content-Length bytes of record block to the digests
+    TRAILER = "trailer"  # expecting exactly CRLF CRLF after the block
+    BROKEN = "broken"  # a fatal problem was found; the rest is ignored
+
+
 class _RecordReader:
     """Incremental parser/digester for one decompressed WARC record."""
 
@@ -269,7 +100,7 @@ class _RecordReader:
         self.expected = expected
         self.hasher = hasher
         self.block_key = block_key
-        self.state = "head"
+        self.state = ReaderState.HEAD
         self.head = bytearray()
         self.headers: dict[str, str] = {}
         self.problems: list[str] = []
@@ -286,7 +117,7 @@ class _RecordReader:
 
     def _fail(self, msg: str) -> None:
         self.problems.append(msg)
-        self.state = "broken"
+        self.state = ReaderState.BROKEN
 
     def _parse_head(self, raw: bytes) -> None:
         try:
@@ -340,7 +171,7 @@ class _RecordReader:
             if self.payload_expected is not None:
                 self.payload_active = True
                 self.http_prefix = bytearray()
-        self.state = "block"
+        self.state = ReaderState.BLOCK
         if self.block_left == 0:
             if self.block_algorithm is not None and self.block_expected is not None:
                 self.hasher.feed(
@@ -351,7 +182,7 @@ class _RecordReader:
                     expected=self.block_expected[1],
                 )
             self._end_payload()
-            self.state = "trailer"
+            self.state = ReaderState.TRAILER
 
     def _digest(self, header: str, *, required: bool) -> tuple[str, bytes] | None:
         value = self.headers.get(header)
@@ -366,8 +197,8 @@ class _RecordReader:
 
     def feed(self, chunk: bytes | memoryview) -> None:
         data = memoryview(chunk)  # slicing a memoryview copies nothing
-        while data and self.state != "broken":
-            if self.state == "head":
+        while data and self.state is not ReaderState.BROKEN:
+            if self.state is ReaderState.HEAD:
                 self.head.extend(data)
                 end = self.head.find(b"\r\n\r\n")
                 if end < 0:
@@ -378,7 +209,7 @@ class _RecordReader:
                 self._parse_head(bytes(self.head[:end]))
                 self.head = bytearray()
                 data = memoryview(rest)
-            elif self.state == "block":
+            elif self.state is ReaderState.BLOCK:
                 take = min(len(data), self.block_left)
                 part, data = data[:take], data[take:]
                 self.block_left -= take
@@ -394,13 +225,13 @@ class _RecordReader:
                 self._feed_payload(part)
                 if self.block_left == 0:
                     self._end_payload()
-                    self.state = "trailer"
-            elif self.state == "trailer":
+                    self.state = ReaderState.TRAILER
+            elif self.state is ReaderState.TRAILER:
                 room = 4 - len(self.trailer)
                 self.trailer.extend(data[:room])
                 self.extra += max(len(data) - room, 0)
                 return
-            else:  # pragma: no cover - "broken" exits the loop
+            else:  # pragma: no cover - BROKEN exits the loop
                 return
 
     def _feed_payload(self, part: memoryview) -> None:
@@ -438,7 +269,7 @@ class _RecordReader:
 
     def close(self) -> None:
         """Drop unfinished digests on the worker (a broken or cut record)."""
-        if self.state in ("block", "broken"):
+        if self.state in (ReaderState.BLOCK, ReaderState.BROKEN):
             if self.block_algorithm is not None:
                 self.hasher.feed(self.block_key, b"", last=True, algorithm=self.block_algorithm)
             if self.payload_active and self.payload_expected is not None:
@@ -447,13 +278,13 @@ class _RecordReader:
                 )
 
     def finish(self) -> list[str]:
-        if self.state == "head":
+        if self.state is ReaderState.HEAD:
             self.problems.append("record ends inside its WARC header")
-        elif self.state == "block":
+        elif self.state is ReaderState.BLOCK:
             self.problems.append(
                 f"record block is {self.block_left} bytes shorter than Content-Length"
             )
-        elif self.state == "trailer":
+        elif self.state is ReaderState.TRAILER:
             if bytes(self.trailer) != b"\r\n\r\n" or self.extra:
                 self.problems.append("record does not end with exactly CRLF CRLF after its block")
         # Block and payload digests are compared on the hashing thread.

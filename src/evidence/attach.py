@@ -1,0 +1,191 @@
+"""The only code that adds to an existing package: signatures, timestamps, custody events.
+
+Everything here is an *attachment* (see docs/format.md): it goes under
+``evidence/`` beside ``manifest.json``, never touches the manifest or the tag
+manifest, and keeps the bag valid. The crypto and formats are pure functions
+elsewhere (:mod:`evidence.signing`, :mod:`evidence.timestamping`,
+:mod:`evidence.custody`); this module reads the package, calls them, and
+writes the result atomically.
+
+A package may come from someone else, so it is read the way the verifier
+reads it: regular files only, never through a symbolic link, never a FIFO or
+a device, and bounded in size (:func:`evidence.package.read_package_file`).
+Writing refuses symbolic links on the way (:func:`evidence.package.attachment_dir`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import typing
+
+from evidence.custody import CUSTODY_PATH, make_event, read_events
+from evidence.errors import CustodyError, SigningError, StorageError
+from evidence.keys import key_id
+from evidence.package import (
+    ATTACHMENT_DIRS,
+    attachment_dir,
+    read_manifest_bytes,
+    read_package_file,
+    require_package,
+    write_file_atomic,
+)
+from evidence.signing import SIGNATURE_SIZE, attachments_for
+from evidence.timestamping import TimestampToken, request_timestamp, token_attachments
+
+if typing.TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+__all__ = ["add_timestamp", "append_event", "sign_package"]
+
+
+def _write_error(where: object, exc: OSError) -> StorageError:
+    return StorageError(f"cannot write into {where}: {exc.strerror or exc}")
+
+
+def sign_package(
+    package: str | os.PathLike[str],
+    private_key: Ed25519PrivateKey,
+    *,
+    actor: str | None = None,
+    note: str = "",
+) -> str:
+    """Add (or re-add, identically) this key's signature to a package. Returns the key id.
+
+    A new signature also appends a custody event, ``signed`` for the first
+    signature and ``countersigned`` when others exist, signed by the same key.
+
+    Raises:
+        PackageError: not a package, or a file in it is unsafe to read
+            (a link, FIFO, device, or too large).
+        StorageError: the signature cannot be written.
+        SigningError: a different signature by this key is already present.
+    """
+    root = require_package(package)
+    manifest = read_manifest_bytes(root)
+    kid = key_id(private_key.public_key())
+    files = attachments_for(manifest, private_key)
+    sig_rel = f"evidence/signatures/{kid}.sig"
+    pub_rel = f"evidence/keys/{kid}.pub"
+    try:
+        sig_dir = attachment_dir(root, "evidence/signatures")
+        attachment_dir(root, "evidence/keys")
+    except OSError as exc:
+        raise _write_error(root, exc) from exc
+    # Read back at most a little more than a signature: a larger file differs anyway.
+    existing = read_package_file(root, sig_rel, 4 * SIGNATURE_SIZE, missing_ok=True)
+    if existing is not None:
+        # Ed25519 is deterministic: the same key over the same bytes gives
+        # the same signature, so an existing file is either identical or
+        # was tampered with. Never overwrite silently.
+        if existing == files[sig_rel]:
+            return kid
+        raise SigningError(f"{root / sig_rel} exists and differs; refusing to replace it")
+    pattern = ATTACHMENT_DIRS["evidence/signatures"]
+    try:
+        others = [
+            entry.name
+            for entry in os.scandir(sig_dir)
+            if pattern.match(entry.name)
+            and entry.name != f"{kid}.sig"
+            and stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode)
+        ]
+        write_file_atomic(root / pub_rel, files[pub_rel])
+        write_file_atomic(root / sig_rel, files[sig_rel], exclusive=True)
+    except OSError as exc:
+        raise _write_error(root, exc) from exc
+    append_event(
+        root,
+        event="countersigned" if others else "signed",
+        note=note or f"signed manifest.json with key {kid}",
+        actor=actor,
+        key=private_key,
+    )
+    return kid
+
+
+def add_timestamp(
+    package: str | os.PathLike[str],
+    tsa_url: str,
+    *,
+    roots: typing.Sequence[x509.Certificate] = (),
+    timeout: float = 30.0,
+) -> tuple[TimestampToken, str]:
+    """Timestamp an existing package's manifest; returns the token and its stored path.
+
+    The response is checked on receipt (see
+    :func:`evidence.timestamping.request_timestamp`); a refused response is
+    an error and nothing is stored. A ``timestamped`` custody event follows.
+
+    Raises:
+        PackageError: not a package, or its manifest is unsafe to read.
+        TimestampError: the TSA is unreachable, refuses, or its response fails a check.
+        StorageError: the token cannot be written.
+    """
+    root = require_package(package)
+    manifest = read_manifest_bytes(root)
+    token = request_timestamp(manifest, tsa_url, roots=roots, timeout=timeout)
+    try:
+        ts_dir = attachment_dir(root, "evidence/timestamps")
+        existing = {name.rsplit(".", 1)[0] for name in os.listdir(ts_dir)}
+        files = token_attachments(token, existing)
+        # The request first: a .tsr never appears without its .tsq.
+        for rel in sorted(files, key=lambda r: not r.endswith(".tsq")):
+            write_file_atomic(root / rel, files[rel], exclusive=True)
+    except OSError as exc:
+        raise _write_error(root, exc) from exc
+    tsr = next(r for r in files if r.endswith(".tsr"))
+    append_event(
+        root,
+        event="timestamped",
+        note=f"RFC 3161 token {tsr} from {tsa_url}, genTime {token.gen_time.isoformat()}",
+    )
+    return token, tsr
+
+
+def append_event(
+    package: str | os.PathLike[str],
+    *,
+    event: str,
+    note: str = "",
+    actor: str | None = None,
+    key: Ed25519PrivateKey | None = None,
+) -> dict[str, typing.Any]:
+    """Append one event to a package's custody log; returns it as a dict.
+
+    The file is rewritten through a temporary name and renamed, so a crash
+    leaves either the old log or the new one. ``manifest.json`` is never touched.
+
+    Raises:
+        CustodyError: ``event`` is ``captured`` (only the capture makes that,
+            as the first event), unknown, or its note is too long.
+        PackageError: not a package, or its manifest or log is unsafe to
+            read (a link, FIFO, device, too large, or cut off).
+        StorageError: the log cannot be written.
+    """
+    if event == "captured":
+        raise CustodyError(
+            "'captured' is only the first event of a log, made by the capture; "
+            "it cannot be added to an existing package"
+        )
+    root = require_package(package)
+    manifest = read_manifest_bytes(root)
+    lines = read_events(root)
+    line = make_event(
+        prev_line=lines[-1] if lines else None,
+        manifest=manifest,
+        seq=len(lines) + 1,
+        event=event,
+        note=note,
+        actor=actor,
+        key=key,
+    )
+    try:
+        attachment_dir(root, "evidence")
+        write_file_atomic(root / CUSTODY_PATH, b"".join(x + b"\n" for x in [*lines, line]))
+    except OSError as exc:
+        raise _write_error(root, exc) from exc
+    # The line is our own canonical JSON: a flat object of plain values.
+    return typing.cast("dict[str, typing.Any]", json.loads(line))
