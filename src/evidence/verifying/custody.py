@@ -35,7 +35,7 @@ import attrs
 from evidence.clock import parse_iso
 from evidence.custody import CLOCK_TOLERANCE, CUSTODY_PATH, EVENTS
 from evidence.errors import EvidenceError
-from evidence.verifying._io import read_bounded
+from evidence.package import read_regular_file
 from evidence.verifying.policy import DEFAULT_LIMITS, VerifyLimits
 from evidence.verifying.report import Check, Finding, Status
 
@@ -302,7 +302,7 @@ def _read_lines(path: Path, size: int, limits: VerifyLimits) -> tuple[list[bytes
     """At most ``custody_events + 1`` lines of the log, or a problem instead."""
     if size > limits.custody_log_bytes:
         return [], f"the log is larger than {limits.custody_log_bytes} bytes (not read)"
-    data = read_bounded(path, limits.custody_log_bytes)
+    data = read_regular_file(path, limits.custody_log_bytes)
     if data and not data.endswith(b"\n"):
         return [], "the log does not end with a newline (truncated?)"
     if not data:

@@ -13,7 +13,7 @@ import logging
 import typing
 from pathlib import Path
 
-from evidence.verifying._io import read_bounded
+from evidence.package import read_regular_file
 from evidence.verifying.report import Check, Finding, Status
 
 if typing.TYPE_CHECKING:
@@ -103,7 +103,7 @@ def timestamp_checks(
         nonce = None
         tsq = name[: -len(".tsr")] + ".tsq"
         if tsq in files and files[tsq] <= limits.token_bytes:
-            nonce = request_nonce(read_bounded(root / tsq, limits.token_bytes))
+            nonce = request_nonce(read_regular_file(root / tsq, limits.token_bytes))
             if nonce is None:
                 details.append(Finding("cannot be read, so the nonce cannot be audited", path=tsq))
         else:
@@ -112,7 +112,7 @@ def timestamp_checks(
             )
         try:
             result = check_token(
-                read_bounded(root / name, limits.token_bytes),
+                read_regular_file(root / name, limits.token_bytes),
                 digest,
                 roots=tsa_roots,
                 expected_nonce=nonce,

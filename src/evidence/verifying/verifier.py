@@ -57,13 +57,13 @@ from evidence.package import (
     ATTACHMENT_FILES,
     MANIFEST_PATH,
     TAG_FILES,
+    read_regular_file,
     require_package,
     safe_relative_path,
     sha256_file,
 )
 from evidence.seal import expected_bag_files
 from evidence.signing import SIGNATURE_SIZE, signature_valid
-from evidence.verifying._io import read_bounded
 from evidence.verifying.custody import custody_check
 from evidence.verifying.facts import ManifestFacts, manifest_facts
 from evidence.verifying.policy import (
@@ -413,7 +413,7 @@ class _Verifier:
                 problems.append(Finding("is larger than any public key file", name))
                 continue
             try:
-                data = read_bounded(self.root / name, self.limits.key_file_bytes)
+                data = read_regular_file(self.root / name, self.limits.key_file_bytes)
                 key = public_key_from_bytes(data, name)
             except (EvidenceError, OSError):
                 problems.append(Finding("is not a readable Ed25519 public key", name))
@@ -440,7 +440,7 @@ class _Verifier:
                 "bag.tags", title, Status.FAIL, f"tagmanifest-sha256.txt is over {limit} bytes"
             )
             return
-        raw = read_bounded(self.root / "tagmanifest-sha256.txt", limit)
+        raw = read_regular_file(self.root / "tagmanifest-sha256.txt", limit)
         entries, problems = _parse_checksum_file(raw, "tagmanifest-sha256.txt")
         if set(entries) != set(TAG_FILES):
             extra = sorted(set(entries) - set(TAG_FILES))
@@ -478,7 +478,9 @@ class _Verifier:
             if self.files["bagit.txt"] > self.limits.bagit_txt_bytes:
                 problems.append(Finding("is larger than any BagIt declaration", "bagit.txt"))
             else:
-                declaration = read_bounded(self.root / "bagit.txt", self.limits.bagit_txt_bytes)
+                declaration = read_regular_file(
+                    self.root / "bagit.txt", self.limits.bagit_txt_bytes
+                )
                 if not declaration.startswith(b"BagIt-Version: 1.0\n"):
                     problems.append(Finding("does not declare BagIt 1.0", "bagit.txt"))
         if problems:
@@ -512,7 +514,7 @@ class _Verifier:
             )
             return None
         try:
-            return read_bounded(self.root / MANIFEST_PATH, limit)
+            return read_regular_file(self.root / MANIFEST_PATH, limit)
         except PackageError as exc:
             self.add("manifest", "Manifest", Status.FAIL, str(exc))
             return None
@@ -528,7 +530,11 @@ class _Verifier:
             check_name = f"signature:{kid}"
             title = f"Signature by key {kid}"
             size = self.files[name]
-            sig = read_bounded(self.root / name, SIGNATURE_SIZE) if size == SIGNATURE_SIZE else b""
+            sig = (
+                read_regular_file(self.root / name, SIGNATURE_SIZE)
+                if size == SIGNATURE_SIZE
+                else b""
+            )
             if len(sig) != SIGNATURE_SIZE:
                 self.add(
                     check_name,
@@ -638,7 +644,7 @@ class _Verifier:
                     )
                 )
                 continue
-            if read_bounded(self.root / rel, len(expected)) != expected:
+            if read_regular_file(self.root / rel, len(expected)) != expected:
                 problems.append(
                     Finding("differs from what the signed manifest implies (content)", rel)
                 )
@@ -669,7 +675,7 @@ class _Verifier:
             if self.files["manifest-sha256.txt"] > limit:
                 problems.append(Finding(f"is over {limit} bytes; not read", "manifest-sha256.txt"))
             else:
-                raw = read_bounded(self.root / "manifest-sha256.txt", limit)
+                raw = read_regular_file(self.root / "manifest-sha256.txt", limit)
                 bag_entries, more = _parse_checksum_file(raw, "manifest-sha256.txt")
                 problems.extend(more)
         data_files = {n for n in self.files if n.startswith("data/")}
@@ -786,7 +792,7 @@ class _Verifier:
         limit = self.limits.tag_file_bytes
         if self.files["bag-info.txt"] > limit:
             return [Finding(f"is over {limit} bytes; not read", "bag-info.txt")]
-        info = read_bounded(self.root / "bag-info.txt", limit)
+        info = read_regular_file(self.root / "bag-info.txt", limit)
         m = re.search(rb"^Payload-Oxum: *(\d+)\.(\d+) *$", info, re.MULTILINE)
         if not m:
             return [Finding("has no Payload-Oxum", "bag-info.txt")]
