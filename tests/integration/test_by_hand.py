@@ -81,7 +81,10 @@ def test_standard_tools_catch_a_changed_warc(package_copy, signer):
     warc.write_bytes(bytes(data))
     results = by_hand(package_copy, signer.pub, signer.kid)
     assert not results["sha256sum payload"]
-    assert not results["warcio check"] or not results["manifest file hash"]
+    # Both must catch it on their own (the old `not A or not B` could never fail,
+    # as the manifest's file hash always differs after any change).
+    assert not results["warcio check"]
+    assert not results["manifest file hash"]
     assert not results["bagit.py"]
     assert results["openssl signature"]  # the manifest itself is untouched ...
     assert not verify(package_copy, trust=[signer.pub]).ok  # ... but it no longer matches
