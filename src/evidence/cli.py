@@ -181,9 +181,12 @@ _CAPTURE_OPTIONS = (
 
 
 def _capture_options(args: argparse.Namespace) -> CaptureOptions:
+    """The options given; everything not given keeps the class's own default."""
     from evidence.capturing import CaptureOptions
 
-    kwargs: dict[str, typing.Any] = {name: getattr(args, name) for name in _CAPTURE_OPTIONS}
+    kwargs: dict[str, typing.Any] = {
+        name: getattr(args, name) for name in _CAPTURE_OPTIONS if getattr(args, name) is not None
+    }
     kwargs.update(
         ca_bundle=args.ca_bundle,
         unsafe_insecure=args.insecure,
@@ -274,9 +277,14 @@ def cmd_capture(args: argparse.Namespace) -> int:
 def _tsa_roots(paths: list[str]) -> list[typing.Any]:
     if not paths:
         return []
+    from evidence.errors import EvidenceError, UsageError
     from evidence.timestamping import load_tsa_roots
 
-    return load_tsa_roots(paths)
+    try:
+        return load_tsa_roots(paths)
+    except EvidenceError as exc:
+        # A --tsa-ca file the caller named is an input error, not a TSA failure.
+        raise UsageError(f"--tsa-ca: {exc}") from exc
 
 
 # --- attachments: timestamp, sign, custody ---------------------------------
@@ -289,7 +297,8 @@ def cmd_timestamp(args: argparse.Namespace) -> int:
     done: list[dict[str, typing.Any]] = []
     for package in args.packages:
         for tsa in args.tsa:
-            token, stored = add_timestamp(package, tsa, roots=roots, timeout=args.timeout)
+            kwargs = {"timeout": args.timeout} if args.timeout is not None else {}
+            token, stored = add_timestamp(package, tsa, roots=roots, **kwargs)
             done.append(
                 {
                     "package": package,
@@ -491,6 +500,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- parser ----------------------------------------------------------------
 
 
+def _library_defaults() -> dict[str, str]:
+    """Defaults shown in --help, read from the library (never copied here).
+
+    Imported only when help is formatted: building the parser must not load
+    the network and crypto libraries (``evidence --version`` stays instant).
+    """
+    import inspect
+
+    import attrs
+
+    from evidence.capturing import CaptureOptions
+    from evidence.timestamping import add_timestamp
+
+    shown: dict[str, str] = {}
+    for field in attrs.fields(CaptureOptions):
+        value = field.default
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        is_size = isinstance(value, int) and "bytes" in field.name
+        shown[field.name] = _human_size(int(value)) if is_size else f"{value:g}"
+    timeout = inspect.signature(add_timestamp).parameters["timeout"].default
+    shown["timeout"] = f"{timeout:g}"
+    return shown
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: N)`` to options whose default lives in the library."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        name = getattr(action, "library_default", None)
+        if text is not None and name is not None:
+            text += f" (default: {_library_defaults()[name]})"
+        return text
+
+
+def _option(p: argparse.ArgumentParser, flag: str, name: str, **kwargs: typing.Any) -> None:
+    """An option whose default is the library's: None here, filled in by the library."""
+    action = p.add_argument(flag, default=None, **kwargs)
+    action.library_default = name  # type: ignore[attr-defined]  # read by _HelpFormatter
+
+
 def _add_tsa_ca(p: argparse.ArgumentParser, help_text: str) -> None:
     p.add_argument("--tsa-ca", action="append", default=[], metavar="ROOT.pem", help=help_text)
 
@@ -506,13 +557,9 @@ def _version() -> str:
 
 
 def _add_capture(sub: typing.Any) -> None:
-    import attrs
-
-    from evidence.capturing import CaptureOptions
-
-    # Defaults come from the option class: one place, never copied.
-    defaults: dict[str, typing.Any] = {f.name: f.default for f in attrs.fields(CaptureOptions)}
-    p = sub.add_parser("capture", help="capture URLs into evidence packages")
+    p = sub.add_parser(
+        "capture", help="capture URLs into evidence packages", formatter_class=_HelpFormatter
+    )
     p.add_argument("urls", nargs="+", metavar="URL")
     p.add_argument("--out", default="archives", help="output directory (default: archives)")
     _add_json(p, "a summary of packages and failures")
@@ -531,27 +578,30 @@ def _add_capture(sub: typing.Any) -> None:
         action="store_true",
         help="do not verify TLS certificates (recorded in the manifest)",
     )
-    p.add_argument(
+    # Defaults come from CaptureOptions: one place, never copied.
+    _option(
+        p,
         "--deadline",
+        "deadline",
         type=_positive_float,
-        default=defaults["deadline"],
         metavar="SECONDS",
-        help=f"total time per URL, redirects included (default: {defaults['deadline']:g})",
+        help="total time per URL, redirects included",
     )
-    p.add_argument(
+    _option(
+        p,
         "--max-response-bytes",
+        "max_response_bytes",
         type=_size,
-        default=defaults["max_response_bytes"],
         metavar="SIZE",
-        help="cut a response body after this many bytes "
-        f"(default: {_human_size(defaults['max_response_bytes'])})",
+        help="cut a response body after this many bytes",
     )
-    p.add_argument(
+    _option(
+        p,
         "--max-redirects",
+        "max_redirects",
         type=_nonneg_int,
-        default=defaults["max_redirects"],
         metavar="N",
-        help=f"redirect hops to follow (default: {defaults['max_redirects']})",
+        help="redirect hops to follow",
     )
     p.add_argument("--user-agent", help="User-Agent header to send")
     p.add_argument(
@@ -564,27 +614,29 @@ def _add_capture(sub: typing.Any) -> None:
         action="store_true",
         help="capture only the page, not its images, CSS, scripts, fonts and frames",
     )
-    p.add_argument(
+    _option(
+        p,
         "--max-requisites",
+        "max_requisites",
         type=_nonneg_int,
-        default=defaults["max_requisites"],
         metavar="N",
-        help=f"requisite URLs to fetch at most (default: {defaults['max_requisites']})",
+        help="requisite URLs to fetch at most",
     )
-    p.add_argument(
+    _option(
+        p,
         "--max-requisite-bytes",
+        "max_requisite_bytes",
         type=_size,
-        default=defaults["max_requisite_bytes"],
         metavar="SIZE",
-        help="total bytes for all requisites "
-        f"(default: {_human_size(defaults['max_requisite_bytes'])})",
+        help="total bytes for all requisites",
     )
-    p.add_argument(
+    _option(
+        p,
         "--requisites-deadline",
+        "requisites_deadline",
         type=_positive_float,
-        default=defaults["requisites_deadline"],
         metavar="SECONDS",
-        help=f"time for fetching requisites (default: {defaults['requisites_deadline']:g})",
+        help="time for fetching requisites",
     )
     p.add_argument(
         "--tsa",
@@ -599,10 +651,7 @@ def _add_capture(sub: typing.Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``evidence`` command."""
-    import inspect
-
     from evidence.custody import EVENTS
-    from evidence.timestamping import add_timestamp
 
     parser = argparse.ArgumentParser(
         prog="evidence",
@@ -645,8 +694,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_verify)
 
-    timeout = inspect.signature(add_timestamp).parameters["timeout"].default
-    p = sub.add_parser("timestamp", help="add an RFC 3161 timestamp to existing packages")
+    p = sub.add_parser(
+        "timestamp",
+        help="add an RFC 3161 timestamp to existing packages",
+        formatter_class=_HelpFormatter,
+    )
     p.add_argument("packages", nargs="+", metavar="PACKAGE")
     p.add_argument(
         "--tsa",
@@ -656,12 +708,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="time-stamping authority URL (repeatable)",
     )
     _add_tsa_ca(p, "TSA root certificate to check the token against on receipt")
-    p.add_argument(
+    _option(
+        p,
         "--timeout",
+        "timeout",
         type=_positive_float,
-        default=timeout,
         metavar="SECONDS",
-        help=f"time to wait for each TSA (default: {timeout:g})",
+        help="time to wait for each TSA",
     )
     _add_json(p, "the tokens stored")
     p.set_defaults(func=cmd_timestamp)

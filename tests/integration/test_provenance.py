@@ -325,7 +325,7 @@ def test_https_chain_as_presented_is_stored(site, tmp_path, test_ca):
 
 @pytest.fixture
 def custody_pkg(package_copy, signer, tmp_path):
-    env = {**os.environ, "EVIDENCE_PASSPHRASE": "pw"}
+    env = {**os.environ, "EVIDENCE_PASSPHRASE": "pw-at-least-8"}
     key_path = tmp_path / "courier.key"
     subprocess.run([*EVIDENCE, "keygen", str(key_path)], env=env, check=True, capture_output=True)
     proc = subprocess.run(

@@ -112,7 +112,7 @@ def test_non_ed25519_key_refused(tmp_path):
 
 
 def test_cli_keygen_and_key_id(tmp_path):
-    env = {**os.environ, "EVIDENCE_PASSPHRASE": "s3cret"}
+    env = {**os.environ, "EVIDENCE_PASSPHRASE": "s3cret-passphrase"}
     path = tmp_path / "k"
     proc = subprocess.run([*EVIDENCE, "keygen", str(path)], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -123,7 +123,7 @@ def test_cli_keygen_and_key_id(tmp_path):
             [*EVIDENCE, "key-id", str(f)], capture_output=True, text=True, env=env
         )
         assert proc.stdout.strip() == kid
-    assert key_id_of_file(path, b"s3cret") == kid
+    assert key_id_of_file(path, b"s3cret-passphrase") == kid
 
 
 def test_cli_wrong_passphrase_is_one_line(tmp_path):
