@@ -789,9 +789,11 @@ def main(argv: list[str] | None = None) -> int:
     from evidence.errors import EvidenceError
 
     args = build_parser().parse_args(_compat_argv(list(sys.argv[1:] if argv is None else argv)))
+    installed = False
     previous: typing.Any = None
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        installed = True
     except ValueError:
         pass  # not the main thread: leave signals alone
     try:
@@ -810,8 +812,8 @@ def main(argv: list[str] | None = None) -> int:
         _err("interrupted")
         return EXIT_INTERRUPTED
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        if installed:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":  # pragma: no cover
