@@ -584,3 +584,92 @@ def test_signing_from_python_with_load_private_key(tmp_path, page_site):
     other = generate_keypair()
     assert key_id(other.public_key()) != key_id(key.public_key())
     assert public_key_pem(key.public_key()) == Path(f"{keyfile}.pub").read_bytes()
+
+
+def test_a_bidi_override_in_a_requisite_url_is_shown_as_a_mark(cli, site, tmp_path):
+    page = '<html><body><img src="/a\u202egnp.exe"></body></html>'.encode()
+    s = site({"/": (200, [("Content-Type", "text/html; charset=utf-8")], page)})
+    run = cli("capture", s.url("/"), "--out", tmp_path, "--json")
+    assert run.code == 0, run.err
+    assert run.out.isascii()
+    pkg = run.json()["packages"][0]["package"]
+    shown = cli("show", pkg)
+    no_raw_controls(shown.out)
+    assert "/a⟪U+202E⟫gnp.exe" in shown.out
+    assert "\\u202e" in cli("show", pkg, "--json").out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["capture", "http://x/", "--deadline", "0"],
+        ["capture", "http://x/", "--deadline", "soon"],
+        ["capture", "http://x/", "--max-response-bytes", "lots"],
+        ["capture", "http://x/", "--max-response-bytes", "0"],
+        ["capture", "http://x/", "--max-redirects", "-1"],
+        ["capture", "http://x/", "--max-redirects", "two"],
+        ["custody"],
+        ["custody", "add", "PKG"],
+    ],
+)
+def test_bad_arguments_are_usage_errors(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_sizes_take_units():
+    args = build_parser().parse_args(
+        ["capture", "http://x/", "--max-response-bytes", "500M", "--max-requisite-bytes", "1.5g"]
+    )
+    assert args.max_response_bytes == 500 * 1024**2
+    assert args.max_requisite_bytes == int(1.5 * 1024**3)
+
+
+def _on_a_terminal(argv: list[str], answers: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the CLI on a real pseudo-terminal, answering each prompt in turn."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the pty is its controlling terminal
+        os.execve(sys.executable, [sys.executable, "-m", "evidence.cli", *argv], env)
+    output = b""
+    pending = list(answers)
+    while True:
+        ready, _, _ = select.select([fd], [], [], 30)
+        if not ready:
+            os.kill(pid, 9)
+            break
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+        if pending and output.rstrip().endswith(b":"):
+            os.write(fd, pending.pop(0).encode() + b"\n")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_keygen_on_a_terminal(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "EVIDENCE_PASSPHRASE"}
+    path = tmp_path / "home" / ".evidence" / "newsroom.key"
+    code, out = _on_a_terminal(["keygen", str(path)], ["short"], env)
+    assert code == 2 and "shorter than 8" in out
+    assert out.count("Passphrase for") == 1 and "Repeat" not in out  # refused at once
+    code, out = _on_a_terminal(["keygen", str(path)], ["long enough", "different"], env)
+    assert code == 2 and "differ" in out and not path.exists()
+    code, out = _on_a_terminal(["keygen", str(path)], ["long enough", "long enough"], env)
+    assert code == 0, out
+    assert path.is_file() and Path(f"{path}.pub").is_file()
+    # An existing key: refused before any prompt.
+    code, out = _on_a_terminal(["keygen", str(path)], [], env)
+    assert code == 2 and "already exists" in out and "Passphrase" not in out
+    # Loading the encrypted key asks once.
+    code, out = _on_a_terminal(["key-id", str(path)], ["long enough"], env)
+    assert code == 0 and out.count("Passphrase for") == 1

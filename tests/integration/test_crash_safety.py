@@ -232,3 +232,49 @@ def test_an_old_temporary_without_a_lock_is_removed_a_new_one_kept(raw_server, t
     assert proc.returncode == 0, proc.stderr
     assert old.name in proc.stderr and fresh.name not in proc.stderr
     assert temporaries(out) == [fresh.name]
+
+
+# --- the lock, in-process ------------------------------------------------------
+
+
+def test_a_live_writer_in_this_process_is_never_removed(tmp_path):
+    from evidence.package import PackageWriter, remove_stale_temporaries
+
+    with PackageWriter(tmp_path, "live-id") as writer:
+        assert remove_stale_temporaries(tmp_path) == []
+        assert writer.tmp.is_dir()
+        other = PackageWriter(tmp_path, "other-id")
+        assert other.removed_stale == [] and writer.tmp.is_dir()
+        other.abort()
+    assert list(tmp_path.iterdir()) == []  # left without finish(): removed
+
+
+def test_stale_detection_is_careful(tmp_path):
+    from evidence.package import remove_stale_temporaries
+
+    dead = tmp_path / ".incomplete-dead"
+    dead.mkdir()
+    (dead / ".lock").write_text("pid 1\n")  # a lock file nobody holds
+    linked = tmp_path / ".incomplete-linked"
+    linked.mkdir()
+    os.symlink("/dev/null", linked / ".lock")  # odd: left alone
+    fifo = tmp_path / ".incomplete-fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / ".lock")  # never opened for reading in a way that hangs
+    (tmp_path / ".incomplete-file").write_text("not a directory")
+    os.symlink(dead, tmp_path / ".incomplete-symlink")
+    (tmp_path / "package-dir").mkdir()
+    assert remove_stale_temporaries(tmp_path) == [".incomplete-dead"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".incomplete-fifo",
+        ".incomplete-file",
+        ".incomplete-linked",
+        ".incomplete-symlink",
+        "package-dir",
+    ]
+    assert remove_stale_temporaries(tmp_path / "missing") == []
+
+
+def test_the_lock_file_never_ends_up_in_a_package(sealed_package):
+    assert not (sealed_package / ".lock").exists()
+    assert not any(p.name.startswith(".lock") for p in sealed_package.rglob("*"))
