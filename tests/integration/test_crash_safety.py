@@ -278,3 +278,23 @@ def test_stale_detection_is_careful(tmp_path):
 def test_the_lock_file_never_ends_up_in_a_package(sealed_package):
     assert not (sealed_package / ".lock").exists()
     assert not any(p.name.startswith(".lock") for p in sealed_package.rglob("*"))
+
+
+def test_sigterm_mid_body_leaves_nothing(raw_server, tmp_path):
+    server = raw_server(drip_page)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [*EVIDENCE, "capture", server.url(), "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (out.exists() and temporaries(out)):
+        time.sleep(0.05)
+    time.sleep(0.3)  # the body is arriving now
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []
