@@ -636,6 +636,7 @@ def _on_a_terminal(argv: list[str], answers: list[str], env: dict[str, str]) -> 
     if pid == 0:  # the child: the pty is its controlling terminal
         os.execve(sys.executable, [sys.executable, "-m", "evidence.cli", *argv], env)
     output = b""
+    since_answer = b""  # only a prompt printed after the last answer gets the next one
     pending = list(answers)
     while True:
         ready, _, _ = select.select([fd], [], [], 30)
@@ -649,8 +650,10 @@ def _on_a_terminal(argv: list[str], answers: list[str], env: dict[str, str]) -> 
         if not chunk:
             break
         output += chunk
-        if pending and output.rstrip().endswith(b":"):
+        since_answer += chunk
+        if pending and since_answer.rstrip().endswith(b":"):
             os.write(fd, pending.pop(0).encode() + b"\n")
+            since_answer = b""
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
