@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import evidence
+from evidence.display import safe
 from evidence.keys import Keyring
 from evidence.package import is_package
 
@@ -24,7 +25,7 @@ def main() -> int:
     try:
         keyring = Keyring.from_paths(args.trust)
     except evidence.KeyFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {safe(str(exc))}", file=sys.stderr)
         return 2
     packages = sorted(p for p in Path(args.folder).iterdir() if p.is_dir() and is_package(p))
     if not packages:
@@ -34,7 +35,7 @@ def main() -> int:
     for package in packages:
         report = evidence.verify(package, trust=keyring)
         all_ok &= report.ok
-        print(f"{report.outcome.value:17} {package.name}")
+        print(f"{report.outcome.value:17} {safe(package.name)}")  # a name can hold escapes
     return 0 if all_ok else 1
 
 

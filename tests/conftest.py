@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent / "fuzz"))
 from evidence.capturing import CaptureOptions, capture
 from evidence.keys import generate_keypair, key_id, public_key_pem
 
+from judge_tools import ToolsUnavailable, ensure_tools
 from servers import LocalCA, RawServer, Site
 
 # "ci" keeps the property and fuzz passes short and bounded; "fuzz" is for long
@@ -106,3 +107,16 @@ def package_copy(sealed_package: Path, tmp_path: Path) -> Path:
     dest = tmp_path / sealed_package.name
     shutil.copytree(sealed_package, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def judge_tools() -> Path:
+    """``bin/`` of a separate, cached venv holding pywb (tests/judge_tools.py).
+
+    Never a silent skip: if the venv cannot be made, every test that needs
+    it FAILS and says why.
+    """
+    try:
+        return ensure_tools()
+    except ToolsUnavailable as exc:
+        pytest.fail(f"cannot make the judge-tools venv: {exc}", pytrace=False)

@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
+import fcntl
 import hashlib
+import logging
 import os
 import re
 import secrets
 import shutil
+import socket
 import stat
-import sys
 import time
 import typing
 import unicodedata
 import urllib.parse
 from pathlib import Path
 
+from evidence import clock
 from evidence.errors import PackageError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ATTACHMENT_DIRS",
@@ -33,14 +38,17 @@ __all__ = [
     "PackageWriter",
     "attachment_dir",
     "bag_files",
+    "fault_point",
     "fsync_dir",
     "is_package",
     "make_package_id",
     "read_manifest_bytes",
     "read_package_file",
     "read_regular_file",
+    "remove_stale_temporaries",
     "require_package",
     "safe_relative_path",
+    "set_fault_hook",
     "sha256_file",
     "write_file_atomic",
 ]
@@ -61,17 +69,29 @@ _BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 _CHUNK = 1 << 20
 
 
-def fault_point(name: str) -> None:
-    """Crash-test hook: with ``EVIDENCE_FAULT_PAUSE=name`` the process stops here.
+FaultHook = typing.Callable[[str], None]
+_fault_hook: FaultHook | None = None
 
-    It announces the point on stderr and sleeps, so a test can SIGKILL it at
-    exactly this step (tests/integration/test_crash_safety.py). Unset, it
-    costs one environment lookup.
+
+def set_fault_hook(hook: FaultHook | None) -> FaultHook | None:
+    """Install a crash-test hook called at every :func:`fault_point`; returns the previous one.
+
+    Only tests install one (tests/integration/test_crash_safety.py runs a child
+    that installs a hook which announces the point and sleeps, then SIGKILLs
+    it there). Nothing in the library or the CLI reads the environment for
+    this, so no setting can make a real capture stall.
     """
-    if os.environ.get("EVIDENCE_FAULT_PAUSE") == name:
-        sys.stderr.write(f"evidence: paused at fault point {name}\n")
-        sys.stderr.flush()
-        time.sleep(3600)
+    global _fault_hook
+    previous = _fault_hook
+    _fault_hook = hook
+    return previous
+
+
+def fault_point(name: str) -> None:
+    """A named step where a crash test may stop the process; a no-op without a hook."""
+    hook = _fault_hook
+    if hook is not None:
+        hook(name)
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
@@ -230,26 +250,131 @@ def bag_files(
     return files
 
 
+INCOMPLETE_PREFIX = ".incomplete-"
+LOCK_NAME = ".lock"
+# A temporary directory with no lock file yet is left alone this long: a live
+# capture puts its lock in place right after creating the directory (and takes
+# it away just before the final rename), and older versions made none.
+UNLOCKED_GRACE_SECONDS = 300.0
+
+
+def _is_stale(path: Path) -> bool:
+    """True when ``path`` (a ``.incomplete-*`` directory) belongs to a capture that died.
+
+    A live capture holds an exclusive ``flock`` on its ``.lock`` file for as
+    long as it runs, so a lock this process can take was left by a dead one
+    (SIGKILL, power loss). The lock is released when the file is closed here.
+    """
+    try:
+        fd = os.open(path / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        try:
+            age = time.time() - path.lstat().st_mtime
+        except OSError:
+            return False
+        return age > UNLOCKED_GRACE_SECONDS
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # held: a capture is alive and writing here
+        return True
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(out_dir: str | os.PathLike[str]) -> list[str]:
+    """Remove ``.incomplete-*`` directories in ``out_dir`` left by captures that died.
+
+    A directory whose lock is held by a running capture (in any process) is
+    never touched. Each removal is logged.
+
+    Returns:
+        The names of the directories removed (empty if none, or if
+        ``out_dir`` cannot be listed).
+    """
+    out = Path(out_dir)
+    try:
+        with os.scandir(out) as listing:
+            entries = list(listing)
+    except OSError:
+        return []
+    removed = []
+    for entry in sorted(entries, key=lambda e: e.name):
+        if not entry.name.startswith(INCOMPLETE_PREFIX):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+        except OSError:
+            continue
+        path = Path(entry.path)
+        if not _is_stale(path):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.lexists(path):
+            logger.info("removed %s, left by a capture that did not finish", path)
+            removed.append(entry.name)
+    return removed
+
+
 class PackageWriter:
     """Builds a package in a temporary directory and renames it into place.
 
-    Use as a context manager: leaving the block with an exception removes the
-    temporary directory, so nothing half-written remains.
+    Use as a context manager: leaving the block with an exception (including
+    KeyboardInterrupt, which the CLI raises on SIGTERM too) removes the
+    temporary directory, so nothing half-written remains. While it is alive,
+    the writer holds an exclusive lock on ``.incomplete-<id>/.lock``; a new
+    writer in the same output directory first removes temporary directories
+    whose lock nobody holds (captures killed with SIGKILL or by a power loss).
+
+    Attributes:
+        removed_stale: names of stale temporary directories removed on creation.
     """
 
     def __init__(self, out_dir: str | os.PathLike[str], package_id: str) -> None:
         self.out_dir = Path(out_dir)
         self.package_id = package_id
+        self._lock_fd: int | None = None
+        self._done = False
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            self.tmp = self.out_dir / f".incomplete-{package_id}"
+            self.removed_stale = remove_stale_temporaries(self.out_dir)
+            self.tmp = self.out_dir / f"{INCOMPLETE_PREFIX}{package_id}"
             self.tmp.mkdir()
+            self._lock_fd = self._take_lock()
             (self.tmp / "data").mkdir()
             (self.tmp / "evidence").mkdir()
         except OSError as exc:
+            self._release_lock()
+            if hasattr(self, "tmp"):
+                shutil.rmtree(self.tmp, ignore_errors=True)
             raise PackageError(f"cannot create a package in {self.out_dir}: {exc}") from exc
         self.final = self.out_dir / package_id
-        self._done = False
+
+    def _take_lock(self) -> int:
+        # The lock file is made and locked under another name, then renamed
+        # to .lock: another process never sees a .lock that is not yet held.
+        staging = self.tmp / f".lock-{secrets.token_hex(4)}"
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            info = f"pid {os.getpid()}\nhost {socket.gethostname()}\nstarted {clock.now_iso()}\n"
+            os.write(fd, info.encode("utf-8", "replace"))
+            os.rename(staging, self.tmp / LOCK_NAME)
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def __enter__(self) -> PackageWriter:
         return self
@@ -265,8 +390,9 @@ class PackageWriter:
         return self.tmp / relative
 
     def abort(self) -> None:
-        """Remove the temporary directory."""
+        """Remove the temporary directory (the lock is released only afterwards)."""
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self._release_lock()
         self._done = True
 
     def finish(
@@ -327,7 +453,13 @@ class PackageWriter:
         if self.final.exists():
             raise PackageError(f"{self.final} already exists")
         fault_point("before-rename")
+        # The lock file must not end up in the package. Removing it while the
+        # descriptor stays open keeps the lock held; meanwhile other writers
+        # see a fresh directory without a lock and leave it alone.
+        os.unlink(self.tmp / LOCK_NAME)
+        fsync_dir(self.tmp)
         os.rename(self.tmp, self.final)
+        self._release_lock()
         fault_point("after-rename")
         fsync_dir(self.out_dir)
         self._done = True

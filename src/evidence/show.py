@@ -1,154 +1,374 @@
-"""Readable summaries of a package (``evidence show``). Reads; never verifies.
+"""Readable summaries of a package (``evidence show``, ``evidence custody show``).
 
-A summary reports what the manifest *claims*; only ``evidence verify`` says
-whether those claims hold. The text says so.
+Reads; never verifies. A summary reports what the manifest *claims*; only
+``evidence verify`` says whether those claims hold, and the text says so.
+
+Everything here is read from a package someone else may have made, so:
+
+- files are read only when they are regular files (no links, FIFOs or
+  devices) and only up to a bound (:func:`_read_regular_file`);
+- every manifest field is reached through the accessors ``_dict``, ``_list``,
+  ``_int`` and ``_text``, so an odd type (``tls: "x"``, ``redirects: ["x"]``,
+  DNS answers as numbers) shows as-is instead of crashing;
+- every string shown to a person goes through :func:`evidence.display.safe`
+  and stands on its own line, so escape sequences, bidi overrides and line
+  breaks from a server or a package show as visible marks.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
+import stat
 import typing
+from pathlib import Path
 
-from evidence.custody import read_events
+from evidence.display import safe
+from evidence.errors import PackageError
 from evidence.manifest import Manifest
 from evidence.package import MANIFEST_PATH, require_package
 
-__all__ = ["describe", "summary"]
+__all__ = ["custody_listing", "describe", "describe_custody", "summary"]
 
 MAX_MANIFEST_READ = 64 * 1024 * 1024
+MAX_CUSTODY_READ = 16 * 1024 * 1024
+MAX_CUSTODY_LINE = 64 * 1024
+# Shown at most, so a hostile manifest cannot flood a terminal.
+MAX_LISTED = 200
+CUSTODY_PATH = "evidence/custody.jsonl"
+
+JSONDict = dict[str, typing.Any]
 
 
-def summary(path: str | os.PathLike[str]) -> dict[str, typing.Any]:
+# --- bounded reading --------------------------------------------------------
+
+
+def _read_regular_file(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
+
+    Returns None when it does not exist. Never follows a symbolic link, never
+    opens a FIFO or device for reading (which could hang), and never reads
+    more than ``limit`` bytes (a sparse 1 TiB file costs nothing).
+
+    Raises:
+        PackageError: a link, not a regular file, too large, or unreadable.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise PackageError(f"{path} is a symbolic link; not reading it") from exc
+        raise PackageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise PackageError(f"{path} is not a regular file; not reading it")
+        if info.st_size > limit:
+            raise PackageError(f"{path} is larger than {limit} bytes")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise PackageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise PackageError(f"{path} is larger than {limit} bytes")
+    return data
+
+
+def _regular_files(directory: Path, suffix: str) -> list[str]:
+    """Names of regular files (not links, not directories) ending in ``suffix``."""
+    try:
+        with os.scandir(directory) as listing:
+            entries = list(listing)
+    except OSError:
+        return []
+    names = []
+    for entry in entries:
+        try:
+            if entry.name.endswith(suffix) and entry.is_file(follow_symlinks=False):
+                names.append(entry.name)
+        except OSError:
+            continue
+    return sorted(names)
+
+
+# --- defensive accessors (the lead ports these to the typed manifest) -------
+
+
+def _dict(value: object) -> JSONDict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[typing.Any]:
+    return value if isinstance(value, list) else []
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: object, default: str = "-") -> str:
+    """Any value as one line of safe text; ``default`` for None or an empty string."""
+    if value is None or value == "":
+        return default
+    return safe(value)
+
+
+# --- show -------------------------------------------------------------------
+
+
+def _exchange(entry: object) -> JSONDict:
+    e = _dict(entry)
+    keys = ("url", "role", "status", "server_ip", "started", "response_bytes", "truncated")
+    return {k: e.get(k) for k in keys}
+
+
+def summary(path: str | os.PathLike[str]) -> JSONDict:
     """A JSON-ready summary of a package's manifest and attachments.
 
     Raises:
-        PackageError: not a package, or its manifest is not valid.
+        PackageError: not a package, its manifest is not valid, or a file
+            that must be read is a link, a FIFO or too large.
     """
     root = require_package(path)
-    with open(root / MANIFEST_PATH, "rb") as fh:
-        raw = fh.read(MAX_MANIFEST_READ + 1)
+    raw = _read_regular_file(root / MANIFEST_PATH, MAX_MANIFEST_READ)
+    if raw is None:
+        raise PackageError(f"{root}: {MANIFEST_PATH} is missing")
     manifest = Manifest.from_bytes(raw)
-    # The typed model has already refused fields of the wrong type; its JSON
-    # form is what this summary reports.
+    # The typed model has already refused fields of the wrong type; the
+    # accessors below stay defensive all the same (a summary must never crash).
     data = manifest.to_json()
-    cap = data.get("capture") or {}
-    sig_dir = root / "evidence" / "signatures"
-    signatures = sorted(p.stem for p in sig_dir.glob("*.sig")) if sig_dir.is_dir() else []
+    cap = _dict(data.get("capture"))
+    custody = _read_regular_file(root / CUSTODY_PATH, MAX_CUSTODY_READ)
+    operator = data.get("operator")
     return {
         "package": str(root),
         "package_id": manifest.package_id,
         "created": manifest.created,
-        "operator": data.get("operator"),
+        "operator": operator if isinstance(operator, dict) else None,
         "requested_url": cap.get("requested_url"),
         "final_url": cap.get("final_url"),
         "status": cap.get("status"),
         "started": cap.get("started"),
         "ended": cap.get("ended"),
         "server_ip": cap.get("server_ip"),
-        "tls": cap.get("tls"),
-        "redirects": cap.get("redirects", []),
-        "limits_hit": cap.get("limits_hit", []),
-        "warnings": cap.get("warnings", []),
-        "dns": cap.get("dns", {}),
-        "requisites": cap.get("requisites"),
-        "certificate_chains": data.get("certificate_chains", {}),
-        "options": data.get("options"),
-        "exchanges": [
-            {
-                k: e.get(k)
-                for k in (
-                    "url",
-                    "role",
-                    "status",
-                    "server_ip",
-                    "started",
-                    "response_bytes",
-                    "truncated",
-                )
-            }
-            for e in data.get("exchanges", [])
-            if isinstance(e, dict)
-        ],
-        "custody_events": len(read_events(root)),
-        "timestamps": sorted(p.name for p in (root / "evidence" / "timestamps").glob("*.tsr")),
+        "tls": cap.get("tls") if isinstance(cap.get("tls"), dict) else None,
+        "redirects": _list(cap.get("redirects")),
+        "limits_hit": _list(cap.get("limits_hit")),
+        "warnings": _list(cap.get("warnings")),
+        "dns": _dict(cap.get("dns")),
+        "requisites": cap.get("requisites") if isinstance(cap.get("requisites"), dict) else None,
+        "certificate_chains": _dict(data.get("certificate_chains")),
+        "options": data.get("options") if isinstance(data.get("options"), dict) else None,
+        "exchanges": [_exchange(e) for e in _list(data.get("exchanges"))],
+        "custody_events": custody.count(b"\n") if custody else 0,
+        "timestamps": _regular_files(root / "evidence" / "timestamps", ".tsr"),
         "files": data["files"],
         "records": len(manifest.records),
-        "signatures": signatures,
-        "software": data.get("software"),
+        "signatures": [
+            name.removesuffix(".sig")
+            for name in _regular_files(root / "evidence" / "signatures", ".sig")
+        ],
+        "software": data.get("software") if isinstance(data.get("software"), dict) else None,
     }
 
 
-def describe(info: dict[str, typing.Any]) -> str:
-    """Human-readable text for a :func:`summary`."""
+def _limited(items: list[typing.Any], lines: list[str], label: str) -> list[typing.Any]:
+    if len(items) > MAX_LISTED:
+        lines.append(f"{label:<12} ({len(items) - MAX_LISTED} more not shown; see --json)")
+    return items[:MAX_LISTED]
+
+
+def describe(info: JSONDict) -> str:
+    """Human-readable text for a :func:`summary`; every package string shown safely."""
     lines = [
-        f"Package      {info['package_id']}",
-        f"Location     {info['package']}",
-        f"Created      {info['created']} (UTC)",
-        f"URL          {info['requested_url']}",
+        f"Package      {_text(info.get('package_id'))}",
+        f"Location     {_text(info.get('package'))}",
+        f"Created      {_text(info.get('created'))} (UTC)",
+        f"URL          {_text(info.get('requested_url'))}",
     ]
-    if info["final_url"] != info["requested_url"]:
-        lines.append(f"Final URL    {info['final_url']}")
-    lines.append(f"Status       HTTP {info['status']}")
-    lines.append(f"Captured     {info['started']} to {info['ended']}")
-    lines.append(f"Server IP    {info['server_ip']}")
-    for host, answers in sorted((info.get("dns") or {}).items()):
-        lines.append(f"DNS          {host} -> {', '.join(answers)}")
+    if info.get("final_url") != info.get("requested_url"):
+        lines.append(f"Final URL    {_text(info.get('final_url'))}")
+    lines.append(f"Status       HTTP {_text(info.get('status'))}")
+    lines.append(f"Captured     {_text(info.get('started'))} to {_text(info.get('ended'))}")
+    lines.append(f"Server IP    {_text(info.get('server_ip'))}")
+    dns = _dict(info.get("dns"))
+    for host in sorted(dns, key=str)[:MAX_LISTED]:
+        answers = dns[host]
+        shown = ", ".join(_text(a) for a in _list(answers)) if isinstance(answers, list) else None
+        lines.append(f"DNS          {_text(host)} -> {shown or _text(answers)}")
     lines.extend(_tls_lines(info.get("tls")))
-    op = info.get("operator") or {}
+    op = _dict(info.get("operator"))
     if op:
-        lines.append(f"Operator     {op.get('name', '-')} / {op.get('organization', '-')}")
-    for hop in info["redirects"]:
-        lines.append(f"Redirect     {hop.get('status')} {hop.get('url')} -> {hop.get('location')}")
-    req = info.get("requisites") or {}
+        lines.append(f"Operator     {_text(op.get('name'))} / {_text(op.get('organization'))}")
+    for hop in _limited(_list(info.get("redirects")), lines, "Redirects"):
+        h = _dict(hop)
+        if not h:
+            lines.append(f"Redirect     {_text(hop)}")
+            continue
+        lines.append(f"Redirect     {_text(h.get('status'))} {_text(h.get('url'))}")
+        lines.append(f"          -> {_text(h.get('location'))}")
+        if h.get("error"):
+            lines.append(f"             not followed: {_text(h.get('error'))}")
+    req = _dict(info.get("requisites"))
     if req:
         state = "on" if req.get("enabled") else "off"
+        failed = _list(req.get("failed"))
         lines.append(
-            f"Requisites   {state}: {req.get('fetched', 0)} fetched, "
-            f"{len(req.get('failed', []))} failed, {req.get('skipped', 0)} skipped"
+            f"Requisites   {state}: {_text(req.get('fetched'), '0')} fetched, "
+            f"{len(failed)} failed, {_text(req.get('skipped'), '0')} skipped"
         )
-        for failed in req.get("failed", [])[:20]:
-            lines.append(f"  failed     {failed.get('url')}: {failed.get('error')}")
+        for item in failed[:20]:
+            f = _dict(item)
+            lines.append(f"  failed     {_text(f.get('url') if f else item)}")
+            if f:
+                lines.append(f"             {_text(f.get('error'))}")
     lines.append("Exchanges")
-    for ex in info["exchanges"]:
-        cut = f", truncated ({ex['truncated']})" if ex.get("truncated") else ""
-        role = f"[{ex['role']}] " if ex.get("role") else ""
+    for ex in _limited(_list(info.get("exchanges")), lines, "Exchanges"):
+        e = _dict(ex)
+        cut = f", truncated ({_text(e.get('truncated'))})" if e.get("truncated") else ""
+        role = f"[{_text(e.get('role'))}] " if e.get("role") else ""
+        lines.append(f"  {_text(e.get('status'))}  {role}{_text(e.get('url'))}")
         lines.append(
-            f"  {ex['status']}  {role}{ex['url']}  {ex['response_bytes']} bytes "
-            f"from {ex['server_ip']}{cut}"
+            f"       {_text(e.get('response_bytes'))} bytes from {_text(e.get('server_ip'))}{cut}"
         )
     lines.append("Files")
-    for f in info["files"]:
-        lines.append(f"  {f['path']}  {f['size']} bytes  sha256 {f['sha256']}")
-    lines.append(f"WARC records {info['records']}")
-    sigs = info["signatures"]
-    lines.append(f"Signatures   {', '.join(s[:16] for s in sigs) if sigs else 'none'}")
-    stamps = info.get("timestamps") or []
+    for f in _list(info.get("files")):
+        fd = _dict(f)
+        lines.append(
+            f"  {_text(fd.get('path'))}  {_text(fd.get('size'))} bytes  "
+            f"sha256 {_text(fd.get('sha256'))}"
+        )
+    lines.append(f"WARC records {_text(info.get('records'))}")
+    sigs = [_text(s) for s in _list(info.get("signatures"))]
+    lines.append(f"Signatures   {'none' if not sigs else sigs[0]}")
+    lines.extend(f"             {s}" for s in sigs[1:])
+    stamps = [_text(s) for s in _list(info.get("timestamps"))]
     lines.append(f"Timestamps   {', '.join(stamps) if stamps else 'none'}")
     lines.append(
-        f"Custody      {info.get('custody_events', 0)} event(s) (evidence custody PACKAGE)"
+        f"Custody      {_text(info.get('custody_events'), '0')} event(s) "
+        "(evidence custody show PACKAGE)"
     )
-    for w in info["warnings"]:
-        lines.append(f"Warning      {w}")
+    warnings = info.get("warnings")
+    for w in _limited(_list(warnings), lines, "Warnings"):
+        lines.append(f"Warning      {_text(w)}")
+    if warnings is not None and not isinstance(warnings, list):
+        lines.append(f"Warning      {_text(warnings)}")
     lines.append("")
     lines.append("This shows what the manifest claims. Run 'evidence verify' to check it.")
     return "\n".join(lines)
 
 
-def _tls_lines(tls: dict[str, typing.Any] | None) -> list[str]:
-    if not tls:
-        return []
-    verified = "verified" if tls.get("verified") else "NOT verified (--insecure)"
+def _tls_lines(tls: object) -> list[str]:
+    t = _dict(tls)
+    if not t:
+        return [] if not tls else [f"TLS          {_text(tls)}"]
+    verified = "verified" if t.get("verified") is True else "NOT verified (--insecure)"
     lines = [
-        f"TLS          {tls.get('protocol')} {tls.get('cipher')}, certificate {verified}",
-        f"Certificate  sha256 {tls.get('certificate_sha256')}",
+        f"TLS          {_text(t.get('protocol'))} {_text(t.get('cipher'))}, certificate {verified}",
+        f"Certificate  sha256 {_text(t.get('certificate_sha256'))}",
     ]
-    for i, cert in enumerate(tls.get("certificates") or []):
-        lines.append(f"  chain[{i}]  {cert.get('subject')}")
-        lines.append(f"             issued by {cert.get('issuer')}")
-        lines.append(f"             valid {cert.get('not_before')} to {cert.get('not_after')}")
-        if cert.get("san"):
-            lines.append(f"             names {', '.join(cert['san'][:8])}")
-    if tls.get("chain_file"):
-        complete = "" if tls.get("chain_complete") else " (leaf only: chain unavailable)"
-        lines.append(f"  stored in  {tls['chain_file']}{complete}")
+    for i, cert in enumerate(_list(t.get("certificates"))[:20]):
+        c = _dict(cert)
+        lines.append(f"  chain[{i}]  {_text(c.get('subject') if c else cert)}")
+        if not c:
+            continue
+        lines.append(f"             issued by {_text(c.get('issuer'))}")
+        lines.append(
+            f"             valid {_text(c.get('not_before'))} to {_text(c.get('not_after'))}"
+        )
+        names = _list(c.get("san"))
+        if names:
+            lines.append(f"             names {', '.join(_text(n) for n in names[:8])}")
+    if t.get("chain_file"):
+        complete = "" if t.get("chain_complete") else " (leaf only: chain unavailable)"
+        lines.append(f"  stored in  {_text(t.get('chain_file'))}{complete}")
     return lines
+
+
+# --- custody show -------------------------------------------------------------
+
+
+def custody_listing(root: Path) -> JSONDict:
+    """The custody log as read, line by line, for listing; nothing is checked.
+
+    A line that is not a JSON object (or is too long) is listed as unreadable
+    with its line number; it never stops the listing. Signatures are NOT
+    checked here: only ``evidence verify`` checks links and signatures.
+
+    Raises:
+        PackageError: the log is a link, a FIFO, or larger than the bound.
+    """
+    from evidence.errors import EvidenceError
+    from evidence.manifest import strict_loads
+
+    raw = _read_regular_file(root / CUSTODY_PATH, MAX_CUSTODY_READ)
+    lines = raw.split(b"\n") if raw else []
+    truncated = bool(lines) and lines[-1] != b""
+    if lines and not truncated:
+        lines.pop()
+    events: list[JSONDict] = []
+    unreadable: list[JSONDict] = []
+    for number, line in enumerate(lines, 1):
+        if len(line) > MAX_CUSTODY_LINE:
+            unreadable.append({"line": number, "reason": f"longer than {MAX_CUSTODY_LINE} bytes"})
+            continue
+        try:
+            obj = strict_loads(line, what=f"line {number}", max_bytes=MAX_CUSTODY_LINE)
+        except EvidenceError as exc:
+            unreadable.append({"line": number, "reason": str(exc)})
+            continue
+        if not isinstance(obj, dict):
+            unreadable.append({"line": number, "reason": "not a JSON object"})
+            continue
+        events.append({"line": number, "event": obj})
+    return {
+        "package": str(root),
+        "events": events,
+        "unreadable": unreadable,
+        "ends_without_newline": truncated,
+        "head": hashlib.sha256(lines[-1]).hexdigest() if lines else None,
+        "signatures_checked": False,
+    }
+
+
+def describe_custody(listing: JSONDict) -> str:
+    """Text for :func:`custody_listing`: one event per line, full key ids, all shown safely."""
+    lines: list[str] = []
+    events = _list(listing.get("events"))
+    unreadable = {u["line"]: u["reason"] for u in _list(listing.get("unreadable"))}
+    if not events and not unreadable:
+        lines.append(f"{_text(listing.get('package'))}: no custody log")
+    by_line = {item["line"]: _dict(item.get("event")) for item in events}
+    for number in sorted([*by_line, *unreadable]):
+        if number in unreadable:
+            lines.append(f"line {number}: UNREADABLE ({_text(unreadable[number])})")
+            continue
+        e = by_line[number]
+        seq = _int(e.get("seq"))
+        label = f"{seq:>3}." if seq is not None else f"{_text(e.get('seq'), '?'):>3}."
+        actor = f" by {_text(e.get('actor'))}" if e.get("actor") else ""
+        lines.append(f"{label} {_text(e.get('time'))}  {_text(e.get('event'))}{actor}")
+        if "key_id" in e or "signature" in e:
+            lines.append(f"      claims a signature by key {_text(e.get('key_id'))} (not checked)")
+        if e.get("note"):
+            lines.append(f"      note: {_text(e.get('note'))}")
+    if listing.get("ends_without_newline"):
+        lines.append("The log does not end with a newline (truncated?).")
+    head = listing.get("head")
+    if head:
+        lines.append("")
+        lines.append(f"Head (SHA-256 of the last line): {head}")
+        lines.append(
+            "Give this to the next holder or a third party: 'evidence verify --custody-anchor "
+            "HEAD' then detects events cut from the end."
+        )
+    lines.append(
+        "This lists the log; signatures and links are NOT checked here. "
+        "Run 'evidence verify' to check them."
+    )
+    return "\n".join(lines)

@@ -68,9 +68,9 @@ def test_demo_command(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "VERIFIED" in proc.stdout
-    packages = [p for p in tmp_path.iterdir() if p.is_dir()]
+    packages = [p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(packages) == 1
-    pub = tmp_path / f"{packages[0].name}.signer.pub"
+    pub = tmp_path / ".demo-keys" / f"{packages[0].name}.signer.pub"
     assert pub.is_file()
     again = subprocess.run(
         [sys.executable, "-m", "evidence.cli", "verify", str(packages[0]), "--trust", str(pub)],

@@ -231,23 +231,34 @@ def test_gzip_html_requisites_are_found(raw_server, tmp_path):
 # --- replay in pywb ---------------------------------------------------------
 
 
-def test_replays_in_pywb(nested_site, tmp_path):
+def test_pywb_is_not_in_the_project_environment():
+    """pywb would downgrade cryptography here; it lives in its own venv (judge_tools)."""
+    import importlib.util
+
+    assert importlib.util.find_spec("pywb") is None
+    assert importlib.util.find_spec("OpenSSL") is None  # pyOpenSSL came only with pywb
+
+
+def test_replays_in_pywb(nested_site, tmp_path, judge_tools):
     s, _ = nested_site
     pkg = Path(capture(s.url("/index.html"), out=tmp_path / "out").path)
     work = tmp_path / "pywb"
     work.mkdir()
     subprocess.run(
-        [str(BIN / "wb-manager"), "init", "evidence"], cwd=work, check=True, capture_output=True
+        [str(judge_tools / "wb-manager"), "init", "evidence"],
+        cwd=work,
+        check=True,
+        capture_output=True,
     )
     subprocess.run(
-        [str(BIN / "wb-manager"), "add", "evidence", str(pkg / "data/capture.warc.gz")],
+        [str(judge_tools / "wb-manager"), "add", "evidence", str(pkg / "data/capture.warc.gz")],
         cwd=work,
         check=True,
         capture_output=True,
     )
     port = _free_port()
     proc = subprocess.Popen(
-        [str(BIN / "wayback"), "--bind", "127.0.0.1", "-p", str(port)],
+        [str(judge_tools / "wayback"), "--bind", "127.0.0.1", "-p", str(port)],
         cwd=work,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -314,7 +325,7 @@ def test_https_chain_as_presented_is_stored(site, tmp_path, test_ca):
 
 @pytest.fixture
 def custody_pkg(package_copy, signer, tmp_path):
-    env = {**os.environ, "EVIDENCE_PASSPHRASE": "pw"}
+    env = {**os.environ, "EVIDENCE_PASSPHRASE": "pw-at-least-8"}
     key_path = tmp_path / "courier.key"
     subprocess.run([*EVIDENCE, "keygen", str(key_path)], env=env, check=True, capture_output=True)
     proc = subprocess.run(

@@ -175,7 +175,7 @@ def test_tsa_refusal_is_a_clear_error_and_stores_nothing(package_copy, status):
         )
     finally:
         bad.close()
-    assert proc.returncode == 2
+    assert proc.returncode == 1  # a TSA failure is not a usage error (issue 9: exit codes by class)
     assert proc.stderr.count("\n") == 1 and f"HTTP {status}" in proc.stderr
     assert not (package_copy / "evidence" / "timestamps").exists()
 
