@@ -31,7 +31,7 @@ if typing.TYPE_CHECKING:
         UsageError,
         VerificationError,
     )
-    from evidence.keys import Keyring
+    from evidence.keys import Keyring, load_private_key
     from evidence.verifying import Outcome, Report, Status, verify, verify_strict
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "add_timestamp",
     "append_event",
     "capture",
+    "load_private_key",
     "sign_package",
     "verify",
     "verify_strict",
@@ -79,6 +80,7 @@ _LAZY = {
     "SigningError": "evidence.errors",
     "VerificationError": "evidence.errors",
     "Keyring": "evidence.keys",
+    "load_private_key": "evidence.keys",
     "sign_package": "evidence.attach",
     "add_timestamp": "evidence.attach",
     "append_event": "evidence.attach",

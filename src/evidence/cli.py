@@ -54,11 +54,13 @@ _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO}
 
 
 def _err(message: str) -> None:
-    print(f"evidence: error: {message}", file=sys.stderr, flush=True)
+    # Messages can quote paths and text from a package or a server: shown
+    # through safe() like everything else (one line, no escapes).
+    print(f"evidence: error: {safe(message)}", file=sys.stderr, flush=True)
 
 
 def _warn(message: str) -> None:
-    print(f"evidence: warning: {message}", file=sys.stderr, flush=True)
+    print(f"evidence: warning: {safe(message)}", file=sys.stderr, flush=True)
 
 
 def _note(message: str) -> None:
@@ -210,7 +212,7 @@ def _failure(url: str, exc: BaseException) -> dict[str, str]:
     else:
         cause = str(exc)
         kind = "disk" if isinstance(exc, StorageError) else "other"
-    _err(f"no package for {safe(url)}: {safe(cause)}")
+    _err(f"no package for {url}: {cause}")
     return {"url": url, "error": cause, "kind": kind}
 
 
@@ -266,7 +268,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
                 continue
             results.append(result)
             for w in result.warnings:
-                _warn(f"{safe(url)}: {safe(w)}")
+                _warn(f"{url}: {w}")
             if not args.json:
                 print(safe(result.path), flush=True)
     if args.json:
@@ -392,7 +394,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from evidence.errors import UsageError
     from evidence.keys import Keyring
     from evidence.verifying import verify
+    from evidence.verifying.policy import refuse_inside_package
 
+    for path in args.packages:
+        # The keys are loaded once for all packages; each package is still
+        # refused as a source of its own trust (its author chose those files).
+        refuse_inside_package(path, args.trust, "trusted key")
+        refuse_inside_package(path, args.tsa_ca, "TSA root")
     keyring = Keyring.from_paths(args.trust)
     roots = _tsa_roots(args.tsa_ca)
     paths: list[str] = list(args.packages)
@@ -804,14 +812,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except EvidenceError as exc:
-        _err(safe(str(exc)))
+        _err(str(exc))
         return exc.exit_code
     except BrokenPipeError:
         # `evidence show --json PKG | head`: the reader has gone; stop quietly.
         _quiet_stdout()
         return EXIT_FAIL
     except OSError as exc:
-        _err(safe(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")))
+        _err(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
         return EXIT_FAIL if exc.errno in _DISK_ERRNOS else EXIT_USAGE
     except KeyboardInterrupt:
         _err("interrupted")

@@ -217,7 +217,9 @@ def _field(
         return None
     # bool is an int in Python; a sequence number of ``true`` is not a number.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        problems.append(f"{name} is {type(value).__name__}, not {kind.__name__}")
+        # The value is quoted (bounded) so a listing shows what the line claims.
+        shown = json.dumps(value, ensure_ascii=True)[:80]
+        problems.append(f"{name} is {type(value).__name__}, not {kind.__name__}: {shown}")
         return None
     return value
 

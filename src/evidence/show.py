@@ -6,7 +6,7 @@ Reads; never verifies. A summary reports what the manifest *claims*; only
 Everything here is read from a package someone else may have made, so:
 
 - files are read only when they are regular files (no links, FIFOs or
-  devices) and only up to a bound (:func:`_read_regular_file`);
+  devices) and only up to a bound (:func:`evidence.package.read_package_file`);
 - every manifest field is reached through the accessors ``_dict``, ``_list``,
   ``_int`` and ``_text``, so an odd type (``tls: "x"``, ``redirects: ["x"]``,
   DNS answers as numbers) shows as-is instead of crashing;
@@ -17,66 +17,32 @@ Everything here is read from a package someone else may have made, so:
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
-import stat
 import typing
 from pathlib import Path
 
+import attrs
+
+from evidence.custody import CUSTODY_PATH, MAX_LOG_BYTES, parse_log
 from evidence.display import safe
-from evidence.errors import PackageError
 from evidence.manifest import Manifest
-from evidence.package import MANIFEST_PATH, require_package
+from evidence.package import (
+    MANIFEST_PATH,
+    MAX_MANIFEST_BYTES,
+    read_package_file,
+    require_package,
+)
 
 __all__ = ["custody_listing", "describe", "describe_custody", "summary"]
 
-MAX_MANIFEST_READ = 64 * 1024 * 1024
-MAX_CUSTODY_READ = 16 * 1024 * 1024
-MAX_CUSTODY_LINE = 64 * 1024
 # Shown at most, so a hostile manifest cannot flood a terminal.
 MAX_LISTED = 200
-CUSTODY_PATH = "evidence/custody.jsonl"
 
 JSONDict = dict[str, typing.Any]
 
 
 # --- bounded reading --------------------------------------------------------
-
-
-def _read_regular_file(path: Path, limit: int) -> bytes | None:
-    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
-
-    Returns None when it does not exist. Never follows a symbolic link, never
-    opens a FIFO or device for reading (which could hang), and never reads
-    more than ``limit`` bytes (a sparse 1 TiB file costs nothing).
-
-    Raises:
-        PackageError: a link, not a regular file, too large, or unreadable.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise PackageError(f"{path} is a symbolic link; not reading it") from exc
-        raise PackageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise PackageError(f"{path} is not a regular file; not reading it")
-        if info.st_size > limit:
-            raise PackageError(f"{path} is larger than {limit} bytes")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read(limit + 1)
-    except OSError as exc:
-        raise PackageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise PackageError(f"{path} is larger than {limit} bytes")
-    return data
 
 
 def _regular_files(directory: Path, suffix: str) -> list[str]:
@@ -135,15 +101,13 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
             that must be read is a link, a FIFO or too large.
     """
     root = require_package(path)
-    raw = _read_regular_file(root / MANIFEST_PATH, MAX_MANIFEST_READ)
-    if raw is None:
-        raise PackageError(f"{root}: {MANIFEST_PATH} is missing")
+    raw = read_package_file(root, MANIFEST_PATH, MAX_MANIFEST_BYTES)
     manifest = Manifest.from_bytes(raw)
     # The typed model has already refused fields of the wrong type; the
     # accessors below stay defensive all the same (a summary must never crash).
     data = manifest.to_json()
     cap = _dict(data.get("capture"))
-    custody = _read_regular_file(root / CUSTODY_PATH, MAX_CUSTODY_READ)
+    custody = read_package_file(root, CUSTODY_PATH, MAX_LOG_BYTES, missing_ok=True)
     operator = data.get("operator")
     return {
         "package": str(root),
@@ -296,42 +260,38 @@ def _tls_lines(tls: object) -> list[str]:
 def custody_listing(root: Path) -> JSONDict:
     """The custody log as read, line by line, for listing; nothing is checked.
 
-    A line that is not a JSON object (or is too long) is listed as unreadable
-    with its line number; it never stops the listing. Signatures are NOT
-    checked here: only ``evidence verify`` checks links and signatures.
+    A line that is not an event (not JSON, too long) is listed as unreadable
+    with its line number, and a field of the wrong type is named among the
+    line's problems; neither stops the listing. Signatures are NOT checked
+    here: only ``evidence verify`` checks links and signatures.
 
     Raises:
         PackageError: the log is a link, a FIFO, or larger than the bound.
     """
-    from evidence.errors import EvidenceError
-    from evidence.manifest import strict_loads
-
-    raw = _read_regular_file(root / CUSTODY_PATH, MAX_CUSTODY_READ)
-    lines = raw.split(b"\n") if raw else []
-    truncated = bool(lines) and lines[-1] != b""
-    if lines and not truncated:
-        lines.pop()
+    raw = read_package_file(root, CUSTODY_PATH, MAX_LOG_BYTES, missing_ok=True) or b""
+    log = parse_log(raw)
     events: list[JSONDict] = []
     unreadable: list[JSONDict] = []
-    for number, line in enumerate(lines, 1):
-        if len(line) > MAX_CUSTODY_LINE:
-            unreadable.append({"line": number, "reason": f"longer than {MAX_CUSTODY_LINE} bytes"})
-            continue
-        try:
-            obj = strict_loads(line, what=f"line {number}", max_bytes=MAX_CUSTODY_LINE)
-        except EvidenceError as exc:
-            unreadable.append({"line": number, "reason": str(exc)})
-            continue
-        if not isinstance(obj, dict):
-            unreadable.append({"line": number, "reason": "not a JSON object"})
-            continue
-        events.append({"line": number, "event": obj})
+    for line in log.lines:
+        if line.event is None:
+            unreadable.append({"line": line.number, "reason": "; ".join(line.problems)})
+        else:
+            events.append(
+                {
+                    "line": line.number,
+                    "event": attrs.asdict(line.event),
+                    "problems": list(line.problems),
+                }
+            )
+    complete = raw.endswith(b"\n")
+    last = (raw[:-1] if complete else raw).rsplit(b"\n", 1)[-1] if raw else None
     return {
         "package": str(root),
         "events": events,
         "unreadable": unreadable,
-        "ends_without_newline": truncated,
-        "head": hashlib.sha256(lines[-1]).hexdigest() if lines else None,
+        "problems": list(log.problems),
+        "ends_without_newline": bool(raw) and not complete,
+        "head": hashlib.sha256(last).hexdigest() if last is not None else None,
         "signatures_checked": False,
     }
 
@@ -344,6 +304,7 @@ def describe_custody(listing: JSONDict) -> str:
     if not events and not unreadable:
         lines.append(f"{_text(listing.get('package'))}: no custody log")
     by_line = {item["line"]: _dict(item.get("event")) for item in events}
+    item_problems = {item["line"]: item.get("problems") for item in events}
     for number in sorted([*by_line, *unreadable]):
         if number in unreadable:
             lines.append(f"line {number}: UNREADABLE ({_text(unreadable[number])})")
@@ -357,6 +318,8 @@ def describe_custody(listing: JSONDict) -> str:
             lines.append(f"      claims a signature by key {_text(e.get('key_id'))} (not checked)")
         if e.get("note"):
             lines.append(f"      note: {_text(e.get('note'))}")
+        for problem in _list(item_problems.get(number)):
+            lines.append(f"      problem: {_text(problem)}")
     if listing.get("ends_without_newline"):
         lines.append("The log does not end with a newline (truncated?).")
     head = listing.get("head")

@@ -680,3 +680,20 @@ def test_keygen_on_a_terminal(tmp_path):
     # Loading the encrypted key asks once.
     code, out = _on_a_terminal(["key-id", str(path)], ["long enough"], env)
     assert code == 0 and out.count("Passphrase for") == 1
+
+
+def test_verify_refuses_trust_taken_from_inside_the_package(cli, package_copy, signer):
+    """Trusting the keys the package ships (issue 11) is a usage error, not VERIFIED."""
+    run = cli("verify", package_copy, "--trust", package_copy / "evidence" / "keys")
+    assert run.code == 2
+    assert "inside the package" in run.err and "VERIFIED" not in run.out
+    run = cli("verify", package_copy, "--trust", signer.pub)
+    assert run.code == 0
+
+
+def test_error_lines_show_hostile_text_safely(cli, tmp_path):
+    bad = tmp_path / "evil\x1b[2J\u202ename"
+    run = cli("show", bad)
+    assert run.code == 2
+    assert "\x1b" not in run.err and "\u202e" not in run.err
+    assert "\\x1b[2J" in run.err and "⟪U+202E⟫" in run.err
