@@ -386,7 +386,17 @@ def request_timestamp(
         ) as resp:
             if resp.status_code != 200:
                 raise TimestampError(f"TSA {tsa_url} answered HTTP {resp.status_code}")
-            body = resp.raw.read(MAX_TOKEN_BYTES + 1, decode_content=True)
+            # Read until EOF (or past the cap): one read() call may return
+            # less than asked, which would truncate a token.
+            parts: list[bytes] = []
+            total = 0
+            while total <= MAX_TOKEN_BYTES:
+                chunk = resp.raw.read(65536, decode_content=True)
+                if not chunk:
+                    break
+                parts.append(chunk)
+                total += len(chunk)
+            body = b"".join(parts)
     except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         # Reading the body goes through urllib3 directly: its errors are not requests'.
         raise TimestampError(f"TSA {tsa_url} could not be reached: {_network_cause(exc)}") from exc
