@@ -116,6 +116,7 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
         "operator": operator if isinstance(operator, dict) else None,
         "requested_url": cap.get("requested_url"),
         "final_url": cap.get("final_url"),
+        "title": cap.get("title"),
         "status": cap.get("status"),
         "started": cap.get("started"),
         "ended": cap.get("ended"),
@@ -157,6 +158,9 @@ def describe(info: JSONDict) -> str:
     ]
     if info.get("final_url") != info.get("requested_url"):
         lines.append(f"Final URL    {_text(info.get('final_url'))}")
+    if info.get("title"):
+        # The site's own words: shown safely, cut if long, and labelled as such.
+        lines.append(f"Page title   {_text(info.get('title'))} (as the page gave it)")
     lines.append(f"Status       HTTP {_text(info.get('status'))}")
     lines.append(f"Captured     {_text(info.get('started'))} to {_text(info.get('ended'))}")
     lines.append(f"Server IP    {_text(info.get('server_ip'))}")

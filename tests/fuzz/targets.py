@@ -208,7 +208,67 @@ def fuzz_custody_strings(data: bytes) -> None:
     json.loads(json.dumps(report.to_json(), ensure_ascii=True))
 
 
+def _hostile_manifest(text: str) -> dict:
+    """A well-typed manifest in which every string a summary shows is ``text``."""
+    tls = {
+        "protocol": text,
+        "cipher": text,
+        "verified": True,
+        "certificate_sha256": text,
+        "chain_file": text,
+        "chain_complete": False,
+        "chain_note": text,
+        "certificates": [{"sha256": text, "subject": text, "issuer": text, "san": [text]}],
+    }
+    return {
+        "format": "evidence-package/1",
+        "package_id": text,
+        "created": text,
+        "operator": {"name": text, "organization": text},
+        "capture": {
+            "requested_url": text,
+            "final_url": text + "x",
+            "status": 404,
+            "started": text,
+            "ended": text,
+            "server_ip": text,
+            "tls": tls,
+            "dns": {text: [text]},
+            "redirects": [{"url": text, "status": 301, "location": text, "error": text}],
+            "requisites": {
+                "enabled": True,
+                "failed": [{"url": text, "kind": text, "found_in": text, "error": text}],
+            },
+            "warnings": [text],
+            "title": text,
+        },
+        "exchanges": [],
+        "files": [{"path": text, "size": 1, "sha256": text}],
+        "warc": {"path": text, "records": []},
+    }
+
+
+def fuzz_show(data: bytes) -> None:
+    """`evidence show` of a package whose every displayed string is hostile."""
+    from evidence.show import describe, summary
+
+    text = _hostile_text(data)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "pkg"
+        (root / "evidence").mkdir(parents=True)
+        (root / "bagit.txt").write_bytes(b"BagIt-Version: 1.0\n")
+        raw = json.dumps(_hostile_manifest(text), ensure_ascii=True).encode()
+        (root / "evidence" / "manifest.json").write_bytes(raw)
+        try:
+            info = summary(root)
+        except ManifestError:
+            return  # refused as a whole (e.g. a duplicate key): never shown
+        _assert_shown_safely(describe(info))
+        json.loads(json.dumps(info, ensure_ascii=True))
+
+
 TARGETS = {
+    "show": fuzz_show,
     "display": fuzz_display,
     "title": fuzz_title,
     "report-text": fuzz_report_text,

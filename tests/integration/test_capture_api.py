@@ -148,3 +148,22 @@ def test_a_full_disk_loses_only_that_url_and_leaves_nothing(site, small_disk) ->
     # The disk is usable again at once: the next URL is captured.
     result = capture(s.url("/small"), out=out, options=CaptureOptions(requisites=False))
     assert Path(result.path).is_dir()
+
+
+def test_show_gives_the_page_title_safely(site, tmp_path) -> None:
+    import contextlib
+    import io
+
+    from evidence.cli import main
+
+    s = site({"/": (200, [("Content-Type", "text/html")], PAGE)})
+    result = capture(s.url("/"), out=tmp_path, options=CaptureOptions(requisites=False))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["show", result.path]) == 0
+    line = next(x for x in out.getvalue().splitlines() if x.startswith("Page title"))
+    assert "Déclaration officielle ⟪U+202E⟫" in line and "\u202e" not in line
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["show", result.path, "--json"]) == 0
+    assert json.loads(out.getvalue())["title"] == "Déclaration officielle \u202e"
