@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from evidence.errors import CaptureError
 from evidence.manifest import Manifest
 from evidence.verifying import Outcome, verify
 
-from servers import fixed_response
+from servers import closed_port, fixed_response
 
 EVIDENCE = [sys.executable, "-m", "evidence.cli"]
 
@@ -222,14 +221,6 @@ def test_insecure_is_recorded(site, tmp_path, test_ca):
     assert m.to_json()["capture"]["tls"]["verified"] is False
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.mark.parametrize(
     ("url", "cause"),
     [
@@ -239,7 +230,7 @@ def _closed_port() -> int:
         ("not a url", "invalid URL"),
         ("http://127.0.0.1:99999/", "invalid URL"),
         ("http://nonexistent.invalid/", "DNS lookup failed"),
-        (f"http://127.0.0.1:{_closed_port()}/", "connection refused"),
+        (f"http://127.0.0.1:{closed_port()}/", "connection refused"),
     ],
 )
 def test_no_response_means_no_package_and_one_clear_line(tmp_path, url, cause):

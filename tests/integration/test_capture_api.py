@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import threading
 import warnings
@@ -18,18 +17,12 @@ from evidence.errors import CAPTURE_ERROR_KINDS, CaptureError, UsageError
 from evidence.keys import generate_keypair, key_id
 from evidence.manifest import Manifest, Operator
 
+from servers import closed_port
+
 PAGE = (
     "<!DOCTYPE html><html><head><title>\n  Déclaration  officielle \u202e</title></head>"
     "<body><p>x</p></body></html>"
 ).encode()
-
-
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.mark.parametrize(
@@ -38,7 +31,7 @@ def _closed_port() -> int:
         ("example.org", "invalid-url", "did you mean 'https://example.org'"),
         ("ftp://127.0.0.1/x", "invalid-url", "unsupported scheme"),
         ("http://nonexistent.invalid/", "dns", "DNS lookup failed"),
-        (f"http://127.0.0.1:{_closed_port()}/", "refused", "connection refused"),
+        (f"http://127.0.0.1:{closed_port()}/", "refused", "connection refused"),
     ],
 )
 def test_capture_errors_carry_a_machine_readable_kind(tmp_path, url, kind, words) -> None:

@@ -140,18 +140,17 @@ def _signature_state(
     if len(sig) != SIGNATURE_SIZE or body is None:
         problem(f"the signature for key {kid} is malformed")
         return SignatureState.INVALID
-    key = keyring.get(kid)
-    if key is not None:
-        if signature_valid(key, sig, body):
-            return SignatureState.TRUSTED
-        problem(f"the signature by trusted key {kid} does not verify")
-        return SignatureState.INVALID
-    key = bundled.get(kid)
-    if key is not None:
-        if signature_valid(key, sig, body):
-            return SignatureState.VALID_UNTRUSTED
-        problem(f"the signature by key {kid} (bundled in the package) does not verify")
-        return SignatureState.INVALID
+    # The caller's keys first; a key the package ships only tells a valid
+    # signature from a forged one, it never makes it trusted.
+    for key, valid, whose in (
+        (keyring.get(kid), SignatureState.TRUSTED, f"trusted key {kid}"),
+        (bundled.get(kid), SignatureState.VALID_UNTRUSTED, f"key {kid} (bundled in the package)"),
+    ):
+        if key is not None:
+            if signature_valid(key, sig, body):
+                return valid
+            problem(f"the signature by {whose} does not verify")
+            return SignatureState.INVALID
     return SignatureState.UNVERIFIABLE
 
 
