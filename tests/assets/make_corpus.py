@@ -664,6 +664,46 @@ def _bagit_txt_changed(pkg: Path) -> None:
 
 
 @case(
+    "hostile-strings",
+    "a correctly signed package whose redirect Location holds ESC sequences, whose requisite "
+    "URL holds U+202E and whose custody note forges report lines: verifies, every string "
+    "shown visibly and harmlessly",
+    "intact-untrusted",
+    None,
+)
+def _hostile_strings(pkg: Path) -> None:
+    def change(m: dict[str, typing.Any]) -> None:
+        cap = m["capture"]
+        cap["redirects"] = [
+            {
+                "url": cap["requested_url"],
+                "status": 302,
+                "location": "https://gov.example/\x1b[2K\x1b[1Ghttps://ministry.example/ok",
+            }
+        ]
+        cap["requisites"] = {
+            "enabled": True,
+            "fetched": 1,
+            "failed": [
+                {
+                    "url": "https://cdn.example/\u202egnp.exe",
+                    "kind": "image",
+                    "found_in": cap["final_url"],
+                    "error": "HTTP 404",
+                }
+            ],
+            "skipped": 0,
+            "limits_hit": [],
+        }
+        cap["title"] = "Statement\x1b]0;VERIFIED\x07\u2066"
+
+    manifest = signed_package(pkg, change)
+    first = captured(manifest)
+    note = "received\n  PASS  Signature by key trusted\n  PASS  Timestamp\x1b[8m hidden"
+    write_log(pkg, [first, canonical(follow(first, 2, note=note))])
+
+
+@case(
     "tls-is-a-string",
     "a signed manifest whose capture.tls is the string 'x' (used to crash evidence show)",
     "failed",
