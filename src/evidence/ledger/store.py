@@ -260,6 +260,7 @@ class Ledger:
         self.created = created
         self.size = 0
         self.notes: list[str] = []
+        self.tail_plausible = True
         self._leaves_end = 0
         self._load_state()
 
@@ -332,6 +333,7 @@ class Ledger:
                 lo = mid
             else:
                 hi = mid - 1
+        shrunk = lo < size
         size = lo
         self.size = size
         self._leaves_end = self._end_offset(size - 1)
@@ -341,12 +343,29 @@ class Ledger:
             hash_bytes - stored_count(size) * HASH_SIZE,
             leaves_bytes - self._leaves_end,
         )
+        # One interrupted append leaves at most one leaf line, one index
+        # record and the hashes that leaf completes. Anything more was not a
+        # crash: the files were altered, and nothing may cut them.
+        # (Leaves are written first, so an index pointing past them, or a
+        # complete set of hashes, is never what a crash leaves.)
+        self.tail_plausible = (
+            not shrunk
+            and extra[2] <= MAX_LEAF_BYTES
+            and extra[0] <= 8
+            and extra[1] < (1 + trailing_ones(size)) * HASH_SIZE
+        )
         if any(extra):
-            self.notes.append(
-                f"an interrupted append left a torn tail after leaf {size} "
-                f"({extra[2]} leaf, {extra[0]} index and {extra[1]} hash bytes); "
-                "it is ignored and the next append removes it"
-            )
+            what = f"({extra[2]} leaf, {extra[0]} index and {extra[1]} hash bytes)"
+            if self.tail_plausible:
+                self.notes.append(
+                    f"an interrupted append left a torn tail after leaf {size} {what}; "
+                    "it is ignored and the next append removes it"
+                )
+            else:
+                self.notes.append(
+                    f"the files hold more after leaf {size} than an interrupted append "
+                    f"can leave {what}: they were altered"
+                )
 
     # --- reading -------------------------------------------------------------
 
@@ -421,6 +440,10 @@ class Ledger:
     def _cut_torn_tail(self) -> None:
         if not self.notes:
             return
+        if not self.tail_plausible:
+            raise LedgerMismatchError(
+                f"{self.dir}: {self.notes[0]}; refusing to append (run 'evidence ledger verify')"
+            )
         log.warning("ledger %s: %s", self.dir, "; ".join(self.notes))
         os.truncate(self.dir / LEAVES, self._leaves_end)
         os.truncate(self.dir / INDEX, self.size * 8)
@@ -676,6 +699,8 @@ def recompute(ledger: Ledger, sizes: typing.Collection[int]) -> _Recomputed:
                     roots[index + 1] = edge.root()
         except LedgerError as exc:
             findings.append(Finding("ledger-damaged", str(exc)))
+    if not ledger.tail_plausible:
+        findings.append(Finding("ledger-tail-altered", ledger.notes[0]))
     return _Recomputed(ledger.size, roots, tuple(entries), tuple(findings))
 
 
