@@ -460,3 +460,56 @@ def test_leaf_bytes_are_the_documented_line(archive):
     pkg = archive / pid
     assert sha == hashlib.sha256((pkg / MANIFEST_PATH).read_bytes()).hexdigest()
     assert LeafEntry.from_bytes(first) == entry and when.endswith("Z")
+
+
+# --- the hashlib-only script of docs/ledger.md -----------------------------
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "ledger_check.py"
+
+
+def run_example(*args: str) -> subprocess.CompletedProcess[str]:
+    # -I: isolated, so the script cannot import this library even by accident.
+    return subprocess.run(
+        [sys.executable, "-I", str(EXAMPLE), *args], capture_output=True, text=True
+    )
+
+
+def test_hashlib_script_checks_inclusion(archive, tmp_path):
+    pkg = packages(archive)[11]
+    doc = inclusion_proof(archive, str(pkg))
+    proof = tmp_path / "proof.json"
+    proof.write_text(json.dumps(doc))
+    manifest = str(pkg / MANIFEST_PATH)
+    proc = run_example("inclusion", str(proof), manifest)
+    assert proc.returncode == 0 and proc.stdout.startswith("OK"), proc.stdout + proc.stderr
+    # A different manifest, leaf, index or path: FAILED.
+    other = str(packages(archive)[12] / MANIFEST_PATH)
+    assert run_example("inclusion", str(proof), other).returncode == 1
+    for change in (
+        lambda d: d.__setitem__("leaf_index", d["leaf_index"] ^ 1),
+        lambda d: d["leaf"].__setitem__("time_added", "2020-01-01T00:00:00.000000Z"),
+        lambda d: d["audit_path"].__setitem__(0, "00" * 32),
+        lambda d: d.__setitem__("tree_size", d["tree_size"] + 1),
+    ):
+        bad = json.loads(json.dumps(doc))
+        change(bad)
+        proof.write_text(json.dumps(bad))
+        proc = run_example("inclusion", str(proof))
+        assert proc.returncode == 1 and proc.stdout.startswith("FAILED"), proc.stdout
+
+
+def test_hashlib_script_checks_consistency(archive, ledger_key, site, tmp_path):
+    for i in range(2):
+        append_if_present(
+            archive, capture(site.url(f"/{N + i}"), out=archive, options=OPTIONS).path
+        )
+        make_checkpoint(archive, ledger_key.key)
+    proof = tmp_path / "consistency.json"
+    for old, new in (("1", "3"), ("2", "3"), ("1", "2"), ("3", "3")):
+        proof.write_text(json.dumps(consistency_proof(archive, old, new)))
+        proc = run_example("consistency", str(proof))
+        assert proc.returncode == 0, (old, new, proc.stdout, proc.stderr)
+    doc = consistency_proof(archive, "1", "3")
+    doc["proof"][-1] = "ff" * 32
+    proof.write_text(json.dumps(doc))
+    assert run_example("consistency", str(proof)).returncode == 1
