@@ -513,3 +513,28 @@ def test_hashlib_script_checks_consistency(archive, ledger_key, site, tmp_path):
     doc["proof"][-1] = "ff" * 32
     proof.write_text(json.dumps(doc))
     assert run_example("consistency", str(proof)).returncode == 1
+
+
+def test_by_hand_commands_of_the_docs_work(archive, ledger_key, tsa, tmp_path):
+    """The openssl recipe of docs/ledger.md verifies a real checkpoint, and fails a forged one."""
+    pkg = packages(archive)[4]
+    (tmp_path / "proof.json").write_text(json.dumps(inclusion_proof(archive, str(pkg))))
+    shutil.copy(ledger_key.pub, tmp_path / "ledger.pub")
+    shutil.copy(archive / "ledger" / CHECKPOINTS / "000001-1.tsr", tmp_path)
+    shutil.copy(tsa.root_pem, tmp_path / "tsa-root.pem")
+    doc = (Path(__file__).parents[2] / "docs" / "ledger.md").read_text()
+    recipe = doc.split("and that the ledger key signed it:\n\n```sh\n", 1)[1].split("```", 1)[0]
+    script = "set -e\n" + "\n".join(
+        line.split("  #")[0] for line in recipe.splitlines() if not line.startswith("#")
+    )
+    proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Signature Verified Successfully" in proc.stdout
+    assert "Verification: OK" in proc.stdout
+    # The same recipe on a checkpoint whose size was changed fails.
+    doc_json = json.loads((tmp_path / "proof.json").read_text())
+    doc_json["checkpoint"] = doc_json["checkpoint"].replace(f"\n{N}\n", f"\n{N - 1}\n")
+    (tmp_path / "proof.json").write_text(json.dumps(doc_json))
+    proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "Signature Verified Successfully" not in proc.stdout
