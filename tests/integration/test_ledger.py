@@ -538,3 +538,21 @@ def test_by_hand_commands_of_the_docs_work(archive, ledger_key, tsa, tmp_path):
     proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode != 0
     assert "Signature Verified Successfully" not in proc.stdout
+
+
+def test_hostile_checkpoint_directory_gives_fails_not_tracebacks(archive, ledger_key):
+    cps = archive / "ledger" / CHECKPOINTS
+    (cps / "000001-1.tsr").write_bytes(b"\x30" * (2 * 1024 * 1024))
+    (cps / "000001-2.tsr").write_bytes(b"not a token")
+    (cps / "notes.txt").write_text("hello")
+    os.symlink("/etc/hostname", cps / "000002.txt")
+    report = verify_ledger(archive, ledger_keys=[load_pub(ledger_key)])
+    found = failing(report)
+    assert found["checkpoint-timestamps"] == ["checkpoint-timestamp-invalid"] * 2
+    assert found["checkpoint-files"].count("unexpected-file") == 2
+    shutil.rmtree(cps)
+    report = verify_ledger(archive, ledger_keys=[load_pub(ledger_key)])
+    assert failing(report)["checkpoint-files"] == ["checkpoints-unreadable"]
+    assert report.check("checkpoint-signatures").status.value == "NOT CHECKED"
+    proc = run("ledger", "verify", str(archive), "--ledger-key", str(ledger_key.pub))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr

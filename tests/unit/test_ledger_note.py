@@ -123,4 +123,6 @@ def test_sign_note_refuses_bad_names_and_bodies():
     with pytest.raises(UsageError):
         sign_note(b"x\n", "a+b", key)
     with pytest.raises(UsageError):
+        sign_note(b"x\n", "name\n", key)
+    with pytest.raises(UsageError):
         sign_note(b"x\n\ny\n", "a", key)

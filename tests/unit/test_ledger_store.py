@@ -79,6 +79,8 @@ def test_leaf_bytes_are_one_tab_separated_line():
     ("pid", "sha", "when"),
     [
         ("a\tb", "0" * 64, WHEN),
+        ("pkg\n", "0" * 64, WHEN),
+        ("pkg", "0" * 64 + "\n", WHEN),
         ("../x", "0" * 64, WHEN),
         ("x" * 201, "0" * 64, WHEN),
         ("pkg", "0" * 63, WHEN),
@@ -104,7 +106,7 @@ def test_init_twice_and_bad_origins_are_refused(tmp_path):
     init_ledger(tmp_path / "a")
     with pytest.raises(UsageError):
         init_ledger(tmp_path / "a")
-    for origin in ("", "has space", "has+plus", "tab\there", "\u202eevil", "x" * 256):
+    for origin in ("", "has space", "has+plus", "tab\there", "\u202eevil", "x" * 256, "origin\n"):
         with pytest.raises(UsageError):
             init_ledger(tmp_path / "b", origin=origin)
     with pytest.raises(LedgerError, match="no ledger"):

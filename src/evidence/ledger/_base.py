@@ -38,14 +38,14 @@ HASHES = "hashes.bin"
 LOCK = "lock"
 CHECKPOINTS = "checkpoints"
 
-PACKAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-SHA256_HEX_RE = re.compile(r"^[0-9a-f]{64}$")
+PACKAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}\Z")
+SHA256_HEX_RE = re.compile(r"^[0-9a-f]{64}\Z")
 # C2SP: a key name (and our origin) is non-empty and has no spaces and no '+'.
 # We also keep it to printable ASCII, so it can never hide anything on a screen.
-NAME_RE = re.compile(r"^[\x21-\x2a\x2c-\x7e]{1,255}$")
-CHECKPOINT_RE = re.compile(r"^([0-9]{6,9})\.txt$")
-TOKEN_RE = re.compile(r"^([0-9]{6,9})-([1-9][0-9]{0,1})\.tsr$")
-DECIMAL_RE = re.compile(r"^(0|[1-9][0-9]{0,18})$")
+NAME_RE = re.compile(r"^[\x21-\x2a\x2c-\x7e]{1,255}\Z")
+CHECKPOINT_RE = re.compile(r"^([0-9]{6,9})\.txt\Z")
+TOKEN_RE = re.compile(r"^([0-9]{6,9})-([1-9][0-9]{0,1})\.tsr\Z")
+DECIMAL_RE = re.compile(r"^(0|[1-9][0-9]{0,18})\Z")
 SIGNATURE_PREFIX = "\u2014 "  # an em dash and a space, per C2SP signed-note
 ED25519_ALG = b"\x01"
 

@@ -485,9 +485,9 @@ class Ledger:
 
     def checkpoint_numbers(self) -> list[int]:
         """Numbers of the stored checkpoints, ascending."""
-        return sorted(n for n, _ in self._checkpoint_files()[0].items())
+        return sorted(n for n, _ in self.checkpoint_files()[0].items())
 
-    def _checkpoint_files(self) -> tuple[dict[int, Path], dict[int, list[Path]], list[str]]:
+    def checkpoint_files(self) -> tuple[dict[int, Path], dict[int, list[Path]], list[str]]:
         """(checkpoint files, token files by number, unexpected names)."""
         d = self.dir / CHECKPOINTS
         if d.is_symlink() or not d.is_dir():
@@ -522,8 +522,22 @@ class Ledger:
 
     def read_tokens(self, number: int) -> list[bytes]:
         """The RFC 3161 tokens stored for checkpoint ``number`` (bounded)."""
-        tokens = self._checkpoint_files()[1].get(number, [])
-        return [read_bounded(p, MAX_TOKEN_BYTES) for p in sorted(tokens)[:MAX_PROOF_TOKENS]]
+        tokens = self.checkpoint_files()[1].get(number, [])
+        return [read_token(p) for p in sorted(tokens)[:MAX_PROOF_TOKENS]]
+
+
+def read_token(path: Path) -> bytes:
+    """A stored token's bytes, at most one byte over the cap (never raises).
+
+    The token checker reports an oversized, unreadable (empty) or malformed
+    token as a problem, so a hostile file becomes a FAIL, not an exception.
+    """
+    try:
+        fd = open_read(path)
+        with os.fdopen(fd, "rb") as fh:
+            return fh.read(MAX_TOKEN_BYTES + 1)
+    except (LedgerError, OSError):
+        return b""
 
 
 # ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from evidence.display import safe
 from evidence.errors import EvidenceError
-from evidence.ledger._base import MAX_CHECKPOINT_BYTES, MAX_TOKEN_BYTES, LedgerError, read_bounded
+from evidence.ledger._base import MAX_CHECKPOINT_BYTES, LedgerError, read_bounded
 from evidence.ledger.merkle import consistency_path, verify_consistency
 from evidence.ledger.note import Checkpoint
 from evidence.ledger.report import (
@@ -30,6 +30,7 @@ from evidence.ledger.store import (
     PackageFacts,
     package_facts,
     packages_on_disk,
+    read_token,
     recompute,
 )
 
@@ -78,9 +79,13 @@ def verify_ledger(
     notes = list(ledger.notes)
 
     # 4 (listing first: the recomputation needs the checkpoint sizes).
-    cps, tokens, unexpected = ledger._checkpoint_files()
-    parsed: dict[int, Checkpoint] = {}
     format_findings: list[Finding] = []
+    try:
+        cps, tokens, unexpected = ledger.checkpoint_files()
+    except LedgerError as exc:
+        cps, tokens, unexpected = {}, {}, []
+        format_findings.append(Finding("checkpoints-unreadable", safe(str(exc))))
+    parsed: dict[int, Checkpoint] = {}
     for name in unexpected:
         format_findings.append(
             Finding("unexpected-file", "a file that is not a checkpoint or token", path=name)
@@ -259,7 +264,7 @@ def verify_ledger(
                 (
                     f"checkpoint {n}",
                     cp.raw,
-                    [read_bounded(p, MAX_TOKEN_BYTES) for p in sorted(tokens.get(n, []))],
+                    [read_token(p) for p in sorted(tokens.get(n, []))],
                 )
                 for n, cp in ordered
             ],
