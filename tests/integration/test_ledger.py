@@ -556,3 +556,14 @@ def test_hostile_checkpoint_directory_gives_fails_not_tracebacks(archive, ledger
     assert report.check("checkpoint-signatures").status.value == "NOT CHECKED"
     proc = run("ledger", "verify", str(archive), "--ledger-key", str(ledger_key.pub))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
+
+
+def test_missing_proof_file_is_a_usage_error(archive, tmp_path):
+    from evidence.ledger import LedgerError
+
+    with pytest.raises(LedgerError) as info:
+        check_inclusion(packages(archive)[0], tmp_path / "nope.json", ledger_keys=None)
+    assert info.value.exit_code == 2
+    with pytest.raises(LedgerError):
+        check_consistency(tmp_path / "nope.json", ledger_keys=None)
+    assert run("ledger", "consistency", "--check", str(tmp_path / "nope.json")).returncode == 2

@@ -123,6 +123,12 @@ def inclusion_proof(
     }
 
 
+def _require_file(source: str | os.PathLike[str] | bytes) -> None:
+    """A proof path that is not a readable file is a usage error, not a FAIL."""
+    if not isinstance(source, bytes) and not Path(source).is_file():
+        raise LedgerError(f"{source}: no such proof file")
+
+
 def _load_doc(
     source: str | os.PathLike[str] | bytes, fmt: str, fields: set[str]
 ) -> dict[str, typing.Any]:
@@ -193,7 +199,8 @@ def check_inclusion(
 ) -> LedgerReport:
     """Check an inclusion proof for a package without the rest of the archive.
 
-    Never raises for bad content: a malformed proof, a package that is not the
+    Raises only when ``proof`` names no file (LedgerError). Never raises for
+    bad content: a malformed proof, a package that is not the
     logged one, a wrong path, a bad signature or token are FAILs. PASS on
     everything with a trusted key means: this package's manifest.json was in
     the tree the ledger key signed (and, with tokens, at their genTime).
@@ -204,6 +211,7 @@ def check_inclusion(
         ledger_keys: keys trusted to sign checkpoints; ``None``: NOT CHECKED.
         tsa_roots: TSA roots you trust for the checkpoint tokens.
     """
+    _require_file(proof)
     checks: list[LedgerCheck] = []
     facts: dict[str, typing.Any] = {}
     try:
@@ -383,7 +391,11 @@ def check_consistency(
     *,
     ledger_keys: typing.Sequence[Ed25519PublicKey] | None,
 ) -> LedgerReport:
-    """Check a consistency proof with only the two checkpoints and the proof. Never raises."""
+    """Check a consistency proof with only the two checkpoints and the proof.
+
+    Raises only when ``proof`` names no file (LedgerError); bad content is a FAIL.
+    """
+    _require_file(proof)
     subject = "<bytes>" if isinstance(proof, bytes) else str(proof)
     try:
         doc = _load_doc(
