@@ -773,6 +773,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="capture, sign and verify a bundled sample page, offline")
     p.add_argument("--out", default="archives", help="output directory (default: archives)")
     p.set_defaults(func=cmd_demo)
+    from evidence.cli_ledger import add_ledger_parser
+
+    add_ledger_parser(sub)
     return parser
 
 
