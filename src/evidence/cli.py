@@ -26,19 +26,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import json
 import os
 import signal
 import sys
 import typing
 from pathlib import Path
 
+from evidence.cli_common import key_passphrase as _key_passphrase
+from evidence.cli_common import load_signing_key as _load_signing_key
+from evidence.cli_common import passphrase as _passphrase
+from evidence.cli_common import positive_float as _positive_float
+from evidence.cli_common import print_json as _print_json
+from evidence.cli_common import tsa_roots as _tsa_roots
 from evidence.display import safe
 
 if typing.TYPE_CHECKING:
     import types
-
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from evidence.capturing import CaptureOptions, CaptureResult
 
@@ -48,8 +51,6 @@ EXIT_USAGE = 2
 EXIT_UNTRUSTED = 3
 EXIT_INTERRUPTED = 130
 
-PASSPHRASE_ENV = "EVIDENCE_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
-MIN_PASSPHRASE_LENGTH = 8
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO}
 
 
@@ -65,22 +66,6 @@ def _warn(message: str) -> None:
 
 def _note(message: str) -> None:
     print(f"evidence: {message}", file=sys.stderr, flush=True)
-
-
-def _print_json(doc: object) -> None:
-    # ensure_ascii: valid JSON whatever the package holds (lone surrogates
-    # become \ud800 escapes) and no raw control or bidi characters on screen.
-    print(json.dumps(doc, indent=2, ensure_ascii=True), flush=True)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
-    return value
 
 
 def _size(text: str) -> int:
@@ -117,56 +102,6 @@ def _human_size(n: int) -> str:
 
 
 # --- passphrases -----------------------------------------------------------
-
-
-def _passphrase(*, confirm: bool, purpose: str) -> bytes:
-    from evidence.errors import KeyFileError, UsageError
-
-    env = os.environ.get(PASSPHRASE_ENV)
-    if env is not None:
-        if confirm and len(env) < MIN_PASSPHRASE_LENGTH:
-            raise UsageError(
-                f"{PASSPHRASE_ENV} is shorter than {MIN_PASSPHRASE_LENGTH} characters; "
-                "use a longer passphrase (or --no-passphrase, not recommended)"
-            )
-        return env.encode("utf-8")
-    if not sys.stdin.isatty():
-        raise KeyFileError(
-            f"{purpose} needs a passphrase: set {PASSPHRASE_ENV} or run in a terminal"
-        )
-    import getpass
-
-    first = getpass.getpass(f"Passphrase for {purpose}: ")
-    if confirm:
-        if len(first) < MIN_PASSPHRASE_LENGTH:
-            raise UsageError(
-                f"the passphrase is shorter than {MIN_PASSPHRASE_LENGTH} characters; "
-                "nothing was written"
-            )
-        second = getpass.getpass("Repeat the passphrase: ")
-        if first != second:
-            raise KeyFileError("the two passphrases differ; nothing was written")
-    return first.encode("utf-8")
-
-
-def _key_passphrase(path: str) -> bytes | None:
-    """The passphrase for an encrypted private key file (asked for only then), else None."""
-    from evidence.errors import KeyFileError
-
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
-    if b"ENCRYPTED PRIVATE KEY" in head:
-        return _passphrase(confirm=False, purpose=path)
-    return None
-
-
-def _load_signing_key(path: str) -> Ed25519PrivateKey:
-    from evidence.keys import load_private_key
-
-    return load_private_key(path, _key_passphrase(path))
 
 
 # --- capture ---------------------------------------------------------------
@@ -274,19 +209,6 @@ def cmd_capture(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"packages": [r.to_json() for r in results], "failures": failures})
     return EXIT_FAIL if failures else EXIT_OK
-
-
-def _tsa_roots(paths: list[str]) -> list[typing.Any]:
-    if not paths:
-        return []
-    from evidence.errors import EvidenceError, UsageError
-    from evidence.timestamping import load_tsa_roots
-
-    try:
-        return load_tsa_roots(paths)
-    except EvidenceError as exc:
-        # A --tsa-ca file the caller named is an input error, not a TSA failure.
-        raise UsageError(f"--tsa-ca: {exc}") from exc
 
 
 # --- attachments: timestamp, sign, custody ---------------------------------
@@ -423,12 +345,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
         for p in paths
     ]
+    codes = [r.exit_code for r in reports]
+    if args.inclusion is None:
+        if args.ledger_key:
+            raise UsageError("--ledger-key goes with --inclusion PROOF.json")
+        if args.json:
+            doc: typing.Any = [r.to_json() for r in reports]
+            _print_json(doc if len(doc) > 1 else doc[0])
+        else:
+            print("\n\n".join(r.to_text() for r in reports), flush=True)
+        return max(codes, key=_severity)
+    if len(reports) != 1:
+        raise UsageError("--inclusion checks one package: name exactly one")
+    from evidence.ledger import check_inclusion, load_ledger_keys
+
+    inclusion = check_inclusion(
+        paths[0],
+        args.inclusion,
+        ledger_keys=load_ledger_keys(args.ledger_key) if args.ledger_key else None,
+        tsa_roots=roots,
+    )
+    codes.append(inclusion.exit_code)
     if args.json:
-        doc: typing.Any = [r.to_json() for r in reports]
-        _print_json(doc if len(doc) > 1 else doc[0])
+        _print_json({"package": reports[0].to_json(), "inclusion": inclusion.to_json()})
     else:
-        print("\n\n".join(r.to_text() for r in reports), flush=True)
-    return max((r.exit_code for r in reports), key=_severity)
+        print(reports[0].to_text() + "\n\n" + inclusion.to_text(), flush=True)
+    return max(codes, key=_severity)
 
 
 # --- keys ------------------------------------------------------------------
@@ -699,6 +641,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="SHA256",
         help="SHA-256 of a custody event you were given; fail if it is missing",
+    )
+    p.add_argument(
+        "--inclusion",
+        metavar="PROOF.json",
+        help="also check this ledger inclusion proof for the package (see docs/ledger.md)",
+    )
+    p.add_argument(
+        "--ledger-key",
+        action="append",
+        default=[],
+        metavar="KEY.pub|DIR",
+        help="a key you trust to sign ledger checkpoints (repeatable; with --inclusion)",
     )
     p.set_defaults(func=cmd_verify)
 

@@ -15,67 +15,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import typing
 
+from evidence.cli_common import load_signing_key as _signing_key
+from evidence.cli_common import positive_float as _positive_float
+from evidence.cli_common import print_json as _print_json
+from evidence.cli_common import tsa_roots as _tsa_roots
+
 if typing.TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-        Ed25519PrivateKey,
         Ed25519PublicKey,
     )
 
 __all__ = ["add_ledger_parser"]
-
-PASSPHRASE_ENV = "EVIDENCE_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
-
-
-def _print_json(doc: object) -> None:
-    print(json.dumps(doc, indent=2, ensure_ascii=False))
-
-
-def _signing_key(path: str) -> Ed25519PrivateKey:
-    """Load a private key, asking for its passphrase as the other commands do.
-
-    (The same rule as cli.py: EVIDENCE_PASSPHRASE, else a prompt on a terminal.
-    Kept here because cli.py is being rewritten; merge into its helper.)
-    """
-    from evidence.errors import KeyFileError
-    from evidence.keys import load_private_key
-
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
-    passphrase = None
-    if b"ENCRYPTED PRIVATE KEY" in head:
-        env = os.environ.get(PASSPHRASE_ENV)
-        if env is not None:
-            passphrase = env.encode("utf-8")
-        elif sys.stdin.isatty():
-            import getpass
-
-            passphrase = getpass.getpass(f"Passphrase for {path}: ").encode("utf-8")
-        else:
-            raise KeyFileError(
-                f"{path} needs a passphrase: set {PASSPHRASE_ENV} or run in a terminal"
-            )
-    return load_private_key(path, passphrase)
 
 
 def _ledger_keys(paths: list[str]) -> list[Ed25519PublicKey] | None:
     from evidence.ledger import load_ledger_keys
 
     return load_ledger_keys(paths) if paths else None
-
-
-def _tsa_roots(paths: list[str]) -> list[typing.Any]:
-    if not paths:
-        return []
-    from evidence.timestamping import load_tsa_roots
-
-    return load_tsa_roots(paths)
 
 
 def _report(report: typing.Any, as_json: bool) -> int:
@@ -87,7 +46,7 @@ def _report(report: typing.Any, as_json: bool) -> int:
 
 
 def _write_or_print(doc: dict[str, typing.Any], out: str | None) -> None:
-    data = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    data = json.dumps(doc, indent=2, ensure_ascii=True) + "\n"
     if out is None:
         sys.stdout.write(data)
         return
@@ -223,16 +182,6 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
     return value
 
 

@@ -15,6 +15,8 @@ decides by message text::
      ├── SigningError          (1) a signature could not be made or stored
      ├── TimestampError        (1) a TSA could not be reached, or its response was refused
      ├── CustodyError          (2) a custody event cannot be made or read
+     ├── LedgerError           (2) a ledger, checkpoint or proof is missing or malformed
+     │    └── LedgerMismatchError (1) the ledger disagrees with a checkpoint or package
      └── VerificationError     (1) raised by ``verify_strict`` when a package does not verify
 """
 
@@ -31,6 +33,8 @@ __all__ = [
     "CustodyError",
     "EvidenceError",
     "KeyFileError",
+    "LedgerError",
+    "LedgerMismatchError",
     "ManifestError",
     "PackageError",
     "SigningError",
@@ -118,6 +122,16 @@ class TimestampError(EvidenceError):
 
 class CustodyError(EvidenceError):
     """A custody event cannot be made (bad event type, note too long) or read."""
+
+
+class LedgerError(EvidenceError):
+    """A ledger, checkpoint or proof is missing, malformed or cannot be used."""
+
+
+class LedgerMismatchError(LedgerError):
+    """The ledger disagrees with a checkpoint or a package it is asked about."""
+
+    exit_code = 1
 
 
 class VerificationError(EvidenceError):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from evidence.attach import sign_package
 from evidence.capturing import CaptureOptions, capture
 from evidence.keys import generate_keypair, public_key_pem, write_keypair
 from evidence.ledger import (
@@ -38,8 +39,7 @@ from evidence.ledger import (
     verify_ledger,
 )
 from evidence.ledger._base import CHECKPOINTS, HASHES, INDEX, LEAVES
-from evidence.package import MANIFEST_PATH, TAG_FILES
-from evidence.signing import sign_package
+from evidence.package import MANIFEST_PATH
 from evidence.timestamping import load_tsa_roots
 from evidence.verifying import Outcome, verify
 
@@ -183,21 +183,34 @@ def test_deleted_package_is_detected(archive, ledger_key):
 
 
 def substitute(victim: Path, site: Site, signer: typing.Any, scratch: Path) -> None:
-    """Replace ``victim`` by a different, valid package with the same id, signed by the same key."""
+    """Replace ``victim`` by a different, valid package with the same id, signed by the same key.
+
+    Everything a verifier checks is rebuilt for the new manifest: the bag files
+    it implies, and the capture's own first custody event, signed by the key.
+    """
+    from evidence.custody import make_event
+    from evidence.manifest import Manifest
+    from evidence.seal import expected_bag_files
+
     fresh = Path(capture(site.url(f"/{N + 1}"), out=scratch, options=OPTIONS).path)
     manifest = json.loads((fresh / MANIFEST_PATH).read_bytes())
     manifest["package_id"] = victim.name
-    (fresh / MANIFEST_PATH).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    tags = "".join(
-        f"{hashlib.sha256((fresh / t).read_bytes()).hexdigest()}  {t}\n" for t in TAG_FILES
+    raw = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    (fresh / MANIFEST_PATH).write_bytes(raw)
+    for name, data in expected_bag_files(Manifest.from_bytes(raw)).items():
+        (fresh / name).write_bytes(data)
+    for extra in ("signatures", "keys"):
+        shutil.rmtree(fresh / "evidence" / extra, ignore_errors=True)
+    first = make_event(
+        prev_line=None,
+        manifest=raw,
+        seq=1,
+        event="captured",
+        note="captured again",
+        key=signer.key,
+        when=manifest["created"],
     )
-    (fresh / "tagmanifest-sha256.txt").write_text(tags)
-    for extra in ("signatures", "keys", "custody.jsonl"):
-        target = fresh / "evidence" / extra
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+    (fresh / "evidence" / "custody.jsonl").write_bytes(first + b"\n")
     shutil.rmtree(victim)
     fresh.rename(victim)
     sign_package(victim, signer.key)
@@ -418,7 +431,13 @@ def test_cli_init_add_checkpoint_prove(tmp_path, site, signer):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["origin"] == "evidence-ledger/newsroom_archive"
     assert run("ledger", "init", str(out)).returncode == 2
-    paths = [capture(site.url(f"/{i}"), out=out, options=OPTIONS).path for i in range(3)]
+    # Captured elsewhere and copied in (capture itself logs into a ledgered
+    # archive): 'ledger add' logs what is not logged yet.
+    elsewhere = tmp_path / "elsewhere"
+    paths = []
+    for i in range(3):
+        made = Path(capture(site.url(f"/{i}"), out=elsewhere, options=OPTIONS).path)
+        paths.append(str(made.rename(out / made.name)))
     proc = run("ledger", "add", str(out), "--json")
     assert proc.returncode == 0, proc.stderr
     added = json.loads(proc.stdout)
@@ -567,3 +586,49 @@ def test_missing_proof_file_is_a_usage_error(archive, tmp_path):
     with pytest.raises(LedgerError):
         check_consistency(tmp_path / "nope.json", ledger_keys=None)
     assert run("ledger", "consistency", "--check", str(tmp_path / "nope.json")).returncode == 2
+
+
+def test_verify_with_an_inclusion_proof_from_the_command_line(
+    archive, ledger_key, signer, tsa, tmp_path
+):
+    """`evidence verify PKG --inclusion PROOF --ledger-key KEY` (issue 17), outside the archive."""
+    pkg = packages(archive)[3]
+    proof = tmp_path / "proof.json"
+    assert run("ledger", "prove", str(archive), str(pkg), "--out", str(proof)).returncode == 0
+    alone = tmp_path / "alone" / pkg.name
+    shutil.copytree(pkg, alone)
+    args = ["verify", str(alone), "--trust", str(signer.pub), "--inclusion", str(proof)]
+    proc = run(*args, "--ledger-key", str(ledger_key.pub), "--tsa-ca", str(tsa.root_pem))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "VERIFIED" in proc.stdout
+    proc = run(*args, "--json")  # no ledger key: the inclusion is intact but not trusted
+    assert proc.returncode == 3
+    doc = json.loads(proc.stdout)
+    assert doc["package"]["outcome"] == "verified" and doc["inclusion"]["exit_code"] == 3
+    other = packages(archive)[4]
+    proc = run("verify", str(other), "--trust", str(signer.pub), "--inclusion", str(proof))
+    assert proc.returncode == 1  # the proof is for another package
+    proc = run("verify", str(alone), "--trust", str(signer.pub), "--ledger-key", "k.pub")
+    assert proc.returncode == 2  # --ledger-key without --inclusion
+
+
+def test_capture_logs_new_packages_when_the_archive_has_a_ledger(site, tmp_path):
+    out = tmp_path / "archive"
+    init_ledger(out)
+    first = capture(site.url("/1"), out=out, options=OPTIONS)
+    second = capture(site.url("/2"), out=out, options=OPTIONS)
+    assert not first.warnings and not second.warnings
+    report = verify_ledger(out, ledger_keys=None)
+    assert report.check("packages-logged").status.value == "PASS", report.to_text()
+    leaves = (out / "ledger" / LEAVES).read_text().splitlines()
+    assert [line.split("\t")[0] for line in leaves] == [first.package_id, second.package_id]
+
+
+def test_a_broken_ledger_costs_a_warning_not_the_capture(site, tmp_path):
+    out = tmp_path / "archive"
+    init_ledger(out)
+    (out / "ledger" / "ledger.json").write_bytes(b"{not json")  # a damaged ledger
+    result = capture(site.url("/1"), out=out, options=OPTIONS)
+    assert Path(result.path).is_dir()
+    assert any("not added to the ledger" in w for w in result.warnings), result.warnings
+    assert verify(result.path, trust=[]).outcome is Outcome.UNTRUSTED

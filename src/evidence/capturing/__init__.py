@@ -32,7 +32,7 @@ from evidence.capturing.crawl import Crawl
 from evidence.capturing.fetcher import Fetcher, FetchLimits, refuse_non_public
 from evidence.capturing.options import CaptureOptions
 from evidence.capturing.record import WARC_PATH, Recorder
-from evidence.errors import CaptureError, PackageError, UsageError
+from evidence.errors import CaptureError, EvidenceError, PackageError, UsageError
 from evidence.keys import key_id
 from evidence.manifest import CaptureInfo, Inventory, Manifest, Operator, PayloadFile
 from evidence.package import PackageWriter, fault_point, make_package_id
@@ -203,7 +203,7 @@ def capture(
     deadline = time.monotonic() + options.deadline
     try:
         with PackageWriter(out, package_id) as pkg:
-            return _capture_into(
+            result = _capture_into(
                 pkg, url, created, deadline, fetcher, options, operator, keys, tsa_urls, tsa_roots
             )
     except (OSError, PackageError) as exc:
@@ -217,6 +217,25 @@ def capture(
         raise CaptureError(url, f"cannot write the package: {exc.strerror or exc}") from exc
     finally:
         fetcher.close()
+    return _log_in_ledger(out, result)
+
+
+def _log_in_ledger(out: str | os.PathLike[str], result: CaptureResult) -> CaptureResult:
+    """Add the new package to ``out``'s ledger when it has one (docs/ledger.md).
+
+    The package is already complete; a ledger that cannot take it costs a
+    warning (add it later with 'evidence ledger add'), never the capture.
+    """
+    from evidence.ledger import append_if_present
+
+    try:
+        added = append_if_present(out, result.path)
+    except EvidenceError as exc:
+        note = f"not added to the ledger: {exc}; add it later with 'evidence ledger add'"
+        return attrs.evolve(result, warnings=(*result.warnings, note))
+    if added is not None:
+        logger.info("logged %s in the ledger of %s", result.package_id, out)
+    return result
 
 
 def _disk_full(exc: BaseException) -> str | None:

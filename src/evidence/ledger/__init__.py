@@ -48,14 +48,13 @@ what turns the ledger into evidence.
 
 from __future__ import annotations
 
+from evidence.errors import LedgerError, LedgerMismatchError
 from evidence.ledger._base import (
     CONSISTENCY_FORMAT,
     EMPTY_ROOT,
     FORMAT,
     INCLUSION_FORMAT,
     LEDGER_DIR,
-    LedgerError,
-    LedgerMismatchError,
 )
 from evidence.ledger.merkle import (
     consistency_path,
@@ -80,7 +79,7 @@ from evidence.ledger.proofs import (
     consistency_proof,
     inclusion_proof,
 )
-from evidence.ledger.report import Finding, LedgerCheck, LedgerReport, Status
+from evidence.ledger.report import Finding, LedgerCheck, LedgerReport
 from evidence.ledger.store import (
     AddResult,
     CheckpointResult,
@@ -93,6 +92,7 @@ from evidence.ledger.store import (
     make_checkpoint,
 )
 from evidence.ledger.verify import verify_ledger
+from evidence.verifying.report import Status
 
 __all__ = [
     "CONSISTENCY_FORMAT",

@@ -6,9 +6,11 @@ import hashlib
 import logging
 import os
 import re
+import stat
 from pathlib import Path
 
-from evidence.errors import EvidenceError
+from evidence.errors import LedgerError, PackageError
+from evidence.package import read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -50,33 +52,29 @@ SIGNATURE_PREFIX = "\u2014 "  # an em dash and a space, per C2SP signed-note
 ED25519_ALG = b"\x01"
 
 
-class LedgerError(EvidenceError):
-    """A ledger, checkpoint or proof is missing, malformed or cannot be used.
-
-    (Lives here until errors.py gains it; it subclasses EvidenceError, exit code 2.)
-    """
-
-
-class LedgerMismatchError(LedgerError):
-    """The ledger disagrees with a checkpoint or a package it is asked about (exit code 1)."""
-
-    exit_code = 1
-
-
 def open_read(path: Path) -> int:
+    """Open a regular file for reading: never through a link, never a FIFO or device.
+
+    A FIFO planted in a ledger directory would otherwise block the verifier
+    forever; the descriptor is checked before any read.
+    """
     try:
-        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
         raise LedgerError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LedgerError(f"{path} is not a regular file; refusing to read it")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def read_bounded(path: Path, limit: int) -> bytes:
-    fd = open_read(path)
+    """The bytes of a regular file of at most ``limit`` bytes (see package.read_regular_file)."""
     try:
-        with os.fdopen(fd, "rb") as fh:
-            data = fh.read(limit + 1)
-    except OSError as exc:
-        raise LedgerError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if len(data) > limit:
-        raise LedgerError(f"{path} is larger than {limit} bytes")
-    return data
+        return read_regular_file(path, limit)
+    except PackageError as exc:
+        raise LedgerError(str(exc)) from exc

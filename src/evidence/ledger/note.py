@@ -14,7 +14,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from evidence.errors import UsageError
+from evidence.errors import LedgerError, UsageError
 from evidence.keys import Keyring, key_id
 from evidence.ledger._base import (
     DECIMAL_RE,
@@ -25,7 +25,6 @@ from evidence.ledger._base import (
     MAX_TREE_SIZE,
     NAME_RE,
     SIGNATURE_PREFIX,
-    LedgerError,
 )
 
 # ---------------------------------------------------------------------------

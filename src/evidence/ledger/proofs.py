@@ -12,7 +12,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from evidence.display import safe
-from evidence.errors import EvidenceError, ManifestError, UsageError
+from evidence.errors import (
+    EvidenceError,
+    LedgerError,
+    LedgerMismatchError,
+    ManifestError,
+    UsageError,
+)
 from evidence.ledger._base import (
     CONSISTENCY_FORMAT,
     INCLUSION_FORMAT,
@@ -23,8 +29,6 @@ from evidence.ledger._base import (
     MAX_TOKEN_BYTES,
     MAX_TREE_SIZE,
     SHA256_HEX_RE,
-    LedgerError,
-    LedgerMismatchError,
     read_bounded,
 )
 from evidence.ledger.merkle import (
@@ -38,13 +42,13 @@ from evidence.ledger.report import (
     Finding,
     LedgerCheck,
     LedgerReport,
-    Status,
     signature_check,
     simple_check,
     timestamp_check,
 )
 from evidence.ledger.store import LeafEntry, Ledger, package_facts
 from evidence.manifest import strict_loads
+from evidence.verifying.report import Status
 
 if typing.TYPE_CHECKING:
     from cryptography import x509

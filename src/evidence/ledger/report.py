@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import typing
 
@@ -12,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from evidence import clock
 from evidence.display import safe
 from evidence.ledger.note import Checkpoint
+from evidence.verifying.report import Status
 
 if typing.TYPE_CHECKING:
     from cryptography import x509
@@ -20,15 +20,6 @@ if typing.TYPE_CHECKING:
 # ---------------------------------------------------------------------------
 # Results: named checks, structured findings, an outcome
 # ---------------------------------------------------------------------------
-
-
-class Status(str, enum.Enum):
-    """The result of one check. NOT_CHECKED is never a pass."""
-
-    PASS = "PASS"  # noqa: S105 - not a password
-    FAIL = "FAIL"
-    WARN = "WARN"
-    NOT_CHECKED = "NOT CHECKED"
 
 
 @attrs.frozen

@@ -17,7 +17,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from evidence import clock
 from evidence.display import safe
-from evidence.errors import ManifestError, PackageError, StorageError, UsageError
+from evidence.errors import (
+    LedgerError,
+    LedgerMismatchError,
+    ManifestError,
+    PackageError,
+    StorageError,
+    UsageError,
+)
 from evidence.ledger._base import (
     CHECKPOINT_RE,
     CHECKPOINTS,
@@ -40,8 +47,6 @@ from evidence.ledger._base import (
     PACKAGE_ID_RE,
     SHA256_HEX_RE,
     TOKEN_RE,
-    LedgerError,
-    LedgerMismatchError,
     log,
     open_read,
     read_bounded,

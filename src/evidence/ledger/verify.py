@@ -11,15 +11,17 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from evidence.display import safe
-from evidence.errors import EvidenceError
-from evidence.ledger._base import MAX_CHECKPOINT_BYTES, LedgerError, read_bounded
+from evidence.errors import EvidenceError, LedgerError
+from evidence.ledger._base import (
+    MAX_CHECKPOINT_BYTES,
+    read_bounded,
+)
 from evidence.ledger.merkle import consistency_path, verify_consistency
 from evidence.ledger.note import Checkpoint
 from evidence.ledger.report import (
     Finding,
     LedgerCheck,
     LedgerReport,
-    Status,
     signature_check,
     simple_check,
     timestamp_check,
@@ -33,6 +35,7 @@ from evidence.ledger.store import (
     read_token,
     recompute,
 )
+from evidence.verifying.report import Status
 
 if typing.TYPE_CHECKING:
     from cryptography import x509

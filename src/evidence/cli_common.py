@@ -1,0 +1,108 @@
+"""What the command-line modules share: JSON output, passphrases, key loading, option types.
+
+Only CLI modules import this (the library never prints or prompts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import typing
+
+if typing.TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+__all__ = [
+    "MIN_PASSPHRASE_LENGTH",
+    "PASSPHRASE_ENV",
+    "key_passphrase",
+    "load_signing_key",
+    "passphrase",
+    "positive_float",
+    "print_json",
+    "tsa_roots",
+]
+
+PASSPHRASE_ENV = "EVIDENCE_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+MIN_PASSPHRASE_LENGTH = 8
+
+
+def print_json(doc: object) -> None:
+    # ensure_ascii: valid JSON whatever the package holds (lone surrogates
+    # become \ud800 escapes) and no raw control or bidi characters on screen.
+    print(json.dumps(doc, indent=2, ensure_ascii=True), flush=True)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
+
+
+def passphrase(*, confirm: bool, purpose: str) -> bytes:
+    from evidence.errors import KeyFileError, UsageError
+
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env is not None:
+        if confirm and len(env) < MIN_PASSPHRASE_LENGTH:
+            raise UsageError(
+                f"{PASSPHRASE_ENV} is shorter than {MIN_PASSPHRASE_LENGTH} characters; "
+                "use a longer passphrase (or --no-passphrase, not recommended)"
+            )
+        return env.encode("utf-8")
+    if not sys.stdin.isatty():
+        raise KeyFileError(
+            f"{purpose} needs a passphrase: set {PASSPHRASE_ENV} or run in a terminal"
+        )
+    import getpass
+
+    first = getpass.getpass(f"Passphrase for {purpose}: ")
+    if confirm:
+        if len(first) < MIN_PASSPHRASE_LENGTH:
+            raise UsageError(
+                f"the passphrase is shorter than {MIN_PASSPHRASE_LENGTH} characters; "
+                "nothing was written"
+            )
+        second = getpass.getpass("Repeat the passphrase: ")
+        if first != second:
+            raise KeyFileError("the two passphrases differ; nothing was written")
+    return first.encode("utf-8")
+
+
+def key_passphrase(path: str) -> bytes | None:
+    """The passphrase for an encrypted private key file (asked for only then), else None."""
+    from evidence.errors import KeyFileError
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
+    if b"ENCRYPTED PRIVATE KEY" in head:
+        return passphrase(confirm=False, purpose=path)
+    return None
+
+
+def load_signing_key(path: str) -> Ed25519PrivateKey:
+    from evidence.keys import load_private_key
+
+    return load_private_key(path, key_passphrase(path))
+
+
+def tsa_roots(paths: list[str]) -> list[typing.Any]:
+    if not paths:
+        return []
+    from evidence.errors import EvidenceError, UsageError
+    from evidence.timestamping import load_tsa_roots
+
+    try:
+        return load_tsa_roots(paths)
+    except EvidenceError as exc:
+        # A --tsa-ca file the caller named is an input error, not a TSA failure.
+        raise UsageError(f"--tsa-ca: {exc}") from exc
