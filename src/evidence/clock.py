@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
-__all__ = ["FORMAT", "iso", "now", "now_iso", "parse_iso"]
+__all__ = ["FORMAT", "iso", "now", "now_iso", "parse_iso", "shift"]
 
 FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -37,3 +37,16 @@ def parse_iso(text: object) -> _dt.datetime | None:
         return _dt.datetime.strptime(text, FORMAT).replace(tzinfo=_dt.timezone.utc)
     except ValueError:
         return None
+
+
+def shift(when: _dt.datetime, delta: _dt.timedelta) -> _dt.datetime:
+    """``when + delta``, clamped to the representable range instead of raising.
+
+    Times come from packages (year 1 or 9999 parse fine); a tolerance added to
+    them must not crash a check with OverflowError.
+    """
+    try:
+        return when + delta
+    except OverflowError:
+        edge = _dt.datetime.max if delta > _dt.timedelta(0) else _dt.datetime.min
+        return edge.replace(tzinfo=when.tzinfo)

@@ -25,6 +25,7 @@ from evidence.errors import ManifestError
 
 __all__ = [
     "FORMAT",
+    "MAX_CONTAINERS",
     "MAX_DEPTH",
     "MAX_MANIFEST_BYTES",
     "CaptureInfo",
@@ -52,6 +53,10 @@ FORMAT = "evidence-package/1"
 # far beyond any sane manifest and still cheap to refuse.
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 32
+# Objects and arrays in one document. Bytes alone do not bound memory: 60 MiB
+# of "{}," is 20 million dicts (3 GB). A 100,000-record manifest holds about
+# 250,000; brackets inside strings count too, so this is a generous bound.
+MAX_CONTAINERS = 2_000_000
 
 
 def dumps(obj: typing.Any) -> bytes:
@@ -294,6 +299,11 @@ def strict_loads(
     in their place (see :meth:`Manifest.from_text`).
     """
     text = decode_strict(raw, what=what, max_bytes=max_bytes) if isinstance(raw, bytes) else raw
+    containers = text.count("{") + text.count("[")
+    if containers > MAX_CONTAINERS:
+        raise ManifestError(
+            f"{what} has {containers} objects and arrays, more than the limit of {MAX_CONTAINERS}"
+        )
     try:
         hook = _collector(inventory) if inventory is not None else _no_duplicates
         value = json.loads(text, object_pairs_hook=hook, parse_constant=_no_constants)

@@ -318,7 +318,7 @@ def describe_custody(listing: JSONDict) -> str:
         label = f"{seq:>3}." if seq is not None else f"{_text(e.get('seq'), '?'):>3}."
         actor = f" by {_text(e.get('actor'))}" if e.get("actor") else ""
         lines.append(f"{label} {_text(e.get('time'))}  {_text(e.get('event'))}{actor}")
-        if "key_id" in e or "signature" in e:
+        if e.get("key_id") is not None or e.get("signature") is not None:
             lines.append(f"      claims a signature by key {_text(e.get('key_id'))} (not checked)")
         if e.get("note"):
             lines.append(f"      note: {_text(e.get('note'))}")

@@ -595,3 +595,12 @@ def test_sparse_tag_file_is_not_hashed(package_copy, signer, name):
     report, elapsed = _timed_verify(package_copy, signer)
     assert report.outcome is Outcome.FAILED
     assert elapsed < 5, elapsed
+
+
+@pytest.mark.parametrize("name", ["fetch.txt", "manifest-md5.txt", "tagmanifest-sha512.txt"])
+def test_reserved_bagit_files_at_the_root_fail(package_copy, signer, name):
+    # bagit.py honours them (an extra manifest makes the bag "incomplete",
+    # fetch.txt makes fetch tools download into data/): never a harmless extra.
+    (package_copy / name).write_text("d41d8cd98f00b204e9800998ecf8427e  data/retracted.html\n")
+    report = verify(package_copy, trust=[signer.pub])
+    failed(report, "layout")

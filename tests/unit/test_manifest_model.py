@@ -123,3 +123,21 @@ def test_show_on_a_signed_manifest_with_hostile_types_is_one_line_not_a_tracebac
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and "capture.tls" in proc.stderr
+
+
+def test_many_tiny_containers_are_refused_before_parsing() -> None:
+    # 60 MiB of "{}," was 20 million dicts: 3 GB and a minute (adversarial review).
+    import time
+    import tracemalloc
+
+    from evidence.manifest import MAX_CONTAINERS
+
+    raw = b'{"x": [' + b"{}," * (MAX_CONTAINERS // 2) + b"[]" * (MAX_CONTAINERS // 2) + b"]}"
+    tracemalloc.start()
+    started = time.monotonic()
+    with pytest.raises(ManifestError, match="objects and arrays"):
+        Manifest.from_bytes(raw)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert time.monotonic() - started < 5
+    assert peak < 4 * len(raw) + 50_000_000

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import attrs
 
-from evidence.clock import parse_iso
+from evidence.clock import parse_iso, shift
 from evidence.custody import CLOCK_TOLERANCE, CUSTODY_PATH, EVENTS
 from evidence.errors import EvidenceError
 from evidence.package import read_regular_file
@@ -91,6 +91,8 @@ class CustodyEvent:
             )
         elif self.signature is SignatureState.INVALID:
             text += "; signature INVALID"
+        else:
+            text += "; unsigned (anyone holding the package could have written it)"
         if self.note:
             text += f"; note: {self.note}"
         return text
@@ -162,7 +164,9 @@ def check_log(
     *,
     manifest_created: _dt.datetime | None = None,
     manifest_signers: typing.Collection[str] = (),
+    trusted_manifest_signers: typing.Collection[str] = (),
     require_captured: bool = False,
+    now: _dt.datetime | None = None,
     limits: VerifyLimits = DEFAULT_LIMITS,
 ) -> CustodyCheck:
     """Check links, order, types, times and signatures of a custody log.
@@ -177,7 +181,13 @@ def check_log(
         manifest_created: events dated earlier (beyond the clock tolerance) fail.
         manifest_signers: key ids with a valid signature over the manifest; if
             any, a signed ``captured`` event must be by one of them.
+        trusted_manifest_signers: the trusted ones among them. Each must have
+            signed at least one event (the capture's own ``captured`` event, or
+            the ``signed``/``countersigned`` event that signing adds): a log
+            without one is not the log of this signer's package (replaced).
         require_captured: the log must exist and start with ``captured``.
+        now: the verification time; events dated later (beyond the clock
+            tolerance) fail.
         limits: caps on line size and number of events.
 
     Never raises for bad content: every problem is a :class:`Finding`.
@@ -252,9 +262,11 @@ def check_log(
         if when is None:
             problem(f"bad time {obj.get('time')!r}")
         else:
-            if last_time is not None and when < last_time - CLOCK_TOLERANCE:
+            if last_time is not None and when < shift(last_time, -CLOCK_TOLERANCE):
                 problem(f"time goes backwards ({obj.get('time')})")
-            if manifest_created is not None and when < manifest_created - CLOCK_TOLERANCE:
+            if now is not None and when > shift(now, CLOCK_TOLERANCE):
+                problem(f"dated {obj.get('time')}, after this verification ran")
+            if manifest_created is not None and when < shift(manifest_created, -CLOCK_TOLERANCE):
                 problem(
                     f"dated {obj.get('time')}, before the manifest was created "
                     f"({manifest_created.isoformat()})"
@@ -292,6 +304,14 @@ def check_log(
             )
         )
         prev_digest = hashlib.sha256(line).hexdigest()
+    for kid in sorted(set(trusted_manifest_signers) - set(trusted)):
+        problems.append(
+            Finding(
+                f"no event is signed by key {kid}, which signed the manifest: the log is "
+                "not this package's own (replaced?)",
+                CUSTODY_PATH,
+            )
+        )
     return CustodyCheck(
         tuple(events), tuple(problems), tuple(trusted), tuple(untrusted), tuple(unverifiable)
     )
@@ -328,6 +348,8 @@ def custody_check(
     manifest_signers: typing.Collection[str],
     anchors: typing.Sequence[str],
     limits: VerifyLimits,
+    trusted_manifest_signers: typing.Collection[str] = (),
+    now: _dt.datetime | None = None,
 ) -> Check:
     """The verifier's custody step (see the module docstring)."""
     if declared is not None and declared != CUSTODY_PATH:
@@ -359,7 +381,9 @@ def custody_check(
         bundled,
         manifest_created=manifest_created,
         manifest_signers=manifest_signers,
+        trusted_manifest_signers=trusted_manifest_signers,
         require_captured=required,
+        now=now,
         limits=limits,
     )
     present = {hashlib.sha256(line).hexdigest() for line in lines[: limits.custody_events]}

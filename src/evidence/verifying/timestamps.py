@@ -13,6 +13,7 @@ import logging
 import typing
 from pathlib import Path
 
+from evidence.clock import shift
 from evidence.package import read_regular_file
 from evidence.verifying.report import Check, Finding, Status
 
@@ -136,7 +137,7 @@ def timestamp_checks(
         if when is not None and capture_start is not None:
             try:
                 slack = _dt.timedelta(seconds=result.accuracy_seconds + 1)
-                if when < capture_start - slack:
+                if when < shift(capture_start, -slack):
                     problems.append(
                         f"genTime {when.isoformat()} is before the capture began "
                         f"({capture_start.isoformat()})"

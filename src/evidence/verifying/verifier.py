@@ -48,7 +48,8 @@ from pathlib import Path
 
 import attrs
 
-from evidence.clock import now_iso
+from evidence.clock import now_iso, parse_iso
+from evidence.display import safe
 from evidence.errors import EvidenceError, ManifestError, PackageError, VerificationError
 from evidence.keys import Keyring, key_id, public_key_from_bytes, public_key_pem
 from evidence.manifest import Manifest, PayloadFile, decode_strict
@@ -87,6 +88,8 @@ __all__ = ["TrustInput", "verify", "verify_strict"]
 log = logging.getLogger(__name__)
 
 _ROOT_FILES = {"bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt"}
+# Names RFC 8493 gives meaning to at the top of a bag, beyond the ones we write.
+_BAGIT_RESERVED = re.compile(r"^(fetch\.txt|(tag)?manifest-[A-Za-z0-9]+\.txt)$", re.IGNORECASE)
 # Directories whose files may all be removed (a package whose last signature
 # was deleted is simply unsigned), so an empty one is not a defect.
 _MAY_BE_EMPTY = frozenset(ATTACHMENT_DIRS)
@@ -291,6 +294,8 @@ class _Verifier:
                         declared=facts.custody_log if facts else None,
                         manifest_created=facts.created if facts else None,
                         manifest_signers=set(self.trusted) | set(self.valid_untrusted),
+                        trusted_manifest_signers=set(self.trusted),
+                        now=parse_iso(self.verified_at),
                         anchors=self.custody_anchors,
                         limits=self.limits,
                     )
@@ -298,7 +303,9 @@ class _Verifier:
         except (OSError, EvidenceError) as exc:  # an unreadable file, mid-way
             self.add("io", "Reading the package", Status.FAIL, f"cannot read the package: {exc}")
         except Exception as exc:  # fail closed: a defect in us must not read as a pass
-            log.exception("verification of %s stopped", self.path)
+            # Debug level: a traceback on a user's terminal helps no one, and
+            # the path is shown safely like every other package string.
+            log.debug("verification of %s stopped", safe(str(self.path)), exc_info=True)
             self.add(
                 "io",
                 "Reading the package",
@@ -351,6 +358,14 @@ class _Verifier:
             if pattern is not None and pattern.match(base):
                 continue
             if name in ATTACHMENT_FILES:
+                continue
+            if not parent and _BAGIT_RESERVED.match(name):
+                # BagIt tools act on these (fetch.txt makes them download into
+                # data/; another manifest makes bagit.py call the bag
+                # incomplete): never a harmless extra.
+                problems.append(
+                    Finding("is a BagIt file that BagIt tools act on; not allowed here", name)
+                )
                 continue
             if not parent:
                 # A .DS_Store, or a key or certificate copied beside the bag:
