@@ -184,6 +184,8 @@ def screenshot_from_warc(
         raw = inflater.decompress(member, MAX_SCREENSHOT_BYTES + 64 * 1024)
     except zlib.error:
         return None
+    if not inflater.eof or inflater.unconsumed_tail:
+        return None  # larger than the bound once inflated, or cut off
     end = raw.find(b"\r\n\r\n")
     if end < 0:
         return None
@@ -198,7 +200,7 @@ def screenshot_from_warc(
     if size is None or size > MAX_SCREENSHOT_BYTES:
         return None
     block = raw[end + 4 : end + 4 + size]
-    if len(block) != size:
+    if len(block) != size or raw[end + 4 + size :] != b"\r\n\r\n":
         return None
     if block.startswith(_PNG):
         dims = _png_size(block)

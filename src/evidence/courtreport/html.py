@@ -150,9 +150,12 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f4f4f4;
 .url { direction: ltr; overflow-wrap: anywhere; }
 .verdict { border: 1.5pt solid; padding: 2.5mm 3mm; margin: 2mm 0 3mm 0; }
 .verdict .word { font-size: 20pt; font-weight: bold; }
-.ok { color: #0a5a0a; border-color: #0a5a0a; }
-.fail { color: #a00000; border-color: #a00000; }
-.warn { color: #8a5a00; border-color: #8a5a00; }
+.ok { color: #0a5a0a; }
+.fail { color: #a00000; }
+.warn { color: #8a5a00; }
+.verdict.ok { border-color: #0a5a0a; }
+.verdict.fail { border-color: #a00000; }
+.verdict.warn { border-color: #8a5a00; }
 .nc { color: #444; }
 td.status { font-weight: bold; }
 .small { font-size: 7.5pt; color: #333; }
