@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import datetime
 import hashlib
 import io
 import re
@@ -182,3 +184,70 @@ def test_report_survives_a_read_only_custody_log(package_copy, signer, tmp_path)
     result = evidence.report(package_copy, out=out, trust=[signer.pub])
     assert out.exists() and result.custody_problems
     assert result.custody_events == ()
+
+
+def test_the_pdf_renderer_fetches_nothing(tmp_path):
+    """Even if the HTML named a resource, rendering would stop instead of fetching it."""
+    import http.server
+    import threading
+
+    from evidence.courtreport.pdf import render_pdf
+    from evidence.errors import ReportError
+
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(PNG_1x1)))
+            self.end_headers()
+            self.wfile.write(PNG_1x1)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not read")
+    try:
+        port = server.server_address[1]
+        for src in (
+            f"http://127.0.0.1:{port}/beacon.png",
+            secret.as_uri(),
+            f"<style>@import url('http://127.0.0.1:{port}/x.css');</style>",
+        ):
+            body = src if src.startswith("<") else f'<img src="{src}">'
+            with pytest.raises(ReportError, match="refused"):
+                render_pdf(f"<html><body>{body}</body></html>", [], created=_NOW)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert hits == []
+    # The inline image the report does use still renders.
+    data = "data:image/png;base64," + base64.b64encode(PNG_1x1).decode()
+    assert render_pdf(f'<img src="{data}">', [], created=_NOW).startswith(b"%PDF-")
+
+
+_NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def test_every_shown_value_is_inert_html():
+    import unicodedata
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from evidence.courtreport.html import _t, _url, _words
+
+    @given(st.text(max_size=300))
+    def check(value: str) -> None:
+        for render in (_t, _url, _words):
+            out = render(value)
+            inner = re.sub(r"^<[^>]*>|</[a-z]+>$", "", out)
+            assert "<" not in inner and ">" not in inner and '"' not in inner
+            assert not any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in out)
+
+    check()
