@@ -531,3 +531,24 @@ def test_report_without_weasyprint_says_how_to_install(stamped, signer, tmp_path
     assert "pip install 'evidence-archive[report]'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "r.pdf").exists()
+
+
+def test_https_capture_shows_the_certificate_chain(site, tmp_path, test_ca, signer):
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    s = site(
+        {"/": (200, [("Content-Type", "text/html")], b"<p>secure</p>")}, test_ca.server_context()
+    )
+    result = capture(
+        s.url("/"),
+        out=tmp_path / "pkgs",
+        options=CaptureOptions(ca_bundle=str(test_ca.root_pem)),
+        sign_with=[signer.key],
+    )
+    out = tmp_path / "tls.html"
+    evidence.report(result.path, out=out, trust=[signer.pub], record_custody=False)
+    doc = out.read_text("utf-8")
+    leaf = test_ca.leaf
+    assert hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest() in doc
+    assert leaf.subject.rfc4514_string() in doc and leaf.issuer.rfc4514_string() in doc
+    assert "was verified by the capturing machine" in doc

@@ -545,6 +545,15 @@ def _methodology(facts: PackageFacts) -> str:
     signer = ", ".join(s.key_id[:16] + "…" for s in facts.signers)
     stamps = "; ".join(f"{t.gen_time} ({t.status.value})" for t in facts.timestamps if t.gen_time)
     events = ", ".join(sorted({r.event.event for r in facts.custody if r.event and r.event.event}))
+    tech = "nothing recorded"
+    if cap is not None:
+        certs = len(cap.tls.certificates or ()) if cap.tls is not None else 0
+        tls = (
+            f"TLS {_opt(cap.tls.protocol)} with {certs} certificate(s)"
+            if cap.tls is not None
+            else "no TLS (plain HTTP)"
+        )
+        tech = f"DNS answers for {len(cap.dns)} host(s); {tls}"
     rows = [
         (
             "The online information's address (URL)",
@@ -573,7 +582,7 @@ def _methodology(facts: PackageFacts) -> str:
         ),
         (
             "Technical data of the source",
-            f"server IP {_opt(cap.server_ip if cap else None)}; DNS; TLS chain",
+            f"server IP {_opt(cap.server_ip if cap else None)}; {tech}",
             "capture.server_ip, dns, tls",
         ),
         (
