@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import struct
 import subprocess
@@ -235,6 +236,8 @@ def test_pdf_report_reads_back_with_independent_tools(stamped_copy, signer, tsa,
     subprocess.run(["qpdf", "--qdf", "--object-streams=disable", str(out), str(plain)], check=True)
     xmp = plain.read_bytes()
     assert b'pdfaid:part="3"' in xmp or b"<pdfaid:part>3</pdfaid:part>" in xmp
+    # PDF/A-3 associated files: each embedded file says how it relates to the document.
+    assert xmp.count(b"/AFRelationship /Source") >= 5
 
     # The proofs are attached byte for byte and still verify with openssl.
     names = _attachment_names(out)
@@ -254,6 +257,15 @@ def test_pdf_report_reads_back_with_independent_tools(stamped_copy, signer, tsa,
     for name, content in expected.items():
         assert name in names
         assert _attachment(out, name) == content, name
+    verbose = subprocess.run(
+        ["qpdf", "--list-attachments", "--verbose", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    entries = re.split(r"\n(?=\S)", verbose)
+    sig_entry = next(e for e in entries if e.startswith(f"{label}_{signer.kid}.sig ->"))
+    assert "mime type: application/octet-stream" in sig_entry  # raw Ed25519, not PGP
     report_json = json.loads(_attachment(out, f"{label}_verification-report.json"))
     assert report_json["outcome"] == "verified" and report_json["report_version"] == 2
 

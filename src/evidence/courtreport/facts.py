@@ -58,6 +58,17 @@ MAX_SCREENSHOT_PIXELS = 20_000 * 60_000
 MAX_ATTACHMENTS_PER_DIR = 64
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 _PNG = b"\x89PNG\r\n\x1a\n"
+# A guess from the name would call a raw Ed25519 signature (.sig) a PGP signature.
+_MEDIA_TYPES = {
+    ".json": "application/json",
+    ".jsonl": "application/jsonl",
+    ".sig": "application/octet-stream",
+    ".pub": "application/x-pem-file",
+    ".tsr": "application/timestamp-reply",
+    ".tsq": "application/timestamp-query",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+}
 _JPEG = b"\xff\xd8\xff"
 
 
@@ -73,6 +84,14 @@ class Attachment:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def media_type(self) -> str:
+        """The MIME type recorded for the embedded file (by suffix; raw bytes otherwise)."""
+        for suffix, media in _MEDIA_TYPES.items():
+            if self.name.endswith(suffix):
+                return media
+        return "application/octet-stream"
 
 
 @attrs.frozen

@@ -18,6 +18,7 @@ or the file system whatever it contains.
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import logging
 import typing
@@ -77,7 +78,9 @@ def render_pdf(
     try:
         files = [
             weasyprint.Attachment(
-                string=a.data,
+                # A data: URI (served by our fetcher) is how WeasyPrint takes
+                # a MIME type; the bytes are the package's, unchanged.
+                url=f"data:{a.media_type};base64,{base64.b64encode(a.data).decode('ascii')}",
                 name=a.name,
                 description=f"{a.description} ({a.source}; SHA-256 {a.sha256})",
                 created=created,
