@@ -2,7 +2,8 @@
 
 The public API is small and imported lazily, so ``evidence --help`` starts fast.
 No public name is also the name of a subpackage (the subpackages are
-``capturing`` and ``verifying``): importing a submodule sets an attribute on
+``capturing``, ``verifying``, ``ledger`` and ``courtreport``, whose function
+is exported as ``report``): importing a submodule sets an attribute on
 this package, and would otherwise replace the function of the same name::
 
     import evidence
@@ -18,6 +19,7 @@ import typing
 if typing.TYPE_CHECKING:
     from evidence.attach import add_timestamp, append_event, sign_package
     from evidence.capturing import CaptureOptions, CaptureResult, Operator, capture
+    from evidence.courtreport import report
     from evidence.errors import (
         CaptureError,
         CustodyError,
@@ -25,6 +27,7 @@ if typing.TYPE_CHECKING:
         KeyFileError,
         ManifestError,
         PackageError,
+        ReportError,
         SigningError,
         StorageError,
         TimestampError,
@@ -47,6 +50,7 @@ __all__ = [
     "Outcome",
     "PackageError",
     "Report",
+    "ReportError",
     "SigningError",
     "Status",
     "StorageError",
@@ -58,6 +62,7 @@ __all__ = [
     "append_event",
     "capture",
     "load_private_key",
+    "report",
     "sign_package",
     "verify",
     "verify_strict",
@@ -77,6 +82,7 @@ _LAZY = {
     "KeyFileError": "evidence.errors",
     "ManifestError": "evidence.errors",
     "PackageError": "evidence.errors",
+    "ReportError": "evidence.errors",
     "SigningError": "evidence.errors",
     "VerificationError": "evidence.errors",
     "Keyring": "evidence.keys",
@@ -84,6 +90,7 @@ _LAZY = {
     "sign_package": "evidence.attach",
     "add_timestamp": "evidence.attach",
     "append_event": "evidence.attach",
+    "report": "evidence.courtreport",
     "Outcome": "evidence.verifying",
     "Report": "evidence.verifying",
     "Status": "evidence.verifying",

@@ -730,6 +730,9 @@ def build_parser() -> argparse.ArgumentParser:
     from evidence.cli_ledger import add_ledger_parser
 
     add_ledger_parser(sub)
+    from evidence.cli_report import add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 

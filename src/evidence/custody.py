@@ -66,6 +66,7 @@ EVENTS = (
     "transferred",
     "exported",
     "checked",
+    "reported",
 )
 # ``captured`` is the first event only, made by the capture itself: nobody
 # may add it to an existing log.

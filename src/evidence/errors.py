@@ -17,6 +17,7 @@ decides by message text::
      ├── CustodyError          (2) a custody event cannot be made or read
      ├── LedgerError           (2) a ledger, checkpoint or proof is missing or malformed
      │    └── LedgerMismatchError (1) the ledger disagrees with a checkpoint or package
+     ├── ReportError           (1) a court report could not be rendered
      └── VerificationError     (1) raised by ``verify_strict`` when a package does not verify
 """
 
@@ -37,6 +38,7 @@ __all__ = [
     "LedgerMismatchError",
     "ManifestError",
     "PackageError",
+    "ReportError",
     "SigningError",
     "StorageError",
     "TimestampError",
@@ -130,6 +132,12 @@ class LedgerError(EvidenceError):
 
 class LedgerMismatchError(LedgerError):
     """The ledger disagrees with a checkpoint or a package it is asked about."""
+
+    exit_code = 1
+
+
+class ReportError(EvidenceError):
+    """A court report could not be rendered (the renderer failed)."""
 
     exit_code = 1
 

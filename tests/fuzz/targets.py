@@ -267,7 +267,44 @@ def fuzz_show(data: bytes) -> None:
         json.loads(json.dumps(info, ensure_ascii=True))
 
 
+_ALLOWED_TAGS = {
+    "html", "head", "meta", "title", "style", "body", "section", "h1", "h2", "h3", "div",
+    "p", "table", "tr", "th", "td", "span", "b", "i", "br", "bdi", "pre", "img",
+}  # fmt: skip
+
+
+def fuzz_court_report(data: bytes) -> None:
+    """The court report's HTML for a package whose every shown string is hostile."""
+    import re
+
+    from evidence.courtreport.facts import gather
+    from evidence.courtreport.html import render_html
+    from evidence.verifying import verify
+
+    # Markup and escapes always, so every run tests escaping, not only rare inputs.
+    text = "<img src=x onerror=1>\x1b[8m\u202e" + _hostile_text(data)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "pkg"
+        (root / "evidence").mkdir(parents=True)
+        (root / "bagit.txt").write_bytes(b"BagIt-Version: 1.0\n")
+        raw = json.dumps(_hostile_manifest(text), ensure_ascii=True).encode()
+        (root / "evidence" / "manifest.json").write_bytes(raw)
+        event = {"seq": 1, "event": text, "time": text, "actor": text, "note": text,
+                 "key_id": text, "prev": text}  # fmt: skip
+        line = json.dumps(event, ensure_ascii=True).encode()
+        (root / "evidence" / "custody.jsonl").write_bytes(line + b"\n" + line[:-3])
+        doc = render_html(
+            [gather(root, verify(root, trust=[]))], generated="2026-01-01T00:00:00Z", software="x"
+        )
+    doc.encode("utf-8")
+    assert not (set(doc) - {"\n"}) & _UNSAFE
+    tags = {t.lower() for t in re.findall(r"<\s*/?\s*([A-Za-z0-9!]+)", doc)} - {"!doctype"}
+    assert tags <= _ALLOWED_TAGS, tags - _ALLOWED_TAGS
+    assert doc.count("<img") == 0  # no screenshot here, and the hostile one is text
+
+
 TARGETS = {
+    "court-report": fuzz_court_report,
     "show": fuzz_show,
     "display": fuzz_display,
     "title": fuzz_title,

@@ -1,0 +1,685 @@
+"""The court report as one self-contained HTML document.
+
+The same HTML is what a browser shows and what WeasyPrint renders to PDF/A.
+It loads nothing: no scripts, no links to other resources, the one image (a
+screenshot) inline as a ``data:`` URI, and a Content-Security-Policy that
+forbids every fetch a browser could attempt anyway.
+
+Threat model: everything that came from the captured site or the package
+(titles, URLs, headers, certificate names, custody notes and actors, file
+names, key ids, package ids) is attacker-controlled. Each such value goes
+through :func:`_t`: :func:`evidence.display.safe` first (control, bidi and
+invisible characters become visible marks such as ``⟪U+202E⟫``, overlong
+values are cut with a note), then :func:`html.escape`. URLs are also shown in
+a left-to-right isolate, so right-to-left text inside a URL cannot reorder
+the text around it. Our own fixed sentences are written here, never taken
+from the package.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import typing
+
+from evidence.courtreport.facts import PackageFacts
+from evidence.display import safe
+from evidence.verifying.report import Outcome, Status
+
+if typing.TYPE_CHECKING:
+    from evidence.manifest import CertificateInfo, Manifest
+
+__all__ = ["VERDICT_WORDS", "render_html"]
+
+# A value longer than this is cut, with a note saying how much was left out.
+MAX_VALUE = 600
+MAX_URL = 1000
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,200}")
+# Rows shown at most per table a package controls (redirects, requisites, DNS...).
+MAX_ROWS = 200
+
+VERDICT_WORDS = {
+    Outcome.VERIFIED: "VERIFIED",
+    Outcome.FAILED: "FAILED",
+    Outcome.UNTRUSTED: "INTACT BUT NOT TRUSTED",
+    Outcome.NOT_A_PACKAGE: "FAILED: NOT AN EVIDENCE PACKAGE",
+}
+_VERDICT_CLASS = {
+    Outcome.VERIFIED: "ok",
+    Outcome.FAILED: "fail",
+    Outcome.UNTRUSTED: "warn",
+    Outcome.NOT_A_PACKAGE: "fail",
+}
+_STATUS_CLASS = {
+    Status.PASS: "ok",
+    Status.FAIL: "fail",
+    Status.WARN: "warn",
+    Status.NOT_CHECKED: "nc",
+}
+
+# What each check proves, and what it does not, by check name (or prefix before ":").
+_MEANING: dict[str, tuple[str, str]] = {
+    "package": (
+        "Whether the path given is a finished evidence package.",
+        "Nothing about its contents.",
+    ),
+    "io": (
+        "Whether every file could be read.",
+        "Nothing about the contents of files that could not be read.",
+    ),
+    "layout": (
+        "Every file is a regular file in a place the format allows, so nothing is hidden "
+        "among the evidence.",
+        "That the files' contents are right (later checks do that).",
+    ),
+    "extra-files": (
+        "Names files beside the package that are outside the seal.",
+        "Anything about those files: they are not evidence and were not checked.",
+    ),
+    "bag.tags": (
+        "The BagIt tag files, including manifest.json, match the SHA-256 values listed "
+        "in tagmanifest-sha256.txt.",
+        "Who made them: the tag manifest is not signed (the signature check is).",
+    ),
+    "signatures": (
+        "Whether any signature is present.",
+        "Who captured the page: an unsigned package names nobody.",
+    ),
+    "signature": (
+        "The holder of this private key signed these exact bytes of manifest.json.",
+        "Who holds that key: that link comes from how you obtained the key, not from the package.",
+    ),
+    "manifest": (
+        "manifest.json is a strictly valid format-1 manifest, read only after its "
+        "signature was checked.",
+        "That what it states about the capture is true beyond what the other checks test.",
+    ),
+    "bag.sealed": (
+        "What BagIt tools show (bag-info and both checksum lists) is exactly what the "
+        "signed manifest implies.",
+        "Anything the manifest itself does not state.",
+    ),
+    "payload": (
+        "Every payload file (the WARC) has the size and SHA-256 the signed manifest "
+        "gives: it is bit for bit what was sealed.",
+        "When it was sealed (a timestamp does that) or that the server told the truth.",
+    ),
+    "warc": (
+        "Every WARC record is where the signed inventory says, with its digests: the "
+        "recorded bytes are what the server sent, as received by the capturing machine.",
+        "That the page's content is true, or that others saw the same page.",
+    ),
+    "timestamps": (
+        "Whether a trusted RFC 3161 timestamp is present (and, if required, verifies).",
+        "Without one, nothing independent fixes when the manifest existed.",
+    ),
+    "timestamp": (
+        "An independent time-stamping authority saw this exact manifest.json no later "
+        "than its genTime.",
+        "When the page was captured before that, who captured it, or that the page told the truth.",
+    ),
+    "custody": (
+        "The chain-of-custody log is intact: every event links to the one before, "
+        "times are in order, and signatures on events are valid.",
+        "That no event was cut from its end, unless an anchor held elsewhere was given; "
+        "nor that the notes are true.",
+    ),
+}
+
+_CSS = """
+@page { size: A4; margin: 16mm 15mm 18mm 15mm;
+  @bottom-left { content: "evidence court report"; font-size: 7.5pt; color: #555; }
+  @bottom-right { content: "page " counter(page) " of " counter(pages);
+    font-size: 7.5pt; color: #555; } }
+html { font-family: "DejaVu Sans", "Noto Sans CJK SC", "Noto Sans", sans-serif;
+  font-size: 9pt; line-height: 1.35; color: #111; }
+body { margin: 0; }
+h1 { font-size: 15pt; margin: 0 0 2mm 0; }
+h2 { font-size: 12pt; margin: 6mm 0 2mm 0; border-bottom: 1px solid #999; }
+h3 { font-size: 10pt; margin: 4mm 0 1mm 0; }
+p { margin: 1mm 0 2mm 0; }
+table { border-collapse: collapse; width: 100%; table-layout: fixed; margin: 1mm 0 3mm 0; }
+th, td { border: 0.5pt solid #bbb; padding: 1mm 1.5mm; vertical-align: top; text-align: left;
+  overflow-wrap: anywhere; word-wrap: break-word; }
+th { background: #eee; }
+table.facts th { width: 30%; }
+.mono, pre, code { font-family: "DejaVu Sans Mono", monospace; font-size: 7.5pt; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f4f4f4;
+  border: 0.5pt solid #ccc; padding: 2mm; margin: 1mm 0 3mm 0; }
+.url { direction: ltr; overflow-wrap: anywhere; }
+.verdict { border: 1.5pt solid; padding: 2.5mm 3mm; margin: 2mm 0 3mm 0; }
+.verdict .word { font-size: 20pt; font-weight: bold; }
+.ok { color: #0a5a0a; }
+.fail { color: #a00000; }
+.warn { color: #8a5a00; }
+.verdict.ok { border-color: #0a5a0a; }
+.verdict.fail { border-color: #a00000; }
+.verdict.warn { border-color: #8a5a00; }
+.nc { color: #444; }
+td.status { font-weight: bold; }
+.small { font-size: 7.5pt; color: #333; }
+.shot { text-align: center; margin: 2mm 0; }
+.shot img { max-width: 100%; max-height: 95mm; border: 0.5pt solid #888; }
+.package { break-before: page; }
+.claims { color: #8a5a00; }
+"""
+
+
+def _t(value: object, limit: int = MAX_VALUE) -> str:
+    """A value from a package or a site: made visible and harmless, cut, then escaped."""
+    return html.escape(safe(value, max_length=limit), quote=True)
+
+
+def _opt(value: object, limit: int = MAX_VALUE, missing: str = "not recorded") -> str:
+    if value is None or value == "":
+        return f'<span class="nc">{missing}</span>'
+    return _t(value, limit)
+
+
+def _url(value: object) -> str:
+    if value is None or value == "":
+        return '<span class="nc">not recorded</span>'
+    return f'<span class="url mono" dir="ltr">{_t(value, MAX_URL)}</span>'
+
+
+def _words(value: object) -> str:
+    """Free text from the site (a title, a note): isolated so its direction stays its own."""
+    if value is None or value == "":
+        return '<span class="nc">none</span>'
+    return f"<bdi>{_t(value)}</bdi>"
+
+
+def _row(label: str, value: str) -> str:
+    return f"<tr><th>{label}</th><td>{value}</td></tr>"
+
+
+def _meaning(check_name: str) -> tuple[str, str]:
+    key = check_name if check_name in _MEANING else check_name.split(":", 1)[0]
+    return _MEANING.get(key, ("A check of the package.", "Anything beyond what its result says."))
+
+
+def _signers(facts: PackageFacts) -> str:
+    if not facts.signers:
+        return '<span class="fail">no valid signature</span>'
+    parts = []
+    for s in facts.signers:
+        who = f" ({_t(s.name)}, your key file)" if s.name else ""
+        trust = "a key you trust" if s.trusted else "valid, but NOT a key you trust"
+        parts.append(f'<span class="mono">{_t(s.key_id)}</span>{who}: {trust}')
+    return "<br>".join(parts)
+
+
+def _tsa_time(facts: PackageFacts) -> str:
+    verified = [t for t in facts.timestamps if t.status is Status.PASS and t.gen_time]
+    if verified:
+        return "<br>".join(
+            f"{_t(t.gen_time)} (UTC), by {_opt(t.tsa)}; verified against a TSA root you trust"
+            for t in verified
+        )
+    if facts.timestamps:
+        return (
+            '<span class="warn">present, but no token verified against a TSA root you trust</span>'
+        )
+    return '<span class="nc">no timestamp</span>'
+
+
+def _verdict_box(facts: PackageFacts) -> str:
+    v = facts.verification
+    cls = _VERDICT_CLASS[v.outcome]
+    return (
+        f'<div class="verdict {cls}"><div class="word">{VERDICT_WORDS[v.outcome]}</div>'
+        f"<div>{_t(v.verdict, 2000)}</div></div>"
+    )
+
+
+def _page_one(facts: PackageFacts, number: int | None) -> str:
+    v = facts.verification
+    m = facts.manifest
+    cap = m.capture if m is not None else None
+    s = v.subject
+    out = [f'<section class="package" id="package-{number or 1}">' if number else "<section>"]
+    heading = f"Package {number}: " if number else ""
+    out.append(f"<h1>{heading}Court report on a web evidence package</h1>")
+    out.append(_verdict_box(facts))
+    rows = [
+        _row("URL as captured", _url(cap.requested_url if cap else s.requested_url if s else None)),
+        _row("Final URL", _url(cap.final_url if cap else s.final_url if s else None)),
+        _row("HTTP status", _opt(cap.status if cap else s.status if s else None)),
+        _row(
+            "Capture time (UTC)",
+            _opt(cap.started if cap else s.captured_at if s else None)
+            + (f" to {_t(cap.ended)}" if cap else ""),
+        ),
+        _row("Timestamp authority's time", _tsa_time(facts)),
+        _row("Signed by", _signers(facts)),
+        _row(
+            "SHA-256 of manifest.json", f'<span class="mono">{_opt(facts.manifest_sha256)}</span>'
+        ),
+        _row(
+            f"SHA-256 of the WARC ({_opt(facts.warc_path)})",
+            f'<span class="mono">{_opt(facts.warc_sha256)}</span>',
+        ),
+        _row("Package id", f'<span class="mono">{_opt(v.package_id)}</span>'),
+        _row(
+            "Verified at (UTC)",
+            f"{_opt(v.verified_at)} with evidence {_opt(v.software_version)}",
+        ),
+    ]
+    if cap is not None and cap.title:
+        rows.insert(2, _row("Page title (the page's own words)", _words(cap.title)))
+    out.append(f'<table class="facts">{"".join(rows)}</table>')
+    if facts.screenshot is not None and facts.screenshot_type is not None:
+        data = base64.b64encode(facts.screenshot).decode("ascii")
+        out.append(
+            f'<div class="shot"><img alt="screenshot of the captured page" '
+            f'src="data:{facts.screenshot_type};base64,{data}"></div>'
+            '<p class="small">The screenshot, scaled to fit. The full image is attached '
+            "to the PDF version of this report, and stored in the package's WARC.</p>"
+        )
+    if v.outcome is not Outcome.VERIFIED:
+        out.append(
+            '<p class="claims">Facts above are what the package claims; the verdict says '
+            "whether those claims can be relied on.</p>"
+        )
+    out.append("</section>")
+    return "".join(out)
+
+
+def _cert_rows(certs: typing.Sequence[CertificateInfo]) -> str:
+    rows = []
+    for i, c in enumerate(certs[:20]):
+        rows.append(
+            f"<tr><td>{i}</td><td>{_opt(c.subject)}<br><span class='small'>issued by "
+            f"{_opt(c.issuer)}</span></td><td>{_opt(c.not_before)}<br>to {_opt(c.not_after)}</td>"
+            f'<td class="mono">{_opt(c.sha256)}</td></tr>'
+        )
+    return (
+        "<table><tr><th style='width:6%'>#</th><th style='width:40%'>Subject / issuer</th>"
+        "<th style='width:20%'>Valid (UTC)</th><th>SHA-256 fingerprint</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def _captured(m: Manifest | None) -> str:
+    out = ["<h2>What was captured</h2>"]
+    if m is None or m.capture is None:
+        out.append("<p>The manifest cannot be read, so nothing about the capture can be shown.</p>")
+        return "".join(out)
+    cap = m.capture
+    out.append('<p class="small">As stated in the signed manifest.</p>')
+    if cap.redirects:
+        out.append(
+            "<h3>Redirect chain</h3><table><tr><th style='width:8%'>Status</th>"
+            "<th>URL</th><th>Location</th></tr>"
+        )
+        for hop in cap.redirects[:MAX_ROWS]:
+            err = (
+                f"<br><span class='fail'>not followed: {_t(hop.error)}</span>" if hop.error else ""
+            )
+            out.append(
+                f"<tr><td>{_t(hop.status)}</td><td>{_url(hop.url)}</td>"
+                f"<td>{_url(hop.location)}{err}</td></tr>"
+            )
+        out.append("</table>")
+        if len(cap.redirects) > MAX_ROWS:
+            out.append(f"<p class='small'>{len(cap.redirects) - MAX_ROWS} more not shown.</p>")
+    rows = [
+        _row("Server IP", f'<span class="mono">{_opt(cap.server_ip)}</span>'),
+        _row("User agent", _opt(cap.user_agent)),
+    ]
+    op = m.operator.label if m.operator is not None else None
+    rows.append(_row("Operator", _opt(op)))
+    if m.software is not None:
+        sw = m.software
+        libs = ", ".join(f"{_t(k)} {_opt(v)}" for k, v in sorted(sw.libraries.items())[:40])
+        rows.append(
+            _row(
+                "Software",
+                f"{_t(sw.name)} {_t(sw.version)}; Python {_opt(sw.python)} "
+                f"({_opt(sw.implementation)}); {_opt(sw.openssl)}; {_opt(sw.platform)}"
+                + (f"<br><span class='small'>{libs}</span>" if libs else ""),
+            )
+        )
+    if m.options:
+        opts = ", ".join(f"{_t(k)}={_t(v, 200)}" for k, v in sorted(m.options.items())[:60])
+        rows.append(_row("Capture options", f'<span class="small">{opts}</span>'))
+    out.append(f'<table class="facts">{"".join(rows)}</table>')
+    if cap.dns:
+        out.append(
+            "<h3>DNS answers</h3><table><tr><th style='width:35%'>Host</th><th>Answers</th></tr>"
+        )
+        for host in sorted(cap.dns)[:MAX_ROWS]:
+            answers = ", ".join(_t(a) for a in cap.dns[host][:50])
+            out.append(f"<tr><td>{_url(host)}</td><td class='mono'>{answers}</td></tr>")
+        out.append("</table>")
+    tls = cap.tls
+    if tls is not None:
+        verified = "verified" if tls.verified else "NOT verified (captured with --insecure)"
+        out.append(
+            f"<h3>TLS</h3><p>{_opt(tls.protocol)}, {_opt(tls.cipher)}; the server's certificate "
+            f"was {verified} by the capturing machine.</p>"
+        )
+        if tls.certificates:
+            out.append(_cert_rows(tls.certificates))
+        if tls.chain_file:
+            out.append(f"<p class='small'>Chain stored in {_t(tls.chain_file)}.</p>")
+    else:
+        out.append("<h3>TLS</h3><p>Plain HTTP: no TLS certificate.</p>")
+    req = cap.requisites
+    if req is not None:
+        state = "fetched" if req.enabled else "not fetched (disabled)"
+        out.append(
+            f"<h3>Page requisites</h3><p>Images, styles and scripts: {state}; "
+            f"{req.fetched} fetched, {len(req.failed)} failed, {req.skipped} skipped.</p>"
+        )
+        if req.failed:
+            out.append("<table><tr><th>Failed requisite</th><th style='width:35%'>Error</th></tr>")
+            for f in req.failed[:MAX_ROWS]:
+                out.append(f"<tr><td>{_url(f.url)}</td><td>{_t(f.error)}</td></tr>")
+            out.append("</table>")
+    if m.exchanges:
+        out.append(
+            f"<h3>Exchanges recorded ({len(m.exchanges)})</h3><table><tr>"
+            "<th style='width:8%'>Status</th><th style='width:12%'>Role</th><th>URL</th>"
+            "<th style='width:14%'>Bytes</th></tr>"
+        )
+        for e in m.exchanges[:MAX_ROWS]:
+            cut = (
+                f"<br><span class='warn'>truncated: {_t(e.truncated)}</span>" if e.truncated else ""
+            )
+            out.append(
+                f"<tr><td>{_t(e.status)}</td><td>{_t(e.role)}</td><td>{_url(e.url)}{cut}</td>"
+                f"<td>{_t(e.response_bytes)}</td></tr>"
+            )
+        out.append("</table>")
+    for w in cap.warnings[:50]:
+        out.append(f"<p class='warn'>Capture warning: {_t(w)}</p>")
+    return "".join(out)
+
+
+def _checks(facts: PackageFacts) -> str:
+    v = facts.verification
+    out = [
+        "<h2>Every verification check, in the order run</h2>",
+        "<table><tr><th style='width:11%'>Result</th><th style='width:40%'>Check and finding</th>"
+        "<th>What it proves, and what it does not</th></tr>",
+    ]
+    for c in v.checks:
+        proves, not_proves = _meaning(c.name)
+        details = "".join(
+            f"<br><span class='small'>- {_t(d.text, 400)}</span>" for d in c.details[:20]
+        )
+        more = max(0, len(c.details) - 20) + c.not_listed
+        if more:
+            details += f"<br><span class='small'>- and {more} more not listed</span>"
+        out.append(
+            f"<tr><td class='status {_STATUS_CLASS[c.status]}'>{html.escape(c.status.value)}</td>"
+            f"<td><b>{_t(c.title)}</b>: {_t(c.summary)}{details}</td>"
+            f"<td>{proves} <i>It does not prove:</i> {not_proves}</td></tr>"
+        )
+    out.append("</table>")
+    for note in v.notes:
+        out.append(f"<p class='small'>{_t(note, 2000)}</p>")
+    if facts.problems:
+        out.append("<h3>While preparing this report</h3>")
+        out.extend(f"<p class='warn'>{_t(p)}</p>" for p in facts.problems[:50])
+    return "".join(out)
+
+
+def _custody(facts: PackageFacts) -> str:
+    out = ["<h2>Chain of custody</h2>"]
+    if not facts.custody:
+        out.append("<p>The package has no custody log.</p>")
+        return "".join(out)
+    status = "not checked"
+    try:
+        status = facts.verification.check("custody").status.value
+    except KeyError:
+        pass
+    out.append(
+        f"<p>As recorded in evidence/custody.jsonl; the custody check above: "
+        f"<b>{html.escape(status)}</b>. Each hash is the SHA-256 of the event's line, "
+        "the value another holder can keep as an anchor.</p>"
+    )
+    out.append(
+        "<table><tr><th style='width:4%'>#</th><th style='width:16%'>Time (UTC)</th>"
+        "<th style='width:11%'>Event</th><th style='width:12%'>Actor</th>"
+        "<th style='width:17%'>Signer (key id)</th><th>Note</th>"
+        "<th style='width:17%'>Hash</th></tr>"
+    )
+    for row in facts.custody:
+        e = row.event
+        if e is None:
+            out.append(
+                f"<tr><td>{row.number}</td><td colspan='5' class='fail'>unreadable line: "
+                f"{_t('; '.join(row.problems))}</td><td class='mono'>{row.sha256}</td></tr>"
+            )
+            continue
+        problems = "".join(f"<br><span class='fail'>{_t(p)}</span>" for p in row.problems)
+        out.append(
+            f"<tr><td>{_opt(e.seq, missing='?')}</td><td>{_opt(e.time)}</td>"
+            f"<td>{_opt(e.event)}</td><td>{_words(e.actor) if e.actor else '-'}</td>"
+            f"<td class='mono'>{_opt(e.key_id, missing='unsigned')}</td>"
+            f"<td>{_words(e.note) if e.note else '-'}{problems}</td>"
+            f"<td class='mono'>{row.sha256}</td></tr>"
+        )
+    out.append("</table>")
+    out.extend(f"<p class='warn'>{_t(p)}</p>" for p in facts.custody_problems)
+    return "".join(out)
+
+
+def _by_hand(facts: PackageFacts) -> str:
+    # Commands are meant to be pasted into a shell, so only names that need no
+    # quoting appear in them: the label and attachment names are restricted
+    # to ASCII letters, digits and "._-" (facts._SAFE_NAME), a WARC path must
+    # match _PLAIN_PATH, and digests are our own hex. Anything else is left
+    # out of the commands rather than quoted.
+    label = facts.label
+    lines = [
+        f"cd {label}                      # the package directory",
+        "sha256sum -c manifest-sha256.txt      # every payload file: OK",
+        "sha256sum -c tagmanifest-sha256.txt   # tag files and evidence/manifest.json: OK",
+        "bagit.py --validate .                 # '. is valid'",
+    ]
+    if facts.manifest_sha256:
+        lines.append(f'echo "{facts.manifest_sha256}  evidence/manifest.json" | sha256sum -c')
+    if facts.warc_sha256 and facts.warc_path and _PLAIN_PATH.fullmatch(facts.warc_path):
+        lines.append(f'echo "{facts.warc_sha256}  {facts.warc_path}" | sha256sum -c')
+    sigs = [a for a in facts.attachments if a.source.startswith("evidence/signatures/")]
+    for a in sigs:
+        kid = a.source.rsplit("/", 1)[-1].removesuffix(".sig")
+        lines += [
+            "",
+            "# KEY.pub: the signer's public key, obtained from the signer (never from the package)",
+            f"openssl pkey -pubin -in KEY.pub -outform DER | sha256sum   # expect {kid}",
+            "openssl pkeyutl -verify -pubin -inkey KEY.pub -rawin \\",
+            f"    -in evidence/manifest.json -sigfile {a.source}",
+            "# -> Signature Verified Successfully",
+        ]
+    tsrs = [a for a in facts.attachments if a.source.endswith(".tsr")]
+    for a in tsrs:
+        lines += [
+            "",
+            "# TSA-ROOT.pem: the time-stamping authority's root, obtained from the TSA",
+            f"openssl ts -verify -data evidence/manifest.json -in {a.source} -CAfile TSA-ROOT.pem",
+            "# -> Verification: OK",
+        ]
+    pdf = [
+        "pdfdetach -saveall REPORT.pdf     # (poppler) or: qpdf --show-attachment=NAME REPORT.pdf"
+    ]
+    manifest_name = f"{label}_manifest.json"
+    if facts.manifest_sha256:
+        pdf.append(f'echo "{facts.manifest_sha256}  {manifest_name}" | sha256sum -c')
+    for a in sigs:
+        pdf += [
+            "openssl pkeyutl -verify -pubin -inkey KEY.pub -rawin \\",
+            f"    -in {manifest_name} -sigfile {a.name}",
+        ]
+    for a in tsrs:
+        pdf.append(f"openssl ts -verify -data {manifest_name} -in {a.name} -CAfile TSA-ROOT.pem")
+    rows = "".join(
+        f"<tr><td class='mono'>{_t(a.name)}</td><td>{_t(a.description)}</td>"
+        f"<td class='mono'>{a.sha256}</td></tr>"
+        for a in facts.attachments
+    )
+    return (
+        "<h2>How to check this without our software</h2>"
+        "<p>With standard tools only (GNU coreutils, OpenSSL 1.1.1 or later, bagit-python), "
+        "from a copy of the package. The expected values are this package's own:</p>"
+        f"<pre>{html.escape(chr(10).join(lines))}</pre>"
+        "<p>The PDF version of this report carries the proofs as attachments, byte for "
+        "byte as the package holds them; the seal can be re-checked from the PDF alone:</p>"
+        f"<pre>{html.escape(chr(10).join(pdf))}</pre>"
+        "<h3>Proofs attached to the PDF</h3><table><tr><th style='width:34%'>Attachment</th>"
+        f"<th>What it is</th><th style='width:36%'>SHA-256</th></tr>{rows}</table>"
+    )
+
+
+def _methodology(facts: PackageFacts) -> str:
+    m = facts.manifest
+    cap = m.capture if m is not None else None
+    sw = m.software if m is not None else None
+    op = m.operator.label if m is not None and m.operator is not None else None
+    signer = ", ".join(s.key_id[:16] + "…" for s in facts.signers)
+    stamps = "; ".join(f"{t.gen_time} ({t.status.value})" for t in facts.timestamps if t.gen_time)
+    events = ", ".join(sorted({r.event.event for r in facts.custody if r.event and r.event.event}))
+    tech = "nothing recorded"
+    if cap is not None:
+        certs = len(cap.tls.certificates or ()) if cap.tls is not None else 0
+        tls = (
+            f"TLS {_opt(cap.tls.protocol)} with {certs} certificate(s)"
+            if cap.tls is not None
+            else "no TLS (plain HTTP)"
+        )
+        tech = f"DNS answers for {len(cap.dns)} host(s); {tls}"
+    rows = [
+        (
+            "The online information's address (URL)",
+            _url(cap.requested_url) if cap else _opt(None),
+            "capture.requested_url, final_url, redirects",
+        ),
+        (
+            "Date and time of collection (UTC)",
+            _opt(cap.started if cap else None) + (f"; timestamp: {_t(stamps)}" if stamps else ""),
+            "capture.started, ended; RFC 3161 tokens",
+        ),
+        (
+            "Who collected it",
+            f"operator: {_opt(op)}; signing key: {_opt(signer, missing='none')}",
+            "operator; signatures/",
+        ),
+        (
+            "Tools used, with versions",
+            _opt(f"{sw.name} {sw.version}, Python {sw.python}, {sw.openssl}" if sw else None),
+            "software",
+        ),
+        (
+            "Hash values of what was collected",
+            f"SHA-256: manifest {_opt(facts.manifest_sha256)}, WARC {_opt(facts.warc_sha256)}",
+            "files, warc.records (one SHA-256 per record)",
+        ),
+        (
+            "Technical data of the source",
+            f"server IP {_opt(cap.server_ip if cap else None)}; {tech}",
+            "capture.server_ip, dns, tls",
+        ),
+        (
+            "Preservation steps and chain of custody",
+            _opt(events, missing="no custody log"),
+            "custody.jsonl (hash-chained, signed events)",
+        ),
+    ]
+    body = "".join(
+        f"<tr><td>{a}</td><td class='small'>{b}</td><td class='mono'>{c}</td></tr>"
+        for a, b, c in rows
+    )
+    return (
+        "<h2>Methodology mapping</h2>"
+        "<p>What the Berkeley Protocol on Digital Open Source Investigations (OHCHR and the "
+        "Human Rights Center, UC Berkeley) asks an investigator to record when collecting "
+        "online information, and where this package records it.</p>"
+        "<table><tr><th style='width:28%'>To record</th><th>In this package</th>"
+        f"<th style='width:26%'>Manifest field / file</th></tr>{body}</table>"
+    )
+
+
+def _package_body(facts: PackageFacts, number: int | None) -> str:
+    return "".join(
+        [
+            _page_one(facts, number),
+            '<section class="package">',
+            _captured(facts.manifest),
+            _checks(facts),
+            _custody(facts),
+            _by_hand(facts),
+            _methodology(facts),
+            "</section>",
+        ]
+    )
+
+
+def _summary(case: typing.Sequence[PackageFacts], generated: str) -> str:
+    counts: dict[Outcome, int] = {}
+    for f in case:
+        counts[f.verification.outcome] = counts.get(f.verification.outcome, 0) + 1
+    worst = (
+        Outcome.FAILED
+        if counts.get(Outcome.FAILED) or counts.get(Outcome.NOT_A_PACKAGE)
+        else Outcome.UNTRUSTED
+        if counts.get(Outcome.UNTRUSTED)
+        else Outcome.VERIFIED
+    )
+    tally = ", ".join(f"{n} {VERDICT_WORDS[o]}" for o, n in counts.items())
+    rows = []
+    for i, f in enumerate(case, 1):
+        s = f.verification.subject
+        o = f.verification.outcome
+        rows.append(
+            f"<tr><td>{i}</td><td class='{_VERDICT_CLASS[o]}'><b>{VERDICT_WORDS[o]}</b></td>"
+            f"<td>{_url(s.requested_url if s else None)}</td>"
+            f"<td>{_opt(s.captured_at if s else None)}</td>"
+            f"<td class='mono'>{_opt(f.verification.package_id)}</td></tr>"
+        )
+    return (
+        "<section><h1>Court report: case of "
+        f"{len(case)} web evidence packages</h1>"
+        f'<div class="verdict {_VERDICT_CLASS[worst]}"><div class="word">'
+        f"{'ALL VERIFIED' if worst is Outcome.VERIFIED else 'NOT ALL VERIFIED'}</div>"
+        f"<div>{html.escape(tally)}.</div></div>"
+        f"<p>Report made {html.escape(generated)} (UTC). One section per package follows, "
+        "each starting with its own verdict.</p>"
+        "<table><tr><th style='width:5%'>#</th><th style='width:18%'>Verdict</th><th>URL</th>"
+        "<th style='width:20%'>Captured (UTC)</th><th style='width:25%'>Package id</th></tr>"
+        f"{''.join(rows)}</table></section>"
+    )
+
+
+def render_html(case: typing.Sequence[PackageFacts], *, generated: str, software: str) -> str:
+    """The whole report as one HTML document (a case summary first when several packages).
+
+    Args:
+        case: the packages, in the order given.
+        generated: when the report is made (UTC, ISO 8601).
+        software: the version of evidence making it.
+    """
+    if len(case) == 1:
+        body = _package_body(case[0], None)
+        title = f"Court report: {VERDICT_WORDS[case[0].verification.outcome]}"
+    else:
+        body = _summary(case, generated) + "".join(
+            _package_body(f, i) for i, f in enumerate(case, 1)
+        )
+        title = f"Court report: {len(case)} packages"
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'\">"
+        '<meta name="referrer" content="no-referrer">'
+        f"<title>{html.escape(title)}</title>"
+        f'<meta name="generator" content="evidence {_t(software)}">'
+        f"<style>{_CSS}</style></head><body>{body}"
+        f"<p class='small'>Made {html.escape(generated)} (UTC) by evidence {_t(software)}.</p>"
+        "</body></html>\n"
+    )

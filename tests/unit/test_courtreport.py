@@ -1,0 +1,253 @@
+"""The court report's parts: HTML escaping, screenshot extraction, names, formats (issue 14)."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import io
+import re
+import shutil
+import zlib
+from pathlib import Path
+
+import pytest
+
+import evidence
+from evidence.courtreport import _format_for, _labels
+from evidence.courtreport.facts import gather, screenshot_from_warc
+from evidence.courtreport.html import render_html
+from evidence.errors import UsageError
+from evidence.warc.writer import WARCWriter
+
+PNG_1x1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+    "0000000c4944415408d763f8cfc0000003010100c9fe92ef0000000049454e44ae426082"
+)
+
+
+def _warc_with(block: bytes, content_type: str = "image/png") -> tuple[Path, dict]:
+    buf = io.BytesIO()
+    writer = WARCWriter(buf)
+    info = writer.write_record(
+        record_type="resource",
+        date="2026-01-01T00:00:00Z",
+        content_type=content_type,
+        block=block,
+        block_length=len(block),
+        block_sha256=hashlib.sha256(block).digest(),
+        target_uri="urn:screenshot:http://example.org/",
+    )
+    return buf.getvalue(), info.to_json()  # type: ignore[return-value]
+
+
+@pytest.fixture
+def warc_file(tmp_path):
+    def make(block: bytes) -> tuple[Path, dict]:
+        data, info = _warc_with(block)
+        path = tmp_path / "w.warc.gz"
+        path.write_bytes(b"x" * 10 + data)  # a record not at offset 0
+        info["offset"] = 10
+        return path, info
+
+    return make
+
+
+def test_screenshot_is_read_from_its_resource_record(warc_file):
+    path, info = warc_file(PNG_1x1)
+    shot = screenshot_from_warc(path, info["offset"], info["length"], info["sha256"])
+    assert shot == (PNG_1x1, "image/png")
+
+
+def test_screenshot_whose_member_changed_is_refused(warc_file):
+    path, info = warc_file(PNG_1x1)
+    assert screenshot_from_warc(path, info["offset"], info["length"], "0" * 64) is None
+    # Off by one byte: not the sealed member.
+    assert screenshot_from_warc(path, info["offset"] + 1, info["length"], info["sha256"]) is None
+
+
+def test_screenshot_that_is_not_an_image_is_refused(warc_file):
+    path, info = warc_file(b"<svg onload=alert(1)></svg>")
+    assert screenshot_from_warc(path, info["offset"], info["length"], info["sha256"]) is None
+
+
+def test_screenshot_claiming_absurd_dimensions_is_refused(warc_file):
+    huge = bytearray(PNG_1x1)
+    huge[16:24] = (1_000_000).to_bytes(4, "big") + (1_000_000).to_bytes(4, "big")
+    path, info = warc_file(bytes(huge))
+    assert screenshot_from_warc(path, info["offset"], info["length"], info["sha256"]) is None
+
+
+def test_screenshot_bomb_is_bounded(tmp_path):
+    # A gzip member that inflates to 256 MiB: refused, and never inflated whole.
+    import tracemalloc
+
+    bomb = zlib.compressobj(9, zlib.DEFLATED, 31)
+    body = b"WARC/1.1\r\nContent-Length: 1000\r\n\r\n" + PNG_1x1
+    chunk = b"\0" * (1 << 20)
+    data = bomb.compress(body) + b"".join(bomb.compress(chunk) for _ in range(256)) + bomb.flush()
+    path = tmp_path / "bomb.warc.gz"
+    path.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    tracemalloc.start()
+    try:
+        assert screenshot_from_warc(path, 0, len(data), digest) is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 1024 * 1024
+
+
+def test_format_comes_from_the_suffix_or_is_refused():
+    assert _format_for(Path("r.PDF"), None) == "pdf"
+    assert _format_for(Path("r.htm"), None) == "html"
+    assert _format_for(Path("r"), "html") == "html"
+    with pytest.raises(UsageError, match=r"\.pdf or \.html"):
+        _format_for(Path("r.txt"), None)
+    with pytest.raises(UsageError):
+        _format_for(Path("r.pdf"), "docx")
+
+
+def test_attachment_labels_are_plain_and_unique():
+    labels = _labels([Path("a/pkg"), Path("b/pkg"), Path("c/../x y\u202e"), Path("d/.hidden")])
+    assert labels[0] == "pkg" and labels[1] == "pkg-2"
+    assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", label) for label in labels)
+    assert len(set(labels)) == 4
+
+
+HOSTILE = Path(__file__).resolve().parents[1] / "assets" / "corpus" / "hostile-strings"
+
+
+def test_html_shows_every_hostile_string_escaped_and_visible(tmp_path):
+    pkg = tmp_path / "pkg<script>"
+    shutil.copytree(HOSTILE, pkg)
+    verification = evidence.verify(pkg, trust=[])
+    facts = gather(pkg, verification)
+    doc = render_html([facts], generated="2026-01-01T00:00:00Z", software="0+test")
+    assert "<script" not in doc.lower()
+    assert "pkg&lt;script&gt;" in doc  # the directory name, escaped
+    for raw in ("\x1b", "\x07", "\u202e", "\u2066", "\n  PASS"):
+        assert raw not in doc
+    assert "⟪U+202E⟫" in doc
+    # Attachment names are plain, whatever the directory is called.
+    assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", a.name) for a in facts.attachments)
+
+
+def test_html_cuts_overlong_values_with_a_note(package_copy, signer):
+    import json
+
+    from evidence.attach import append_event
+
+    append_event(package_copy, event="transferred", note="A" * 3900)
+    facts = gather(package_copy, evidence.verify(package_copy, trust=[signer.pub]))
+    doc = render_html([facts], generated="2026-01-01T00:00:00Z", software="0+test")
+    assert "A" * 3900 not in doc
+    assert re.search(r"more characters not shown", doc)
+    assert json.loads(facts.attachments[-1].data)["outcome"] == "verified"
+
+
+def test_key_names_come_from_the_callers_key_files(package_copy, signer, tmp_path):
+    out = tmp_path / "r.html"
+    evidence.report(package_copy, out=out, trust=[signer.pub.parent], record_custody=False)
+    assert f"({signer.pub.name}, your key file)" in out.read_text("utf-8")
+
+
+def test_report_of_no_package_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="at least one package"):
+        evidence.report([], out=tmp_path / "r.html", trust=[])
+
+
+def test_report_on_a_directory_that_is_not_a_package(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = evidence.report(empty, out=tmp_path / "r.html", trust=[])
+    assert result.exit_code == 2
+    assert "NOT AN EVIDENCE PACKAGE" in (tmp_path / "r.html").read_text("utf-8")
+    assert result.custody_events == () and result.custody_problems
+    assert list(empty.iterdir()) == []  # nothing was written into it
+
+
+def test_report_survives_a_read_only_custody_log(package_copy, signer, tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        # root writes through permissions: make the log a directory-free FIFO-free
+        # case instead, a custody log that is a symbolic link, which append refuses.
+        log = package_copy / "evidence" / "custody.jsonl"
+        target = tmp_path / "elsewhere.jsonl"
+        target.write_bytes(log.read_bytes())
+        log.unlink()
+        log.symlink_to(target)
+    else:  # pragma: no cover - CI runs as root
+        (package_copy / "evidence").chmod(0o500)
+    out = tmp_path / "r.html"
+    result = evidence.report(package_copy, out=out, trust=[signer.pub])
+    assert out.exists() and result.custody_problems
+    assert result.custody_events == ()
+
+
+def test_the_pdf_renderer_fetches_nothing(tmp_path):
+    """Even if the HTML named a resource, rendering would stop instead of fetching it."""
+    import http.server
+    import threading
+
+    from evidence.courtreport.pdf import render_pdf
+    from evidence.errors import ReportError
+
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(PNG_1x1)))
+            self.end_headers()
+            self.wfile.write(PNG_1x1)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not read")
+    try:
+        port = server.server_address[1]
+        for src in (
+            f"http://127.0.0.1:{port}/beacon.png",
+            secret.as_uri(),
+            f"<style>@import url('http://127.0.0.1:{port}/x.css');</style>",
+        ):
+            body = src if src.startswith("<") else f'<img src="{src}">'
+            with pytest.raises(ReportError, match="refused"):
+                render_pdf(f"<html><body>{body}</body></html>", [], created=_NOW)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert hits == []
+    # The inline image the report does use still renders.
+    data = "data:image/png;base64," + base64.b64encode(PNG_1x1).decode()
+    assert render_pdf(f'<img src="{data}">', [], created=_NOW).startswith(b"%PDF-")
+
+
+_NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def test_every_shown_value_is_inert_html():
+    import unicodedata
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from evidence.courtreport.html import _t, _url, _words
+
+    @given(st.text(max_size=300))
+    def check(value: str) -> None:
+        for render in (_t, _url, _words):
+            out = render(value)
+            inner = re.sub(r"^<[^>]*>|</[a-z]+>$", "", out)
+            assert "<" not in inner and ">" not in inner and '"' not in inner
+            assert not any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in out)
+
+    check()
