@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REQUIREMENTS = "pywb>=2.8.3\n"
+REQUIREMENTS = "pywb>=2.8.3\nwacz>=0.6.0\n"
 
 
 class ToolsUnavailable(Exception):
