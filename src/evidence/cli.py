@@ -313,11 +313,14 @@ def _severity(code: int) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from evidence import cli_wacz
     from evidence.errors import UsageError
     from evidence.keys import Keyring
     from evidence.verifying import verify
     from evidence.verifying.policy import refuse_inside_package
 
+    if cli_wacz.is_wacz_request(args.packages):  # a WACZ has its own verifier (docs/wacz.md)
+        return cli_wacz.verify_wacz_files(args)
     for path in args.packages:
         # The keys are loaded once for all packages; each package is still
         # refused as a source of its own trust (its author chose those files).
@@ -730,6 +733,9 @@ def build_parser() -> argparse.ArgumentParser:
     from evidence.cli_ledger import add_ledger_parser
 
     add_ledger_parser(sub)
+    from evidence.cli_wacz import add_wacz_parser
+
+    add_wacz_parser(sub)
     return parser
 
 

@@ -96,23 +96,24 @@ def load_wacz_key(
     """
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization.pkcs12 import PBES
 
     path = wacz_key_path(key_path)
     if not os.path.lexists(path):
         if not create:
             raise KeyFileError(f"{path} does not exist")
         key = ec.generate_private_key(ec.SECP384R1())
+        # The same PBES2 (PBKDF2-SHA256, AES-256-CBC) encoding as the Ed25519 key.
+        from evidence.keys import _encrypt_pkcs8, pem_encode
+
+        der = key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
         if passphrase:
-            enc: serialization.KeySerializationEncryption = (
-                serialization.PrivateFormat.PKCS8.encryption_builder()
-                .kdf_rounds(600_000)
-                .key_cert_algorithm(PBES.PBESv2SHA256AndAES256CBC)
-                .build(passphrase)
-            )
+            pem = pem_encode("ENCRYPTED PRIVATE KEY", _encrypt_pkcs8(der, passphrase))
         else:
-            enc = serialization.NoEncryption()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+            pem = pem_encode("PRIVATE KEY", der)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         try:
             fd = os.open(path, flags, 0o600)

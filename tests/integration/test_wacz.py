@@ -224,3 +224,200 @@ def test_member_changes_are_caught(
     )
     assert report.outcome is Outcome.FAILED
     assert report.check("resources").status is Status.FAIL
+
+
+# --- foreign WACZs, made the way other tools make them ---------------------------
+
+
+def _sign_foreign(
+    members: dict[str, bytes], signed_extra: dict[str, typing.Any], created: str
+) -> dict[str, bytes]:
+    dp = json.loads(members["datapackage.json"])
+    dp["created"] = created
+    members["datapackage.json"] = json.dumps(dp).encode()
+    digest = "sha256:" + hashlib.sha256(members["datapackage.json"]).hexdigest()
+    signed = {"hash": digest, "created": created, "software": "test", "version": "0.1.0"}
+    signed.update(signed_extra(digest) if callable(signed_extra) else signed_extra)
+    members["datapackage-digest.json"] = json.dumps(
+        {"path": "datapackage.json", "hash": digest, "signedData": signed}
+    ).encode()
+    return members
+
+
+@pytest.fixture(scope="module")
+def pywacz_file(exported: typing.Any, judge_tools: Path) -> Path:
+    """A WACZ made by py-wacz ``create`` from our WARC (unsigned, as py-wacz makes them)."""
+    warc = exported.wacz.parent / "capture.warc.gz"
+    warc.write_bytes((exported.pkg / "data" / "capture.warc.gz").read_bytes())
+    out = exported.wacz.parent / "pywacz.wacz"
+    subprocess.run(
+        [str(judge_tools / "wacz"), "create", "-o", str(out), str(warc)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return out
+
+
+def test_pywacz_create_is_intact_but_unsigned(pywacz_file: Path) -> None:
+    report = verify_wacz(pywacz_file, trust=WACZTrust())
+    assert report.outcome is Outcome.UNTRUSTED, report.to_text()
+    assert report.check("resources").status is Status.PASS
+    assert report.check("signature").status is Status.NOT_CHECKED
+
+
+@pytest.mark.parametrize(("curve", "raw"), [(ec.SECP384R1(), True), (ec.SECP256R1(), False)])
+def test_anonymous_signatures_raw_and_der(
+    pywacz_file: Path, tmp_path: Path, curve: ec.EllipticCurve, raw: bool
+) -> None:
+    """ArchiveWeb.page signs raw r||s with P-384; a DER signature is accepted and named."""
+    from evidence.wacz import sign_hash_raw
+
+    key = ec.generate_private_key(curve)
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+    def sign(digest: str) -> dict[str, str]:
+        sig = (
+            sign_hash_raw(key, digest)
+            if raw
+            else key.sign(digest.encode(), ec.ECDSA(hashes.SHA256()))
+        )
+        return {
+            "signature": base64.b64encode(sig).decode(),
+            "publicKey": base64.b64encode(spki).decode(),
+        }
+
+    members = _sign_foreign(_members(pywacz_file), sign, "2026-01-01T00:00:00.000Z")
+    path = _write(tmp_path / "anon.wacz", members)
+    report = verify_wacz(path, trust=WACZTrust())
+    assert report.outcome is Outcome.UNTRUSTED, report.to_text()
+    assert ("raw r||s" if raw else "DER") in report.check("signature").summary
+    pem = tmp_path / "k.pem"
+    pem.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    assert verify_wacz(path, trust=WACZTrust.from_paths([pem])).outcome is Outcome.VERIFIED
+
+
+@pytest.fixture(scope="module")
+def domain_ca(tmp_path_factory: pytest.TempPathFactory) -> typing.Any:
+    from tests.servers import LocalCA
+
+    return LocalCA(tmp_path_factory.mktemp("domain-ca"), hostname="archive.example")
+
+
+@pytest.fixture(scope="module")
+def tsa() -> typing.Iterator[typing.Any]:
+    from tests.tsa import LocalTSA
+
+    t = LocalTSA()
+    yield t
+    t.close()
+
+
+def _domain_signed(
+    pywacz_file: Path, tmp_path: Path, ca: typing.Any, tsa: typing.Any, **change: typing.Any
+) -> Path:
+    """An authsign-style domain signature: DER ECDSA by the domain key, an RFC 3161
+    token over the signature text."""
+    from evidence.clock import now
+    from evidence.timestamping import request_timestamp
+
+    created = now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    chain = ca.chain_pem.read_text()
+    tsa_cert = (tsa.dir / "tsa.pem").read_text()
+
+    def sign(digest: str) -> dict[str, str]:
+        sig = base64.b64encode(
+            ca.leaf_key.sign((change.get("text") or digest).encode(), ec.ECDSA(hashes.SHA256()))
+        ).decode()
+        token = request_timestamp(sig.encode(), tsa.url, roots=[tsa.root])
+        return {
+            "signature": sig,
+            "domain": change.get("domain", "archive.example"),
+            "domainCert": chain,
+            "timeSignature": base64.b64encode(token.response).decode(),
+            "timestampCert": tsa_cert,
+        }
+
+    members = _sign_foreign(_members(pywacz_file), sign, created)
+    return _write(tmp_path / "domain.wacz", members)
+
+
+def test_domain_signature_verifies_with_roots(
+    pywacz_file: Path, tmp_path: Path, domain_ca: typing.Any, tsa: typing.Any
+) -> None:
+    path = _domain_signed(pywacz_file, tmp_path, domain_ca, tsa)
+    without = verify_wacz(path, trust=WACZTrust())
+    assert without.outcome is Outcome.UNTRUSTED, without.to_text()
+    trust = WACZTrust.from_paths([], wacz_roots=[domain_ca.root_pem], tsa_roots=[tsa.root_pem])
+    report = verify_wacz(path, trust=trust)
+    assert report.outcome is Outcome.VERIFIED, report.to_text()
+    assert report.trusted_signers == ("domain:archive.example",)
+
+
+@pytest.mark.parametrize("forgery", ["garbage", "other-domain"])
+def test_domain_signature_forgeries(
+    pywacz_file: Path, tmp_path: Path, domain_ca: typing.Any, tsa: typing.Any, forgery: str
+) -> None:
+    change = {"text": "garbage"} if forgery == "garbage" else {"domain": "victim.example"}
+    path = _domain_signed(pywacz_file, tmp_path, domain_ca, tsa, **change)
+    trust = WACZTrust.from_paths([], wacz_roots=[domain_ca.root_pem], tsa_roots=[tsa.root_pem])
+    report = verify_wacz(path, trust=trust)
+    assert report.outcome is Outcome.FAILED, report.to_text()
+    assert report.check("signature").status is Status.FAIL
+
+
+# --- the command line -----------------------------------------------------------
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "evidence.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_cli_export_verify_import(sealed_package: Path, tmp_path: Path, signer: typing.Any) -> None:
+    from evidence.keys import write_keypair
+
+    pkg = tmp_path / sealed_package.name
+    shutil.copytree(sealed_package, pkg)
+    key = tmp_path / "k" / "me.key"
+    write_keypair(key, b"correct horse battery")
+    env = {"EVIDENCE_PASSPHRASE": "correct horse battery"}
+    out = tmp_path / "p.wacz"
+    proc = _cli("export", str(pkg), str(out), "--key", str(key), "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "k" / "me.key.wacz").stat().st_mode & 0o777 == 0o600
+    assert b"ENCRYPTED" in (tmp_path / "k" / "me.key.wacz").read_bytes()
+    assert _cli("verify", str(out)).returncode == 3
+    proc = _cli("verify", str(out), "--trust", f"{key}.pub", "--json")
+    assert proc.returncode == 0, proc.stdout
+    assert json.loads(proc.stdout)["outcome"] == "verified"
+    again = tmp_path / "again.wacz"
+    assert _cli("export", str(pkg), str(again), "--key", str(key), env=env).returncode == 0
+    # The binding statement is the same bytes in every export (certified once).
+    assert (
+        _members(out)["evidence/wacz-key-binding.json"]
+        == _members(again)["evidence/wacz-key-binding.json"]
+    )
+    proc = _cli("import", str(out), "--out", str(tmp_path / "in"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    rebuilt = json.loads(proc.stdout)["package"]
+    assert _cli("verify", rebuilt, "--trust", str(signer.pub)).returncode == 0
+    # Not a zip at all: an input error, one line, no traceback.
+    junk = tmp_path / "junk.wacz"
+    junk.write_bytes(b"not a zip")
+    proc = _cli("verify", str(junk))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
