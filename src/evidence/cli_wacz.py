@@ -62,14 +62,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from evidence.cli_common import load_signing_key
     from evidence.display import safe
+    from evidence.verifying.wacz import WACZTrust
     from evidence.wacz import import_wacz
 
-    info = import_wacz(args.wacz, args.out)
+    trust = WACZTrust.from_paths(args.trust, wacz_roots=args.wacz_roots, tsa_roots=args.tsa_ca)
+    key = load_signing_key(args.key) if args.key else None
+    info = import_wacz(args.wacz, args.out, key=key, trust=trust, actor=args.actor)
     if args.json:
         _print_json(info)
     else:
-        print(f"rebuilt package {safe(info['package'])}")
+        what = "sealed the foreign WACZ in" if info["foreign"] else "rebuilt"
+        print(f"{what} package {safe(info['package'])} (WACZ: {info['wacz_outcome']})")
         print("check it with: evidence verify --trust KEY.pub " + safe(info["package"]))
     return 0
 
@@ -101,10 +106,23 @@ def add_wacz_parser(subparsers: typing.Any) -> None:
 
     p = subparsers.add_parser(
         "import",
-        help="rebuild the package inside a WACZ exported by evidence",
-        description="Rebuild, byte for byte, the evidence package inside a WACZ export.",
+        help="rebuild a package from our WACZ, or seal a foreign WACZ in a new package",
+        description="Rebuild, byte for byte, the evidence package inside a WACZ export; "
+        "a WACZ from another tool goes unchanged into a new package, with its "
+        "verification result in the manifest and an 'imported' custody event.",
     )
     p.add_argument("wacz", metavar="FILE.wacz")
     p.add_argument("--out", default="archives", help="output directory (default: archives)")
+    p.add_argument("--key", metavar="PATH", help="Ed25519 key to sign a new (foreign) package")
+    p.add_argument("--actor", help="who imports (recorded in the custody event)")
+    p.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="KEY.pub",
+        help="a public key (Ed25519 or ECDSA) you trust, for the recorded verification",
+    )
+    p.add_argument("--wacz-roots", action="append", default=[], metavar="ROOTS.pem")
+    p.add_argument("--tsa-ca", action="append", default=[], metavar="ROOT.pem")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_import)

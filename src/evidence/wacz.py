@@ -34,7 +34,7 @@ import zlib
 from pathlib import Path
 
 from evidence import clock
-from evidence.errors import KeyFileError, PackageError, StorageError, UsageError
+from evidence.errors import KeyFileError, PackageError, StorageError
 from evidence.keys import key_id
 from evidence.package import read_manifest_bytes, require_package
 from evidence.verifying.wacz import (
@@ -50,6 +50,8 @@ if typing.TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from evidence.manifest import Manifest
+    from evidence.verifying.report import Report
+    from evidence.verifying.wacz import WACZTrust
 
 __all__ = [
     "WACZ_VERSION",
@@ -511,20 +513,35 @@ def _sha256_file(path: Path) -> tuple[str, int]:
 def import_wacz(
     wacz: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
+    *,
+    key: Ed25519PrivateKey | None = None,
+    trust: WACZTrust | None = None,
+    actor: str | None = None,
 ) -> dict[str, typing.Any]:
-    """Rebuild the evidence package inside a WACZ exported by ``evidence``.
+    """Import a WACZ: rebuild our own export, or seal a foreign WACZ in a new package.
 
-    The files are written byte for byte as they are in the WACZ (so the
-    package's own signatures and tokens still verify) under
-    ``out_dir/<package id>``, built under a temporary name and renamed.
-    The WACZ is verified first (integrity; signatures are the caller's
-    business with ``evidence verify``): a damaged WACZ is not imported.
+    For a WACZ exported by ``evidence``, the files are written byte for byte
+    as they are in the WACZ (so the package's own signatures and tokens
+    still verify) under ``out_dir/<package id>``. For a WACZ from another
+    tool, a new package holds it unchanged as ``data/<name>.wacz``, with the
+    verification result and its signers in the manifest (``imported_wacz``),
+    signed by ``key`` when given, and an ``imported`` first custody event.
+    Either way the package is built under a temporary name and renamed.
+    A WACZ that fails verification is not imported.
+
+    Args:
+        wacz: the ``.wacz`` file.
+        out_dir: the directory the package goes into.
+        key: signs a new package (foreign WACZ) and its custody event.
+        trust: the trust policy the foreign WACZ is verified under (its
+            result is recorded); default: trust nothing.
+        actor: who imports (recorded in the custody event).
 
     Returns:
-        ``{"package", "package_id", "wacz_outcome"}``.
+        ``{"package", "package_id", "wacz_outcome", "foreign"}``.
 
     Raises:
-        PackageError: not a WACZ, it does not verify, or it holds no package.
+        PackageError: not a WACZ, or it does not verify.
         StorageError: the package directory exists or cannot be written.
     """
     from evidence.verifying import Outcome
@@ -538,15 +555,12 @@ def import_wacz(
         verify_wacz,
     )
 
-    report = verify_wacz(wacz, trust=WACZTrust())
+    report = verify_wacz(wacz, trust=trust or WACZTrust())
     if report.outcome in (Outcome.FAILED, Outcome.NOT_A_PACKAGE):
         failed = "; ".join(f"{c.title}: {c.summary}" for c in report.failures())
         raise PackageError(f"{wacz} does not verify ({failed}); not imported")
     if report.package_id is None:
-        raise UsageError(
-            f"{wacz} holds no evidence package (a WACZ from another tool); "
-            "importing foreign WACZs into a new package is not supported yet"
-        )
+        return _import_foreign(Path(wacz), Path(out_dir), report, key=key, actor=actor)
     pid = report.package_id
     out = Path(out_dir)
     final = out / pid
@@ -573,4 +587,126 @@ def import_wacz(
 
             shutil.rmtree(tmp, ignore_errors=True)
     read_manifest_bytes(final)  # the rebuilt package opens as one
-    return {"package": str(final), "package_id": pid, "wacz_outcome": report.outcome.value}
+    return {
+        "package": str(final),
+        "package_id": pid,
+        "wacz_outcome": report.outcome.value,
+        "foreign": False,
+    }
+
+
+_IMPORT_WARC = "data/capture.warc.gz"
+
+
+def _import_foreign(
+    wacz: Path,
+    out_dir: Path,
+    report: Report,
+    *,
+    key: Ed25519PrivateKey | None,
+    actor: str | None,
+) -> dict[str, typing.Any]:
+    from evidence.capturing.record import warcinfo_block
+    from evidence.custody import make_event
+    from evidence.manifest import Inventory, Manifest, PayloadFile
+    from evidence.package import PackageWriter, make_package_id
+    from evidence.seal import CUSTODY_PATH, bag_info_for
+    from evidence.signing import attachments_for
+    from evidence.software import software_versions
+    from evidence.verifying.wacz import _COMPONENT
+    from evidence.warc import WARCWriter
+
+    name = wacz.name if _COMPONENT.match(wacz.name) else "imported.wacz"
+    if not name.endswith(".wacz"):
+        name += ".wacz"
+    main_url = report.subject.requested_url if report.subject else None
+    now = clock.now()
+    created = clock.iso(now)
+    pid = make_package_id(main_url or "http://wacz.invalid/", now)
+    with PackageWriter(out_dir, pid) as pkg:
+        try:
+            wacz_rel = f"data/{name}"
+            h = hashlib.sha256()
+            size = 0
+            with open(pkg.path(wacz_rel), "xb") as out:
+                for chunk in _read_chunks(wacz):
+                    h.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            with open(pkg.path(_IMPORT_WARC), "xb") as fh:
+                warc = WARCWriter(fh)
+                block = warcinfo_block(created, None)
+                warc.write_record(
+                    record_type="warcinfo",
+                    date=created,
+                    content_type="application/warc-fields",
+                    block=block,
+                    block_length=len(block),
+                    block_sha256=hashlib.sha256(block).digest(),
+                    extra=[("WARC-Filename", "capture.warc.gz")],
+                )
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise StorageError(f"cannot write the imported package: {exc}") from exc
+        if h.hexdigest() != _sha256_file(wacz)[0]:
+            raise PackageError(f"{wacz} changed while being imported")
+        records = Inventory()
+        for member in warc.members:
+            records.add(member.to_json())
+        files = (
+            PayloadFile(path=_IMPORT_WARC, size=warc.size, sha256=warc.file_sha256()),
+            PayloadFile(path=wacz_rel, size=size, sha256=h.hexdigest()),
+        )
+        imported = {
+            "path": wacz_rel,
+            "sha256": h.hexdigest(),
+            "size": size,
+            "main_page_url": main_url,
+            "verified_at": report.verified_at,
+            "outcome": report.outcome.value,
+            "trusted_signers": list(report.trusted_signers),
+            "valid_untrusted_signers": list(report.valid_untrusted_signers),
+            "checks": [
+                {"name": c.name, "status": c.status.value, "summary": c.summary}
+                for c in report.checks
+            ],
+        }
+        manifest = Manifest(
+            package_id=pid,
+            created=created,
+            software=software_versions(),
+            custody_log=CUSTODY_PATH,
+            files=files,
+            warc_path=_IMPORT_WARC,
+            records=records,
+            extra={"imported_wacz": imported},
+        )
+        manifest_bytes = manifest.to_bytes()
+        attachments: dict[str, bytes] = {}
+        if key is not None:
+            attachments.update(attachments_for(manifest_bytes, key))
+        event = make_event(
+            prev_line=None,
+            manifest=manifest_bytes,
+            seq=1,
+            event="imported",
+            note=f"imported WACZ {name} (sha256 {h.hexdigest()}), verified: {report.outcome.value}",
+            actor=actor,
+            key=key,
+        )
+        attachments[CUSTODY_PATH] = event + b"\n"
+        path = pkg.finish(
+            manifest=manifest_bytes,
+            payload=[(f.path, f.sha256, f.size) for f in files],
+            bag_info=bag_info_for(Manifest.from_bytes(manifest_bytes)),
+            attachments=attachments,
+        )
+    return {
+        "package": str(path),
+        "package_id": pid,
+        "wacz_outcome": report.outcome.value,
+        "foreign": True,
+    }

@@ -267,7 +267,92 @@ def fuzz_show(data: bytes) -> None:
         json.loads(json.dumps(info, ensure_ascii=True))
 
 
+def _template_wacz() -> bytes:
+    """A small, valid, signed WACZ (anonymous P-384, raw r||s) to mutate."""
+    import base64
+    import zipfile
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from evidence.wacz import sign_hash_raw
+
+    members = {"archive/data.warc": _RECORD, "pages/pages.jsonl": b'{"format": "json-pages-1.0"}\n'}
+    dp = json.dumps(
+        {
+            "profile": "data-package",
+            "wacz_version": "1.1.1",
+            "created": "2026-01-01T00:00:00Z",
+            "resources": [
+                {
+                    "name": n,
+                    "path": n,
+                    "hash": "sha256:" + hashlib.sha256(d).hexdigest(),
+                    "bytes": len(d),
+                }
+                for n, d in members.items()
+            ],
+        }
+    ).encode()
+    digest = "sha256:" + hashlib.sha256(dp).hexdigest()
+    key = ec.generate_private_key(ec.SECP384R1())
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    signed = {
+        "hash": digest,
+        "created": "2026-01-01T00:00:00Z",
+        "signature": base64.b64encode(sign_hash_raw(key, digest)).decode(),
+        "publicKey": base64.b64encode(spki).decode(),
+    }
+    dd = json.dumps({"path": "datapackage.json", "hash": digest, "signedData": signed}).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in [
+            *members.items(),
+            ("datapackage.json", dp),
+            ("datapackage-digest.json", dd),
+        ]:
+            method = zipfile.ZIP_STORED if name.startswith("archive/") else zipfile.ZIP_DEFLATED
+            zf.writestr(zipfile.ZipInfo(name, (2026, 1, 1, 0, 0, 0)), data, compress_type=method)
+    return buf.getvalue()
+
+
+_WACZ: list[bytes] = []
+
+
+def _verify_wacz_bytes(data: bytes) -> None:
+    from evidence.verifying.wacz import WACZLimits, WACZTrust, verify_wacz
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "x.wacz"
+        path.write_bytes(data)
+        report = verify_wacz(path, trust=WACZTrust(), limits=WACZLimits(member_bytes=1 << 20))
+        assert report.outcome is not Outcome.VERIFIED
+        _assert_shown_safely(report.to_text())
+        json.dumps(report.to_json(), ensure_ascii=True)
+
+
+def fuzz_wacz(data: bytes) -> None:
+    """Arbitrary bytes as a WACZ file: a report, never an exception."""
+    _verify_wacz_bytes(data)
+
+
+def fuzz_wacz_mutation(data: bytes) -> None:
+    """A valid signed WACZ with fuzz bytes spliced in: reaches the JSON and zip parsers."""
+    if not _WACZ:
+        _WACZ.append(_template_wacz())
+    base = _WACZ[0]
+    if not data:
+        _verify_wacz_bytes(base)
+        return
+    at = int.from_bytes(data[:3], "big") % len(base)
+    _verify_wacz_bytes(base[:at] + data[3:] + base[at + len(data[3:]) :])
+
+
 TARGETS = {
+    "wacz": fuzz_wacz,
+    "wacz-mutation": fuzz_wacz_mutation,
     "show": fuzz_show,
     "display": fuzz_display,
     "title": fuzz_title,

@@ -421,3 +421,33 @@ def test_cli_export_verify_import(sealed_package: Path, tmp_path: Path, signer: 
     junk.write_bytes(b"not a zip")
     proc = _cli("verify", str(junk))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_import_foreign_wacz_seals_it(
+    pywacz_file: Path, tmp_path: Path, signer: typing.Any
+) -> None:
+    from evidence.custody import parse_log
+    from evidence.manifest import Manifest
+
+    info = import_wacz(pywacz_file, tmp_path / "in", key=signer.key, actor="NGO desk")
+    assert info["foreign"] is True
+    pkg = Path(info["package"])
+    report = verify(pkg, trust=[signer.pub])
+    assert report.outcome is Outcome.VERIFIED, report.to_text()
+    assert (pkg / "data" / pywacz_file.name).read_bytes() == pywacz_file.read_bytes()
+    manifest = Manifest.from_bytes((pkg / "evidence/manifest.json").read_bytes())
+    recorded = manifest.extra["imported_wacz"]
+    assert recorded["outcome"] == "intact-untrusted"
+    assert recorded["sha256"] == hashlib.sha256(pywacz_file.read_bytes()).hexdigest()
+    events = parse_log((pkg / "evidence/custody.jsonl").read_bytes()).events
+    assert [e.event for e in events] == ["imported"]
+    assert events[0].actor == "NGO desk"
+
+
+def test_import_refuses_a_forged_wacz(exported: typing.Any, tmp_path: Path) -> None:
+    from evidence.errors import PackageError
+
+    members = _rehash_digest(_forged_content(exported, tmp_path))
+    with pytest.raises(PackageError, match="does not verify"):
+        import_wacz(_write(tmp_path / "f.wacz", members), tmp_path / "in")
+    assert not (tmp_path / "in").exists() or not any((tmp_path / "in").iterdir())

@@ -184,6 +184,9 @@ class WACZReader:
             raise _ZipRefused(f"cannot open: {exc.strerror or exc}") from exc
         try:
             self._open()
+        except OSError as exc:
+            self.close()
+            raise _ZipRefused(f"not a readable ZIP file ({exc.strerror or exc})") from exc
         except BaseException:
             self.close()
             raise
@@ -209,7 +212,9 @@ class WACZReader:
         spans: list[tuple[int, int, str]] = []
         for info in infos:
             name = info.filename
-            problem = _name_problem(name.rstrip("/") if info.is_dir() else name, self.limits)
+            # Not info.is_dir(): it indexes name[-1] and fails on an empty name.
+            is_dir = name.endswith("/")
+            problem = _name_problem(name[:-1] if is_dir else name, self.limits)
             if problem is not None:
                 self.problems.append(Finding(f"refused entry name: {problem}", name))
                 continue
@@ -224,7 +229,7 @@ class WACZReader:
                     Finding("compression method is neither STORED nor DEFLATE", name)
                 )
                 continue
-            if info.is_dir():
+            if is_dir:
                 if info.file_size:
                     self.problems.append(Finding("a directory entry with content", name))
                 continue
@@ -263,6 +268,8 @@ class WACZReader:
             self.problems.append(Finding("entry runs into the central directory", spans[-1][2]))
 
     def _data_start(self, info: zipfile.ZipInfo) -> int:
+        if info.header_offset < 0:
+            raise _ZipRefused(f"{info.filename}: its local header offset is negative")
         self._fh.seek(info.header_offset)
         head = self._fh.read(30)
         if len(head) != 30 or head[:4] != b"PK\x03\x04":
@@ -573,7 +580,7 @@ class _WACZVerifier:
                         "zip",
                         "ZIP structure",
                         Status.FAIL,
-                        f"{len(reader.problems)} unsafe entr(ies); those were not read",
+                        f"{len(reader.problems)} problem(s) with the archive's entries",
                         reader.problems,
                     )
                 )
