@@ -34,7 +34,7 @@ import zlib
 from pathlib import Path
 
 from evidence import clock
-from evidence.errors import KeyFileError, PackageError, StorageError
+from evidence.errors import KeyFileError, PackageError, StorageError, VerificationError
 from evidence.keys import key_id
 from evidence.package import read_manifest_bytes, require_package
 from evidence.verifying.wacz import (
@@ -338,7 +338,8 @@ def export_wacz(
         ``{"wacz", "sha256", "bytes", "wacz_key", "signer"}``.
 
     Raises:
-        PackageError: not a package, or it does not verify.
+        PackageError: not a package.
+        VerificationError: the package does not verify (its report attached).
         StorageError: ``out`` exists or cannot be written.
     """
     from evidence.attach import append_event
@@ -352,7 +353,7 @@ def export_wacz(
     report = verify(root, trust=[])
     if report.outcome is Outcome.FAILED:
         failed = ", ".join(c.title for c in report.failures())
-        raise PackageError(f"{root} does not verify ({failed}); not exported")
+        raise VerificationError(f"{root} does not verify ({failed}); not exported", report)
     manifest = Manifest.from_bytes(read_manifest_bytes(root))
     mapping: dict[str, str] = {}
     for rel in _package_files(root):
@@ -541,7 +542,8 @@ def import_wacz(
         ``{"package", "package_id", "wacz_outcome", "foreign"}``.
 
     Raises:
-        PackageError: not a WACZ, or it does not verify.
+        PackageError: not a WACZ.
+        VerificationError: the WACZ does not verify (its report attached).
         StorageError: the package directory exists or cannot be written.
     """
     from evidence.verifying import Outcome
@@ -556,9 +558,11 @@ def import_wacz(
     )
 
     report = verify_wacz(wacz, trust=trust or WACZTrust())
-    if report.outcome in (Outcome.FAILED, Outcome.NOT_A_PACKAGE):
-        failed = "; ".join(f"{c.title}: {c.summary}" for c in report.failures())
-        raise PackageError(f"{wacz} does not verify ({failed}); not imported")
+    failed = "; ".join(f"{c.title}: {c.summary}" for c in report.failures())
+    if report.outcome is Outcome.NOT_A_PACKAGE:
+        raise PackageError(f"{wacz} is not a WACZ ({failed})")
+    if report.outcome is Outcome.FAILED:
+        raise VerificationError(f"{wacz} does not verify ({failed}); not imported", report)
     if report.package_id is None:
         return _import_foreign(Path(wacz), Path(out_dir), report, key=key, actor=actor)
     pid = report.package_id

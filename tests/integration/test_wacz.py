@@ -445,9 +445,142 @@ def test_import_foreign_wacz_seals_it(
 
 
 def test_import_refuses_a_forged_wacz(exported: typing.Any, tmp_path: Path) -> None:
-    from evidence.errors import PackageError
+    from evidence.errors import VerificationError
 
     members = _rehash_digest(_forged_content(exported, tmp_path))
-    with pytest.raises(PackageError, match="does not verify"):
+    with pytest.raises(VerificationError, match="does not verify"):
         import_wacz(_write(tmp_path / "f.wacz", members), tmp_path / "in")
     assert not (tmp_path / "in").exists() or not any((tmp_path / "in").iterdir())
+
+
+def test_by_hand_steps_in_docs(exported: typing.Any, signer: typing.Any, tmp_path: Path) -> None:
+    """docs/wacz.md's shell steps, run as written, with standard tools only."""
+    doc = (Path(__file__).parents[2] / "docs" / "wacz.md").read_text()
+    section = doc.split("## Verifying an export by hand", 1)[1]
+    script = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    shutil.copy(exported.wacz, tmp_path / "out.wacz")
+    shutil.copy(signer.pub, tmp_path / "signer.pub")
+    proc = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "members OK" in proc.stdout
+    assert "Verified OK" in proc.stdout
+    assert "Signature Verified Successfully" in proc.stdout
+    assert "binding names this key" in proc.stdout
+    hashes = {line.split()[0].removeprefix("sha256:") for line in proc.stdout.splitlines()[1:4]}
+    assert len(hashes) == 1
+
+
+def test_our_index_matches_cdxj_indexer(exported: typing.Any, judge_tools: Path) -> None:
+    """pywb's cdxj-indexer gives the same keys, times, offsets and lengths as our index."""
+    warc = exported.wacz.parent / "for-indexer.warc.gz"
+    warc.write_bytes((exported.pkg / "data" / "capture.warc.gz").read_bytes())
+    proc = subprocess.run(
+        [str(judge_tools / "cdxj-indexer"), str(warc)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+
+    def rows(lines: typing.Iterable[str]) -> set[tuple[str, str, str, str, str]]:
+        out = set()
+        for line in lines:
+            key, stamp, doc = line.split(" ", 2)
+            d = json.loads(doc)
+            out.add((key, stamp, d["url"], d["offset"], d["length"]))
+        return out
+
+    ours = _members(exported.wacz)["indexes/index.cdxj"].decode().splitlines()
+    assert rows(ours) == rows(proc.stdout.splitlines())
+
+
+def test_binding_problems(exported: typing.Any, signer: typing.Any, tmp_path: Path) -> None:
+    """A binding that names another WACZ key fails; a binding by a key not given is not trust."""
+    members = _members(exported.wacz)
+    binding = json.loads(members["evidence/wacz-key-binding.json"])
+    other = ec.generate_private_key(P384).public_key()
+    binding["wacz_public_key"] = base64.b64encode(
+        other.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    ).decode()
+    raw = json.dumps(binding).encode()
+    members["evidence/wacz-key-binding.json"] = raw
+    members["evidence/wacz-key-binding.sig"] = signer.key.sign(raw)
+    # Re-signed by the attacker's own WACZ key over a fresh hash: everything else holds.
+    attacker = ec.generate_private_key(P384)
+    members = _relist(members)
+    digest = "sha256:" + hashlib.sha256(members["datapackage.json"]).hexdigest()
+    from evidence.wacz import sign_hash_raw
+
+    dd = json.loads(members["datapackage-digest.json"])
+    dd["hash"] = digest
+    dd["signedData"].update(
+        hash=digest,
+        signature=base64.b64encode(sign_hash_raw(attacker, digest)).decode(),
+        publicKey=base64.b64encode(
+            attacker.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        ).decode(),
+    )
+    members["datapackage-digest.json"] = json.dumps(dd).encode()
+    path = _write(tmp_path / "rebound.wacz", members)
+    report = verify_wacz(path, trust=WACZTrust.from_paths([signer.pub]))
+    assert report.outcome is Outcome.FAILED, report.to_text()
+    assert report.check("key-binding").status is Status.FAIL
+    assert report.trusted_signers == ()
+
+
+def test_ed25519_publickey_is_not_a_wacz_signature(pywacz_file: Path, tmp_path: Path) -> None:
+    key = generate_keypair()
+
+    def sign(digest: str) -> dict[str, str]:
+        spki = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return {
+            "signature": base64.b64encode(key.sign(digest.encode())).decode(),
+            "publicKey": base64.b64encode(spki).decode(),
+        }
+
+    members = _sign_foreign(_members(pywacz_file), sign, "2026-01-01T00:00:00Z")
+    report = verify_wacz(_write(tmp_path / "ed.wacz", members), trust=WACZTrust())
+    assert report.check("signature").status is Status.NOT_CHECKED
+    assert "not a WACZ signature algorithm" in report.check("signature").summary
+    assert report.outcome is Outcome.UNTRUSTED
+
+
+def test_export_refuses_a_damaged_package(
+    package_copy: Path, signer: typing.Any, tmp_path: Path
+) -> None:
+    from evidence.errors import VerificationError
+
+    warc = package_copy / "data" / "capture.warc.gz"
+    data = bytearray(warc.read_bytes())
+    data[200] ^= 1
+    warc.write_bytes(bytes(data))
+    wacz_key = load_wacz_key(tmp_path / "k.key", None)
+    with pytest.raises(VerificationError, match="not exported"):
+        export_wacz(package_copy, tmp_path / "x.wacz", key=signer.key, wacz_key=wacz_key)
+    assert not (tmp_path / "x.wacz").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_wacz_key_is_reused_and_guarded(tmp_path: Path) -> None:
+    from evidence.errors import KeyFileError
+
+    first = load_wacz_key(tmp_path / "me.key", b"a long passphrase")
+    again = load_wacz_key(tmp_path / "me.key", b"a long passphrase")
+    assert first.private_numbers() == again.private_numbers()
+    with pytest.raises(KeyFileError):
+        load_wacz_key(tmp_path / "me.key", b"the wrong passphrase")
+    (tmp_path / "me.key.wacz").chmod(0o644)
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        load_wacz_key(tmp_path / "me.key", b"a long passphrase")
