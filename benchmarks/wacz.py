@@ -68,9 +68,11 @@ def main() -> int:
             if shutil.which(cmd[0]):
                 rows.append((name, *run(cmd)))
         warc = pkg / "data" / "capture.warc.gz"
+        warc_mib = warc.stat().st_size / 2**20
+        wacz_mib = wacz.stat().st_size / 2**20
         print(
-            f"Package: {args.size_mib} MiB uncompressed, WARC {warc.stat().st_size / 2**20:.0f} MiB, "
-            f"WACZ {wacz.stat().st_size / 2**20:.0f} MiB"
+            f"Package: {args.size_mib} MiB uncompressed, WARC {warc_mib:.0f} MiB, "
+            f"WACZ {wacz_mib:.0f} MiB"
         )
         print(table(rows, "wacz validate -f OUT.wacz"))
     return 0 if all(r[3] == 0 for r in rows) else 1
