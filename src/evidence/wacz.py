@@ -549,9 +549,9 @@ def import_wacz(
     from evidence.verifying import Outcome
     from evidence.verifying.wacz import (
         DEFAULT_WACZ_LIMITS,
+        UnreadableZipError,
         WACZReader,
         WACZTrust,
-        _ZipRefused,
         embedded_members,
         extract_package,
         verify_wacz,
@@ -576,7 +576,7 @@ def import_wacz(
         try:
             with WACZReader(wacz, DEFAULT_WACZ_LIMITS) as reader:
                 extract_package(reader, embedded_members(reader), tmp)
-        except (_ZipRefused, ValueError) as exc:
+        except (UnreadableZipError, ValueError) as exc:
             raise PackageError(f"{wacz}: {exc}") from exc
         for dirpath, _, filenames in os.walk(tmp):
             for f in filenames:
@@ -617,10 +617,10 @@ def _import_foreign(
     from evidence.seal import CUSTODY_PATH, bag_info_for
     from evidence.signing import attachments_for
     from evidence.software import software_versions
-    from evidence.verifying.wacz import _COMPONENT
+    from evidence.verifying.wacz import safe_member_name
     from evidence.warc import WARCWriter
 
-    name = wacz.name if _COMPONENT.match(wacz.name) else "imported.wacz"
+    name = wacz.name if safe_member_name(wacz.name) else "imported.wacz"
     if not name.endswith(".wacz"):
         name += ".wacz"
     main_url = report.subject.requested_url if report.subject else None

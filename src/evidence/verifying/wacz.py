@@ -53,6 +53,7 @@ import struct
 import tempfile
 import typing
 import zipfile
+import zlib
 from pathlib import Path
 
 import attrs
@@ -72,11 +73,17 @@ __all__ = [
     "BINDING_PATH",
     "BINDING_SIG_PATH",
     "BINDING_TYPE",
+    "DEFAULT_WACZ_LIMITS",
+    "UnreadableZipError",
     "WACZLimits",
     "WACZReader",
     "WACZTrust",
     "archive_name_for",
+    "embedded_members",
+    "extract_package",
     "package_path_for",
+    "parse_wacz_time",
+    "safe_member_name",
     "verify_wacz",
     "wacz_path_for",
 ]
@@ -118,8 +125,13 @@ class WACZLimits:
 DEFAULT_WACZ_LIMITS = WACZLimits()
 
 
-class _ZipRefused(Exception):
-    """The ZIP itself is unsafe or unreadable (message in our words)."""
+class UnreadableZipError(ValueError):
+    """The ZIP as a whole is unsafe or unreadable (message in our words).
+
+    Raised by :class:`WACZReader` only; :func:`verify_wacz` turns it into a
+    FAIL (or NOT A PACKAGE) check, and :func:`evidence.wacz.import_wacz` into
+    a :class:`~evidence.errors.PackageError`.
+    """
 
 
 def _end_record(fh: typing.BinaryIO, size: int) -> tuple[int, int, int]:
@@ -129,27 +141,32 @@ def _end_record(fh: typing.BinaryIO, size: int) -> tuple[int, int, int]:
     tail = fh.read(tail_len)
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or len(tail) - at < 22:
-        raise _ZipRefused("not a ZIP file (no end-of-central-directory record)")
+        raise UnreadableZipError("not a ZIP file (no end-of-central-directory record)")
     (_, disk, cd_disk, _, entries, cd_size, cd_offset, _) = struct.unpack(
         "<4sHHHHIIH", tail[at : at + 22]
     )
     if disk != 0 or cd_disk != 0:
-        raise _ZipRefused("multi-disk ZIP archives are not accepted")
+        raise UnreadableZipError("multi-disk ZIP archives are not accepted")
     if entries == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
         loc = at - 20
         if loc < 0 or tail[loc : loc + 4] != b"PK\x06\x07":
-            raise _ZipRefused("zip64 end record announced but its locator is missing")
+            raise UnreadableZipError("zip64 end record announced but its locator is missing")
         (eocd64,) = struct.unpack("<Q", tail[loc + 8 : loc + 16])
         if eocd64 + 56 > size:
-            raise _ZipRefused("zip64 end record lies outside the file")
+            raise UnreadableZipError("zip64 end record lies outside the file")
         fh.seek(eocd64)
         rec = fh.read(56)
         if len(rec) != 56 or rec[:4] != b"PK\x06\x06":
-            raise _ZipRefused("zip64 end record is unreadable")
+            raise UnreadableZipError("zip64 end record is unreadable")
         entries, cd_size, cd_offset = struct.unpack("<QQQ", rec[32:56])
     if cd_offset + cd_size > size:
-        raise _ZipRefused("the central directory lies outside the file")
+        raise UnreadableZipError("the central directory lies outside the file")
     return entries, cd_size, cd_offset
+
+
+def safe_member_name(name: str) -> bool:
+    """True for a name a WACZ member (or a file we make from one) may have."""
+    return _name_problem(name, DEFAULT_WACZ_LIMITS) is None
 
 
 def _name_problem(name: str, limits: WACZLimits) -> str | None:
@@ -168,8 +185,8 @@ def _name_problem(name: str, limits: WACZLimits) -> str | None:
 class WACZReader:
     """A WACZ opened for bounded, checked reading. Use as a context manager.
 
-    Construction performs step 1 (zip hygiene) and raises ``_ZipRefused`` (an
-    internal error turned into a FAIL by :func:`verify_wacz`) when the file
+    Construction performs step 1 (zip hygiene) and raises
+    :class:`UnreadableZipError` (a FAIL in :func:`verify_wacz`) when the file
     cannot be read safely at all; smaller problems are in :attr:`problems`.
     """
 
@@ -181,12 +198,12 @@ class WACZReader:
         try:
             self._fh = open(self.path, "rb")
         except OSError as exc:
-            raise _ZipRefused(f"cannot open: {exc.strerror or exc}") from exc
+            raise UnreadableZipError(f"cannot open: {exc.strerror or exc}") from exc
         try:
             self._open()
         except OSError as exc:
             self.close()
-            raise _ZipRefused(f"not a readable ZIP file ({exc.strerror or exc})") from exc
+            raise UnreadableZipError(f"not a readable ZIP file ({exc.strerror or exc})") from exc
         except BaseException:
             self.close()
             raise
@@ -195,19 +212,21 @@ class WACZReader:
         size = os.fstat(self._fh.fileno()).st_size
         entries, cd_size, cd_offset = _end_record(self._fh, size)
         if entries > self.limits.members:
-            raise _ZipRefused(f"{entries} entries, more than the limit of {self.limits.members}")
+            raise UnreadableZipError(
+                f"{entries} entries, more than the limit of {self.limits.members}"
+            )
         if cd_size > self.limits.directory_bytes:
-            raise _ZipRefused(f"a central directory of {cd_size} bytes is beyond the limit")
+            raise UnreadableZipError(f"a central directory of {cd_size} bytes is beyond the limit")
         self._fh.seek(0)
         try:
             self._zip = zipfile.ZipFile(self._fh)
             infos = self._zip.infolist()
         except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
-            raise _ZipRefused(f"not a readable ZIP file ({exc})") from exc
+            raise UnreadableZipError(f"not a readable ZIP file ({exc})") from exc
         except (NotImplementedError, struct.error, UnicodeDecodeError) as exc:
-            raise _ZipRefused(f"not a readable ZIP file ({exc})") from exc
+            raise UnreadableZipError(f"not a readable ZIP file ({exc})") from exc
         if len(infos) != entries:
-            raise _ZipRefused("the central directory holds a different number of entries")
+            raise UnreadableZipError("the central directory holds a different number of entries")
         total = 0
         spans: list[tuple[int, int, str]] = []
         for info in infos:
@@ -259,7 +278,7 @@ class WACZReader:
             spans.append((info.header_offset, start + info.compress_size, name))
             self.members[name] = info
         if total > self.limits.total_bytes:
-            raise _ZipRefused(f"{total} bytes uncompressed in all, beyond the limit")
+            raise UnreadableZipError(f"{total} bytes uncompressed in all, beyond the limit")
         spans.sort()
         for (_, end, name), (nxt, _, other) in itertools.pairwise(spans):
             if end > nxt:
@@ -269,11 +288,11 @@ class WACZReader:
 
     def _data_start(self, info: zipfile.ZipInfo) -> int:
         if info.header_offset < 0:
-            raise _ZipRefused(f"{info.filename}: its local header offset is negative")
+            raise UnreadableZipError(f"{info.filename}: its local header offset is negative")
         self._fh.seek(info.header_offset)
         head = self._fh.read(30)
         if len(head) != 30 or head[:4] != b"PK\x03\x04":
-            raise _ZipRefused(f"{info.filename}: no local header where the directory says")
+            raise UnreadableZipError(f"{info.filename}: no local header where the directory says")
         name_len, extra_len = struct.unpack("<HH", head[26:30])
         return int(info.header_offset) + 30 + int(name_len) + int(extra_len)
 
@@ -305,7 +324,7 @@ class WACZReader:
                     yield chunk
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
             raise ValueError(str(exc)) from exc
-        except __import__("zlib").error as exc:
+        except zlib.error as exc:
             raise ValueError(f"corrupt DEFLATE data ({exc})") from exc
         if seen != info.file_size:
             raise ValueError(f"{seen} bytes read, {info.file_size} declared")
@@ -562,12 +581,13 @@ class _WACZVerifier:
         self.verified_at = clock.now_iso()
         self.datapackage: dict[str, typing.Any] | None = None
         self.package_id: str | None = None
+        self.subject: Subject | None = None
 
     def run(self) -> Report:
         # Step 1
         try:
             reader = WACZReader(self.path, self.limits)
-        except _ZipRefused as exc:
+        except UnreadableZipError as exc:
             not_zip = str(exc).startswith(("not a ZIP", "cannot open"))
             self.checks.append(
                 Check("zip", "ZIP structure", Status.FAIL, str(exc), [Finding(str(exc))])
@@ -1142,8 +1162,6 @@ class _WACZVerifier:
                 f"package {report.package_id} is intact; no signature by a key you trust",
             )
         self.subject = report.subject
-
-    subject: Subject | None = None
 
     def _report(self, outcome: Outcome | None) -> Report:
         if outcome is None:
