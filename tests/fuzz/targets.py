@@ -277,7 +277,10 @@ def _template_wacz() -> bytes:
 
     from evidence.wacz import sign_hash_raw
 
-    members = {"archive/data.warc": _RECORD, "pages/pages.jsonl": b'{"format": "json-pages-1.0"}\n'}
+    members = {
+        "archive/data.warc.gz": _gz(_RECORD),
+        "pages/pages.jsonl": b'{"format": "json-pages-1.0"}\n',
+    }
     dp = json.dumps(
         {
             "profile": "data-package",

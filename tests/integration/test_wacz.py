@@ -584,3 +584,35 @@ def test_wacz_key_is_reused_and_guarded(tmp_path: Path) -> None:
     (tmp_path / "me.key.wacz").chmod(0o644)
     with pytest.raises(KeyFileError, match="chmod 600"):
         load_wacz_key(tmp_path / "me.key", b"a long passphrase")
+
+
+def test_foreign_warc_records_are_checked(pywacz_file: Path, tmp_path: Path) -> None:
+    """A record whose content no longer matches its own block digest fails, even when
+    datapackage.json was rehashed to match the changed WARC."""
+    import zlib
+
+    report = verify_wacz(pywacz_file, trust=WACZTrust())
+    assert report.check("warc").status is Status.PASS, report.to_text()
+    members = _members(pywacz_file)
+    name = next(n for n in members if n.startswith("archive/"))
+    warc = members[name]
+    out = b""
+    rest = warc
+    changed = False
+    while rest:
+        dec = zlib.decompressobj(31)
+        record = dec.decompress(rest)
+        member = rest[: len(rest) - len(dec.unused_data)]
+        rest = dec.unused_data
+        if not changed and b"Statement" in record:
+            record = record.replace(b"Statement", b"Statemant", 1)
+            c = zlib.compressobj(6, zlib.DEFLATED, 31)
+            member = c.compress(record) + c.flush()
+            changed = True
+        out += member
+    assert changed
+    members[name] = out
+    report = verify_wacz(_write(tmp_path / "w.wacz", _relist(members)), trust=WACZTrust())
+    assert report.check("resources").status is Status.PASS
+    assert report.check("warc").status is Status.FAIL
+    assert "digest does not match" in report.to_text()

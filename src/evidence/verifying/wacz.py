@@ -120,6 +120,8 @@ class WACZLimits:
     digest_bytes: int = 1024 * 1024
     # Path length of a member name.
     name_length: int = 512
+    # Records of one foreign WARC checked record by record.
+    warc_records: int = 1_000_000
 
 
 DEFAULT_WACZ_LIMITS = WACZLimits()
@@ -254,7 +256,7 @@ class WACZReader:
                 continue
             if info.file_size > self.limits.member_bytes:
                 self.problems.append(
-                    Finding("member larger than the limit", name, found=info.file_size)
+                    Finding(f"member of {info.file_size} bytes, larger than the limit", name)
                 )
                 continue
             if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
@@ -267,9 +269,9 @@ class WACZReader:
             ):
                 self.problems.append(
                     Finding(
-                        f"compression ratio above {self.limits.ratio} (a zip bomb?)",
+                        f"compression ratio above {self.limits.ratio} (a zip bomb?): "
+                        f"{info.file_size} bytes from {info.compress_size}",
                         name,
-                        found=f"{info.file_size} from {info.compress_size} bytes",
                     )
                 )
                 continue
@@ -624,7 +626,9 @@ class _WACZVerifier:
             if signed is not None:
                 self._signature(reader, signed)
             # Step 6
-            self._embedded(reader)
+            if not self._embedded(reader):
+                # Step 7
+                self._foreign_warcs(reader)
         return self._report(None)
 
     def _add(
@@ -722,7 +726,7 @@ class _WACZVerifier:
                 continue
             m = _HASH.match(res["hash"])
             if m is None:
-                problems.append(Finding("hash is not sha256:<64 hex>", name, found=res["hash"]))
+                problems.append(Finding(f"hash {res['hash']} is not sha256:<64 hex>", name))
                 continue
             try:
                 digest, _ = reader.digest(name)
@@ -780,9 +784,7 @@ class _WACZVerifier:
             self._add("digest", title, Status.FAIL, "not a JSON object")
             return None
         if doc.get("path") != "datapackage.json":
-            problems.append(
-                Finding("path is not datapackage.json", title, found=str(doc.get("path")))
-            )
+            problems.append(Finding(f"path is {doc.get('path')!r}, not datapackage.json", title))
         if doc.get("hash") != actual:
             problems.append(
                 Finding(
@@ -876,7 +878,7 @@ class _WACZVerifier:
                 title,
                 Status.NOT_CHECKED,
                 "an Ed25519 key: not a WACZ signature algorithm (ECDSA only); not counted",
-                [Finding("Ed25519 signature ignored", found=fp)],
+                [Finding(f"Ed25519 key {fp}: signature ignored")],
             )
             return
         if not isinstance(key, EllipticCurvePublicKey) or key.curve.name not in (
@@ -894,7 +896,7 @@ class _WACZVerifier:
                 title,
                 Status.FAIL,
                 f"the ECDSA {curve} signature ({form}) does not verify",
-                [Finding("invalid signature", found=fp)],
+                [Finding(f"invalid signature by key {fp}")],
             )
             return
         signer = f"wacz-key:{fp}"
@@ -915,7 +917,7 @@ class _WACZVerifier:
             title,
             Status.PASS,
             f"anonymous ECDSA {curve}/SHA-256 signature ({form}) over the hash: {how}",
-            [Finding("signing key (SHA-256 of its SPKI)", found=fp)],
+            [Finding(f"signing key {fp} (SHA-256 of its SubjectPublicKeyInfo)")],
         )
 
     def _binding(self, reader: WACZReader, spki: bytes) -> str | None:
@@ -959,7 +961,7 @@ class _WACZVerifier:
                 title,
                 Status.NOT_CHECKED,
                 "binds the WACZ key to an Ed25519 key you did not give (--trust)",
-                [Finding("Ed25519 key id", found=kid)],
+                [Finding(f"Ed25519 key id {kid}")],
             )
             return None
         from evidence.signing import signature_valid
@@ -970,7 +972,7 @@ class _WACZVerifier:
                 title,
                 Status.FAIL,
                 "the binding statement's Ed25519 signature does not verify",
-                [Finding("Ed25519 key id", found=kid)],
+                [Finding(f"Ed25519 key id {kid}")],
             )
             return None
         self._add(
@@ -978,7 +980,7 @@ class _WACZVerifier:
             title,
             Status.PASS,
             "the WACZ key is bound by an Ed25519 signature of a key you trust",
-            [Finding("Ed25519 key id", found=key_id(ed))],
+            [Finding(f"Ed25519 key id {key_id(ed)}")],
         )
         return key_id(ed)
 
@@ -1024,7 +1026,7 @@ class _WACZVerifier:
             )
         created = parse_wacz_time(signed["created"])
         if created is None:
-            problems.append(Finding("created is not a UTC time", found=signed["created"]))
+            problems.append(Finding(f"created {signed['created']!r} is not a UTC time"))
         if created is not None and not (
             leaf.not_valid_before_utc <= created <= leaf.not_valid_after_utc
         ):
@@ -1114,12 +1116,69 @@ class _WACZVerifier:
                 )
         return Status.PASS if result.chain_checked else Status.NOT_CHECKED
 
-    def _embedded(self, reader: WACZReader) -> None:
+    def _foreign_warcs(self, reader: WACZReader) -> None:
+        title = "WARC records"
+        names = sorted(
+            n for n in reader.members if n.startswith("archive/") and ".warc" in n.rsplit("/")[-1]
+        )
+        if not names:
+            self._add("warc", title, Status.NOT_CHECKED, "the WACZ holds no WARC file")
+            return
+        fails: list[Finding] = []
+        warns: list[Finding] = []
+        checked = 0
+        tmp = Path(tempfile.mkdtemp(prefix="evidence-wacz-"))
+        try:
+            for name in names:
+                if not name.endswith(".warc.gz"):
+                    warns.append(Finding("not a gzipped WARC: record checks not run", name))
+                    continue
+                target = tmp / "w.warc.gz"
+                try:
+                    reader.extract(name, target)
+                    count, fail, warn = _check_foreign_warc(target, name, self.limits)
+                except (ValueError, OSError) as exc:
+                    fails.append(Finding(f"unreadable: {exc}", name))
+                    continue
+                finally:
+                    with contextlib.suppress(OSError):
+                        target.unlink()
+                checked += count
+                fails.extend(fail)
+                warns.extend(warn)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if fails:
+            self._add(
+                "warc",
+                title,
+                Status.FAIL,
+                f"{len(fails)} problem(s) in {len(names)} WARC file(s)",
+                fails + warns,
+            )
+        elif warns:
+            self._add(
+                "warc",
+                title,
+                Status.WARN,
+                f"{checked} records checked; {len(warns)} check(s) could not apply",
+                warns,
+            )
+        else:
+            self._add(
+                "warc",
+                title,
+                Status.PASS,
+                f"{checked} records in {len(names)} WARC file(s): one gzip member each, "
+                "CRCs, lengths, block and payload digests all match",
+            )
+
+    def _embedded(self, reader: WACZReader) -> bool:
         from evidence.verifying.verifier import verify
 
         mapping = embedded_members(reader)
         if not mapping:
-            return
+            return False
         title = "Embedded evidence package"
         tmp = Path(tempfile.mkdtemp(prefix="evidence-wacz-"))
         try:
@@ -1134,7 +1193,7 @@ class _WACZVerifier:
                 extract_package(reader, mapping, root)
             except (ValueError, OSError) as exc:
                 self._add("embedded", title, Status.FAIL, f"cannot be rebuilt: {exc}")
-                return
+                return True
             report = verify(root, trust=self.trust.keyring, tsa_roots=self.trust.tsa_roots)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -1152,7 +1211,7 @@ class _WACZVerifier:
                 title,
                 Status.PASS,
                 f"package {report.package_id} verifies, signed by a key you trust",
-                [Finding("trusted signer", found=k) for k in report.trusted_signers],
+                [Finding(f"signed by {k}, a key you trust") for k in report.trusted_signers],
             )
         else:
             self._add(
@@ -1162,6 +1221,7 @@ class _WACZVerifier:
                 f"package {report.package_id} is intact; no signature by a key you trust",
             )
         self.subject = report.subject
+        return True
 
     def _report(self, outcome: Outcome | None) -> Report:
         if outcome is None:
@@ -1198,6 +1258,97 @@ class _WACZVerifier:
             verified_at=self.verified_at,
             software_version=_software_version(),
         )
+
+
+def _scan_members(path: Path, limits: WACZLimits) -> tuple[list[dict[str, typing.Any]], str | None]:
+    """An inventory of a gzip-per-record WARC, read from the file itself.
+
+    Returns (records, problem): ``problem`` says why the file cannot be
+    checked record by record (a member holding several records, too many
+    records), or is None.
+    """
+    records: list[dict[str, typing.Any]] = []
+    with open(path, "rb") as fh:
+        offset = 0
+        size = os.fstat(fh.fileno()).st_size
+        while offset < size:
+            if len(records) >= limits.warc_records:
+                return records, f"more than {limits.warc_records} records: not checked"
+            fh.seek(offset)
+            dec = zlib.decompressobj(31)
+            h = hashlib.sha256()
+            head = b""
+            out_size = 0
+            consumed = 0
+            while not dec.eof:
+                chunk = fh.read(_CHUNK)
+                if not chunk:
+                    raise ValueError(f"gzip member at offset {offset} is cut off")
+                data = chunk
+                while data and not dec.eof:
+                    out = dec.decompress(data, _CHUNK)
+                    out_size += len(out)
+                    if len(head) < 65536:
+                        head += out[: 65536 - len(head)]
+                    data = dec.unconsumed_tail
+                used = len(chunk) - len(dec.unused_data) if dec.eof else len(chunk)
+                h.update(chunk[:used])
+                consumed += used
+            headers, block_start = _warc_headers(head)
+            length = headers.get("content-length", "")
+            if block_start is not None and length.isdigit() and len(length) < 19:
+                if out_size > block_start + int(length) + 4:
+                    return (
+                        records,
+                        "several records in one gzip member: not checked record by record",
+                    )
+            records.append(
+                {
+                    "id": headers.get("warc-record-id"),
+                    "type": headers.get("warc-type"),
+                    "date": headers.get("warc-date"),
+                    "target_uri": headers.get("warc-target-uri"),
+                    "offset": offset,
+                    "length": consumed,
+                    "sha256": h.hexdigest(),
+                }
+            )
+            offset += consumed
+    return records, None
+
+
+def _warc_headers(head: bytes) -> tuple[dict[str, str], int | None]:
+    end = head.find(b"\r\n\r\n")
+    if end < 0:
+        return {}, None
+    headers: dict[str, str] = {}
+    for line in head[:end].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.decode("latin-1").strip().lower()] = value.decode("latin-1").strip()
+    return headers, end + 4
+
+
+def _check_foreign_warc(
+    path: Path, name: str, limits: WACZLimits
+) -> tuple[int, list[Finding], list[Finding]]:
+    """(records checked, failures, checks that could not apply) for one foreign WARC."""
+    from evidence.warc import check_warc
+
+    try:
+        records, why_not = _scan_members(path, limits)
+    except (ValueError, zlib.error) as exc:
+        return 0, [Finding(f"not a valid gzip-per-record WARC ({exc})", name)], []
+    if why_not is not None:
+        return 0, [], [Finding(why_not, name)]
+    result = check_warc(str(path), records)
+    fails = [Finding(p, name) for p in result.problems]
+    warns: list[Finding] = []
+    for rc in result.records:
+        for p in rc.problems:
+            finding = Finding(f"record {rc.index}: {p}", name, record_id=rc.record_id)
+            # A digest the writing tool did not record cannot be checked: not a defect.
+            (warns if p.endswith("digest is missing") else fails).append(finding)
+    return len(records), fails, warns
 
 
 def parse_wacz_time(text: object) -> _dt.datetime | None:
