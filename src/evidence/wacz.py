@@ -116,18 +116,24 @@ def load_wacz_key(
             pem = pem_encode("ENCRYPTED PRIVATE KEY", _encrypt_pkcs8(der, passphrase))
         else:
             pem = pem_encode("PRIVATE KEY", der)
+        pub = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        written: list[Path] = []
         try:
-            fd = os.open(path, flags, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(pem)
-                fh.flush()
-                os.fsync(fh.fileno())
-            pub = key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            Path(f"{path}.pub").write_bytes(pub)
+            for target, data, mode in ((path, pem, 0o600), (Path(f"{path}.pub"), pub, 0o644)):
+                fd = os.open(target, flags, mode)
+                written.append(target)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
         except OSError as exc:
+            # No private key is left behind without its public key.
+            for done in written:
+                with contextlib.suppress(OSError):
+                    os.unlink(done)
             raise KeyFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
         log.info("made the WACZ key %s", path)
         return key

@@ -616,3 +616,30 @@ def test_foreign_warc_records_are_checked(pywacz_file: Path, tmp_path: Path) -> 
     assert report.check("resources").status is Status.PASS
     assert report.check("warc").status is Status.FAIL
     assert "digest does not match" in report.to_text()
+
+
+def test_keygen_makes_the_wacz_key_and_export_uses_it(sealed_package: Path, tmp_path: Path) -> None:
+    env = {"EVIDENCE_PASSPHRASE": "correct horse battery"}
+    key = tmp_path / "keys" / "desk.key"
+    proc = _cli("keygen", str(key), env=env)
+    assert proc.returncode == 0, proc.stderr
+    wacz_key = Path(f"{key}.wacz")
+    assert wacz_key.stat().st_mode & 0o777 == 0o600
+    assert b"ENCRYPTED PRIVATE KEY" in wacz_key.read_bytes()
+    assert "WACZ key" in proc.stderr
+    pkg = tmp_path / sealed_package.name
+    shutil.copytree(sealed_package, pkg)
+    out = tmp_path / "d.wacz"
+    assert _cli("export", str(pkg), str(out), "--key", str(key), env=env).returncode == 0
+    binding = json.loads(_members(out)["evidence/wacz-key-binding.json"])
+    pub = serialization.load_pem_public_key(Path(f"{key}.wacz.pub").read_bytes())
+    spki = pub.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert base64.b64decode(binding["wacz_public_key"]) == spki
+    # A stale WACZ key at the new path is refused before anything is written.
+    other = tmp_path / "keys" / "other.key"
+    Path(f"{other}.wacz").write_bytes(b"stale")
+    proc = _cli("keygen", str(other), env=env)
+    assert proc.returncode == 2 and "already exists" in proc.stderr
+    assert not other.exists()
