@@ -643,3 +643,55 @@ def test_keygen_makes_the_wacz_key_and_export_uses_it(sealed_package: Path, tmp_
     proc = _cli("keygen", str(other), env=env)
     assert proc.returncode == 2 and "already exists" in proc.stderr
     assert not other.exists()
+
+
+def test_pywb_replays_from_our_index(
+    exported: typing.Any, tmp_path: Path, judge_tools: Path
+) -> None:
+    """pywb, given only the WACZ's WARC and OUR indexes/index.cdxj (no indexing of its
+    own), replays the page and the redirect to it: the index is one a replay tool reads."""
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    members = _members(exported.wacz)
+    coll = tmp_path / "collections" / "evidence"
+    (coll / "archive").mkdir(parents=True)
+    (coll / "indexes").mkdir()
+    (coll / "archive" / "capture.warc.gz").write_bytes(members["archive/capture.warc.gz"])
+    (coll / "indexes" / "index.cdxj").write_bytes(members["indexes/index.cdxj"])
+    page = json.loads(members["pages/pages.jsonl"].splitlines()[1])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(judge_tools / "wayback"), "--bind", "127.0.0.1", "-p", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        url = f"http://127.0.0.1:{port}/evidence/2026id_/{page['url']}"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert b"Nothing happened." in resp.read()
+        old = page["url"].rstrip("/") + "/old"
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: typing.Any) -> None:
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as info:
+            opener.open(f"http://127.0.0.1:{port}/evidence/2026id_/{old}", timeout=10)
+        info.value.close()
+        assert info.value.code == 301
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
