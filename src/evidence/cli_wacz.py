@@ -9,6 +9,7 @@ verification are those of ``evidence verify``.
 from __future__ import annotations
 
 import argparse
+import sys
 import typing
 
 from evidence.cli_common import key_passphrase as _key_passphrase
@@ -18,8 +19,12 @@ __all__ = ["add_wacz_parser", "is_wacz_request", "verify_wacz_files"]
 
 
 def is_wacz_request(paths: typing.Sequence[str]) -> bool:
-    """True when ``evidence verify`` was given WACZ files (a name ending in ``.wacz``)."""
-    return any(str(p).lower().endswith(".wacz") for p in paths)
+    """True when ``evidence verify`` was given only WACZ files (names ending in ``.wacz``).
+
+    Mixed with package directories (``evidence verify archives/*``), a WACZ is
+    a file among packages and is skipped with a note, as any file is.
+    """
+    return bool(paths) and all(str(p).lower().endswith(".wacz") for p in paths)
 
 
 def verify_wacz_files(args: argparse.Namespace) -> int:
@@ -28,8 +33,6 @@ def verify_wacz_files(args: argparse.Namespace) -> int:
     from evidence.verifying.wacz import WACZTrust, verify_wacz
 
     paths: list[str] = list(args.packages)
-    if not all(p.lower().endswith(".wacz") for p in paths):
-        raise UsageError("verify WACZ files and package directories in separate runs")
     if getattr(args, "inclusion", None) is not None:
         raise UsageError("--inclusion checks a package directory, not a WACZ")
     trust = WACZTrust.from_paths(
@@ -73,6 +76,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(info)
     else:
+        for warning in info["warnings"]:
+            sys.stderr.write(f"warning: {safe(warning)}\n")
         what = "sealed the foreign WACZ in" if info["foreign"] else "rebuilt"
         print(f"{what} package {safe(info['package'])} (WACZ: {info['wacz_outcome']})")
         print("check it with: evidence verify --trust KEY.pub " + safe(info["package"]))

@@ -545,7 +545,7 @@ def import_wacz(
         actor: who imports (recorded in the custody event).
 
     Returns:
-        ``{"package", "package_id", "wacz_outcome", "foreign"}``.
+        ``{"package", "package_id", "wacz_outcome", "foreign", "warnings"}``.
 
     Raises:
         PackageError: not a WACZ.
@@ -570,7 +570,9 @@ def import_wacz(
     if report.outcome is Outcome.FAILED:
         raise VerificationError(f"{wacz} does not verify ({failed}); not imported", report)
     if report.package_id is None:
-        return _import_foreign(Path(wacz), Path(out_dir), report, key=key, actor=actor)
+        return _logged(
+            out_dir, _import_foreign(Path(wacz), Path(out_dir), report, key=key, actor=actor)
+        )
     pid = report.package_id
     out = Path(out_dir)
     final = out / pid
@@ -597,12 +599,35 @@ def import_wacz(
 
             shutil.rmtree(tmp, ignore_errors=True)
     read_manifest_bytes(final)  # the rebuilt package opens as one
-    return {
-        "package": str(final),
-        "package_id": pid,
-        "wacz_outcome": report.outcome.value,
-        "foreign": False,
-    }
+    return _logged(
+        out,
+        {
+            "package": str(final),
+            "package_id": pid,
+            "wacz_outcome": report.outcome.value,
+            "foreign": False,
+        },
+    )
+
+
+def _logged(out_dir: str | os.PathLike[str], info: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    """Add an imported package to ``out_dir``'s ledger when it has one, as capture does.
+
+    The package is complete already: a ledger that cannot take it costs a
+    warning (``info["warnings"]``), never the import.
+    """
+    from evidence.errors import EvidenceError
+    from evidence.ledger import append_if_present
+
+    info["warnings"] = []
+    try:
+        if append_if_present(out_dir, info["package"]) is not None:
+            log.info("logged %s in the ledger of %s", info["package_id"], out_dir)
+    except EvidenceError as exc:
+        info["warnings"].append(
+            f"not added to the ledger: {exc}; add it later with 'evidence ledger add'"
+        )
+    return info
 
 
 _IMPORT_WARC = "data/capture.warc.gz"

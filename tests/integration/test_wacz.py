@@ -695,3 +695,28 @@ def test_pywb_replays_from_our_index(
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_imports_are_logged_in_a_ledgered_archive(
+    exported: typing.Any, pywacz_file: Path, tmp_path: Path
+) -> None:
+    from evidence.ledger import init_ledger
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    init_ledger(archive)
+    ours = import_wacz(exported.wacz, archive)
+    theirs = import_wacz(pywacz_file, archive)
+    assert ours["warnings"] == [] and theirs["warnings"] == []
+    leaves = (archive / "ledger" / "leaves.txt").read_text()
+    assert ours["package_id"] in leaves and theirs["package_id"] in leaves
+
+
+def test_verify_many_paths_skips_a_wacz_among_packages(
+    exported: typing.Any, sealed_package: Path, signer: typing.Any
+) -> None:
+    proc = _cli("verify", str(sealed_package), str(exported.wacz), "--trust", str(signer.pub))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "skipped" in proc.stderr and "out.wacz" in proc.stderr
+    both = _cli("verify", str(exported.wacz), str(exported.wacz), "--trust", str(signer.pub))
+    assert both.returncode == 0 and both.stdout.count("VERIFIED") == 2
