@@ -720,3 +720,35 @@ def test_verify_many_paths_skips_a_wacz_among_packages(
     assert "skipped" in proc.stderr and "out.wacz" in proc.stderr
     both = _cli("verify", str(exported.wacz), str(exported.wacz), "--trust", str(signer.pub))
     assert both.returncode == 0 and both.stdout.count("VERIFIED") == 2
+
+
+def test_every_member_byte_counts(exported: typing.Any, signer: typing.Any, tmp_path: Path) -> None:
+    """One changed byte in any member, datapackage files included, is a failure."""
+    original = _members(exported.wacz)
+    trust = WACZTrust.from_paths([signer.pub])
+    for name in original:
+        members = dict(original)
+        data = bytearray(members[name])
+        data[len(data) // 2] ^= 0x01
+        members[name] = bytes(data)
+        path = _write(tmp_path / "m.wacz", members)
+        report = verify_wacz(path, trust=trust)
+        assert report.outcome is Outcome.FAILED, (name, report.to_text())
+        path.unlink()
+
+
+def test_py_wacz_accepts_the_forgery_we_reject(
+    exported: typing.Any, signer: typing.Any, tmp_path: Path, judge_tools: Path
+) -> None:
+    """The issue's measurement, kept as a test: `wacz validate` passes a WACZ whose
+    content was swapped under the victim's pasted signedData (digest rehashed)."""
+    members = _rehash_digest(_forged_content(exported, tmp_path))
+    path = _write(tmp_path / "forged.wacz", members)
+    proc = subprocess.run(
+        [str(judge_tools / "wacz"), "validate", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert verify_wacz(path, trust=WACZTrust.from_paths([signer.pub])).outcome is Outcome.FAILED
