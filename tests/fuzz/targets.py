@@ -267,7 +267,7 @@ def fuzz_show(data: bytes) -> None:
         json.loads(json.dumps(info, ensure_ascii=True))
 
 
-def _template_wacz() -> bytes:
+def _template_wacz(signed_extra: dict[str, str] | None = None) -> bytes:
     """A small, valid, signed WACZ (anonymous P-384, raw r||s) to mutate."""
     import base64
     import zipfile
@@ -308,6 +308,8 @@ def _template_wacz() -> bytes:
         "signature": base64.b64encode(sign_hash_raw(key, digest)).decode(),
         "publicKey": base64.b64encode(spki).decode(),
     }
+    if signed_extra is not None:
+        signed.update(signed_extra)
     dd = json.dumps({"path": "datapackage.json", "hash": digest, "signedData": signed}).encode()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -353,8 +355,24 @@ def fuzz_wacz_mutation(data: bytes) -> None:
     _verify_wacz_bytes(base[:at] + data[3:] + base[at + len(data[3:]) :])
 
 
+def fuzz_wacz_signed_data(data: bytes) -> None:
+    """Fuzz bytes as the certificates, token, key and signature of a signedData."""
+    import base64
+
+    b64 = base64.b64encode(data).decode()
+    pem = "-----BEGIN CERTIFICATE-----\n" + b64 + "\n-----END CERTIFICATE-----\n"
+    variant = data[0] % 3 if data else 0
+    extra = [
+        {"publicKey": b64, "signature": b64[: len(b64) // 2]},
+        {"domain": "a.example", "domainCert": pem, "timeSignature": b64, "timestampCert": pem},
+        {"domain": data.decode("latin-1"), "domainCert": data.decode("latin-1")},
+    ][variant]
+    _verify_wacz_bytes(_template_wacz(extra))
+
+
 TARGETS = {
     "wacz": fuzz_wacz,
+    "wacz-signed-data": fuzz_wacz_signed_data,
     "wacz-mutation": fuzz_wacz_mutation,
     "show": fuzz_show,
     "display": fuzz_display,

@@ -254,3 +254,11 @@ def test_unplaceable_package_paths() -> None:
     assert wacz_path_for("data/sub/x", "data/capture.warc.gz") is None
     assert wacz_path_for("evidence/other/x", "data/capture.warc.gz") is None
     assert package_path_for("pages/pages.jsonl") is None
+
+
+def test_a_clean_zip_without_datapackage_is_not_a_wacz(tmp_path: Path) -> None:
+    path = tmp_path / "plain.wacz"
+    path.write_bytes(_zip([("notes/readme.txt", b"hello", 8)]))
+    report = verify_wacz(path, trust=WACZTrust())
+    assert report.outcome is Outcome.NOT_A_PACKAGE
+    assert report.exit_code == 2

@@ -132,8 +132,13 @@ class UnreadableZipError(ValueError):
 
     Raised by :class:`WACZReader` only; :func:`verify_wacz` turns it into a
     FAIL (or NOT A PACKAGE) check, and :func:`evidence.wacz.import_wacz` into
-    a :class:`~evidence.errors.PackageError`.
+    a :class:`~evidence.errors.PackageError`. ``not_zip`` is True when the
+    file is no ZIP at all (rather than a ZIP we refuse).
     """
+
+    def __init__(self, message: str, *, not_zip: bool = False) -> None:
+        super().__init__(message)
+        self.not_zip = not_zip
 
 
 def _end_record(fh: typing.BinaryIO, size: int) -> tuple[int, int, int]:
@@ -143,7 +148,9 @@ def _end_record(fh: typing.BinaryIO, size: int) -> tuple[int, int, int]:
     tail = fh.read(tail_len)
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or len(tail) - at < 22:
-        raise UnreadableZipError("not a ZIP file (no end-of-central-directory record)")
+        raise UnreadableZipError(
+            "not a ZIP file (no end-of-central-directory record)", not_zip=True
+        )
     (_, disk, cd_disk, _, entries, cd_size, cd_offset, _) = struct.unpack(
         "<4sHHHHIIH", tail[at : at + 22]
     )
@@ -200,7 +207,7 @@ class WACZReader:
         try:
             self._fh = open(self.path, "rb")
         except OSError as exc:
-            raise UnreadableZipError(f"cannot open: {exc.strerror or exc}") from exc
+            raise UnreadableZipError(f"cannot open: {exc.strerror or exc}", not_zip=True) from exc
         try:
             self._open()
         except OSError as exc:
@@ -590,11 +597,10 @@ class _WACZVerifier:
         try:
             reader = WACZReader(self.path, self.limits)
         except UnreadableZipError as exc:
-            not_zip = str(exc).startswith(("not a ZIP", "cannot open"))
             self.checks.append(
                 Check("zip", "ZIP structure", Status.FAIL, str(exc), [Finding(str(exc))])
             )
-            return self._report(Outcome.NOT_A_PACKAGE if not_zip else Outcome.FAILED)
+            return self._report(Outcome.NOT_A_PACKAGE if exc.not_zip else Outcome.FAILED)
         with reader:
             if reader.problems:
                 self.checks.append(
@@ -618,7 +624,9 @@ class _WACZVerifier:
                 )
             raw = self._datapackage(reader)
             if raw is None:
-                return self._report(None)
+                # A clean ZIP without datapackage.json is simply not a WACZ.
+                missing = "datapackage.json" not in reader.members and not reader.problems
+                return self._report(Outcome.NOT_A_PACKAGE if missing else None)
             # Step 2
             self._resources(reader)
             # Step 3 and 4
@@ -859,7 +867,13 @@ class _WACZVerifier:
             self._add("signature", title, Status.FAIL, "the signature is not base64")
             return
         if "domain" in signed or "domainCert" in signed:
-            self._domain_signature(signed, signature)
+            from cryptography.exceptions import UnsupportedAlgorithm
+
+            try:
+                self._domain_signature(signed, signature)
+            except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+                # A certificate cryptography parses lazily and cannot use after all.
+                self._add("signature", "Domain signature", Status.FAIL, f"unusable ({exc})")
             return
         pub_b64 = signed.get("publicKey")
         if not isinstance(pub_b64, str):
