@@ -1,4 +1,4 @@
-"""The judges' tools (pywb, later wacz) in their own cached virtual environment.
+"""The judges' tools (pywb; py-wacz for `wacz validate`) in their own cached virtual environment.
 
 pywb pins pyOpenSSL<26.2, which would downgrade the cryptography of the
 project's environment; the tests must run against the cryptography a normal
