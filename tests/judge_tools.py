@@ -1,4 +1,4 @@
-"""The judges' tools (pywb, later wacz) in their own cached virtual environment.
+"""The judges' tools (pywb; py-wacz for `wacz validate`) in their own cached virtual environment.
 
 pywb pins pyOpenSSL<26.2, which would downgrade the cryptography of the
 project's environment; the tests must run against the cryptography a normal
@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REQUIREMENTS = "pywb>=2.8.3\n"
+REQUIREMENTS = "pywb>=2.8.3\nwacz>=0.6.0\n"
 
 
 class ToolsUnavailable(Exception):

@@ -36,6 +36,8 @@ if typing.TYPE_CHECKING:
     )
     from evidence.keys import Keyring, load_private_key
     from evidence.verifying import Outcome, Report, Status, verify, verify_strict
+    from evidence.verifying.wacz import verify_wacz
+    from evidence.wacz import export_wacz, import_wacz
 
 __all__ = [
     "CaptureError",
@@ -61,11 +63,14 @@ __all__ = [
     "add_timestamp",
     "append_event",
     "capture",
+    "export_wacz",
+    "import_wacz",
     "load_private_key",
     "report",
     "sign_package",
     "verify",
     "verify_strict",
+    "verify_wacz",
 ]
 
 _LAZY = {
@@ -96,6 +101,9 @@ _LAZY = {
     "Status": "evidence.verifying",
     "verify": "evidence.verifying",
     "verify_strict": "evidence.verifying",
+    "export_wacz": "evidence.wacz",
+    "import_wacz": "evidence.wacz",
+    "verify_wacz": "evidence.verifying.wacz",
 }
 
 

@@ -165,9 +165,9 @@ def append_event(
             read (a link, FIFO, device, too large, or cut off).
         StorageError: the log cannot be written.
     """
-    if event == "captured":
+    if event in ("captured", "imported"):
         raise CustodyError(
-            "'captured' is only the first event of a log, made by the capture; "
+            f"{event!r} is only the first event of a log, made with the package; "
             "it cannot be added to an existing package"
         )
     root = require_package(package)

@@ -313,11 +313,14 @@ def _severity(code: int) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from evidence import cli_wacz
     from evidence.errors import UsageError
     from evidence.keys import Keyring
     from evidence.verifying import verify
     from evidence.verifying.policy import refuse_inside_package
 
+    if cli_wacz.is_wacz_request(args.packages):  # a WACZ has its own verifier (docs/wacz.md)
+        return cli_wacz.verify_wacz_files(args)
     for path in args.packages:
         # The keys are loaded once for all packages; each package is still
         # refused as a source of its own trust (its author chose those files).
@@ -398,6 +401,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     from evidence.keys import PBKDF2_ITERATIONS, write_keypair
 
     _check_new_key_path(args.path)
+    _check_new_key_path(f"{args.path}.wacz")  # its P-384 WACZ key too (docs/wacz.md)
     if args.no_passphrase:
         passphrase = None
     else:
@@ -409,6 +413,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise KeyFileError(f"cannot create {parent}: {exc.strerror or exc}") from exc
     kid = write_keypair(args.path, passphrase)
+    from evidence.wacz import load_wacz_key
+
+    load_wacz_key(args.path, passphrase)  # made with the key, so every export uses it
     if passphrase is None:
         _warn(
             f"{args.path} is NOT encrypted (--no-passphrase); anyone who reads it can sign as you"
@@ -416,6 +423,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     else:
         _note(f"private key: {args.path} (encrypted, PBKDF2-HMAC-SHA256 x{PBKDF2_ITERATIONS})")
     _note(f"public key:  {args.path}.pub")
+    _note(f"WACZ key:    {args.path}.wacz (ECDSA P-384, signs WACZ exports; docs/wacz.md)")
     if args.json:
         _print_json(
             {
@@ -733,6 +741,10 @@ def build_parser() -> argparse.ArgumentParser:
     from evidence.cli_report import add_report_parser
 
     add_report_parser(sub)
+
+    from evidence.cli_wacz import add_wacz_parser
+
+    add_wacz_parser(sub)
     return parser
 
 

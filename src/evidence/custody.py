@@ -47,6 +47,7 @@ __all__ = [
     "APPENDABLE_EVENTS",
     "CUSTODY_PATH",
     "EVENTS",
+    "FIRST_EVENTS",
     "CustodyEvent",
     "CustodyLog",
     "LogLine",
@@ -67,10 +68,14 @@ EVENTS = (
     "exported",
     "checked",
     "reported",
+    "imported",
 )
 # ``captured`` is the first event only, made by the capture itself: nobody
 # may add it to an existing log.
-APPENDABLE_EVENTS = tuple(e for e in EVENTS if e != "captured")
+# ``imported`` is the first event of a package made by ``evidence import`` from
+# a foreign WACZ: like ``captured``, it starts a log and is never appended.
+FIRST_EVENTS = ("captured", "imported")
+APPENDABLE_EVENTS = tuple(e for e in EVENTS if e not in FIRST_EVENTS)
 MAX_LOG_BYTES = 16 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024
 MAX_NOTE_CHARS = 4000
@@ -107,8 +112,8 @@ def make_event(
     """
     if event not in EVENTS:
         raise CustodyError(f"unknown custody event {event!r}; use one of {', '.join(EVENTS)}")
-    if event == "captured" and (seq != 1 or prev_line is not None):
-        raise CustodyError("'captured' is only the first event of a log, made by the capture")
+    if event in FIRST_EVENTS and (seq != 1 or prev_line is not None):
+        raise CustodyError(f"{event!r} is only the first event of a log, made with the package")
     if len(note) > MAX_NOTE_CHARS:
         raise CustodyError(f"custody note is longer than {MAX_NOTE_CHARS} characters")
     prev_bytes = prev_line if prev_line is not None else manifest

@@ -40,11 +40,14 @@ def bag_info_for(manifest: Manifest) -> list[tuple[str, str]]:
     software = manifest.software
     agent = f"{software.name} {software.version}" if software else "unknown"
     requested = manifest.capture.requested_url if manifest.capture else "(unknown)"
+    description = f"Web evidence captured from {requested}"
+    if manifest.capture is None and "imported_wacz" in manifest.extra:
+        description = "A WACZ web archive, sealed on receipt by evidence import"
     fields = [
         ("Bag-Software-Agent", agent),
         ("Bagging-Date", manifest.created[:10]),
         ("External-Identifier", manifest.package_id),
-        ("External-Description", f"Web evidence captured from {requested}"),
+        ("External-Description", description),
     ]
     if manifest.operator is not None and manifest.operator.organization:
         fields.insert(0, ("Source-Organization", manifest.operator.organization))

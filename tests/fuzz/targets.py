@@ -303,8 +303,114 @@ def fuzz_court_report(data: bytes) -> None:
     assert doc.count("<img") == 0  # no screenshot here, and the hostile one is text
 
 
+def _template_wacz(signed_extra: dict[str, str] | None = None) -> bytes:
+    """A small, valid, signed WACZ (anonymous P-384, raw r||s) to mutate."""
+    import base64
+    import zipfile
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from evidence.wacz import sign_hash_raw
+
+    members = {
+        "archive/data.warc.gz": _gz(_RECORD),
+        "pages/pages.jsonl": b'{"format": "json-pages-1.0"}\n',
+    }
+    dp = json.dumps(
+        {
+            "profile": "data-package",
+            "wacz_version": "1.1.1",
+            "created": "2026-01-01T00:00:00Z",
+            "resources": [
+                {
+                    "name": n,
+                    "path": n,
+                    "hash": "sha256:" + hashlib.sha256(d).hexdigest(),
+                    "bytes": len(d),
+                }
+                for n, d in members.items()
+            ],
+        }
+    ).encode()
+    digest = "sha256:" + hashlib.sha256(dp).hexdigest()
+    key = ec.generate_private_key(ec.SECP384R1())
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    signed = {
+        "hash": digest,
+        "created": "2026-01-01T00:00:00Z",
+        "signature": base64.b64encode(sign_hash_raw(key, digest)).decode(),
+        "publicKey": base64.b64encode(spki).decode(),
+    }
+    if signed_extra is not None:
+        signed.update(signed_extra)
+    dd = json.dumps({"path": "datapackage.json", "hash": digest, "signedData": signed}).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in [
+            *members.items(),
+            ("datapackage.json", dp),
+            ("datapackage-digest.json", dd),
+        ]:
+            method = zipfile.ZIP_STORED if name.startswith("archive/") else zipfile.ZIP_DEFLATED
+            zf.writestr(zipfile.ZipInfo(name, (2026, 1, 1, 0, 0, 0)), data, compress_type=method)
+    return buf.getvalue()
+
+
+_WACZ: list[bytes] = []
+
+
+def _verify_wacz_bytes(data: bytes) -> None:
+    from evidence.verifying.wacz import WACZLimits, WACZTrust, verify_wacz
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "x.wacz"
+        path.write_bytes(data)
+        report = verify_wacz(path, trust=WACZTrust(), limits=WACZLimits(member_bytes=1 << 20))
+        assert report.outcome is not Outcome.VERIFIED
+        _assert_shown_safely(report.to_text())
+        json.dumps(report.to_json(), ensure_ascii=True)
+
+
+def fuzz_wacz(data: bytes) -> None:
+    """Arbitrary bytes as a WACZ file: a report, never an exception."""
+    _verify_wacz_bytes(data)
+
+
+def fuzz_wacz_mutation(data: bytes) -> None:
+    """A valid signed WACZ with fuzz bytes spliced in: reaches the JSON and zip parsers."""
+    if not _WACZ:
+        _WACZ.append(_template_wacz())
+    base = _WACZ[0]
+    if not data:
+        _verify_wacz_bytes(base)
+        return
+    at = int.from_bytes(data[:3], "big") % len(base)
+    _verify_wacz_bytes(base[:at] + data[3:] + base[at + len(data[3:]) :])
+
+
+def fuzz_wacz_signed_data(data: bytes) -> None:
+    """Fuzz bytes as the certificates, token, key and signature of a signedData."""
+    import base64
+
+    b64 = base64.b64encode(data).decode()
+    pem = "-----BEGIN CERTIFICATE-----\n" + b64 + "\n-----END CERTIFICATE-----\n"
+    variant = data[0] % 3 if data else 0
+    extra = [
+        {"publicKey": b64, "signature": b64[: len(b64) // 2]},
+        {"domain": "a.example", "domainCert": pem, "timeSignature": b64, "timestampCert": pem},
+        {"domain": data.decode("latin-1"), "domainCert": data.decode("latin-1")},
+    ][variant]
+    _verify_wacz_bytes(_template_wacz(extra))
+
+
 TARGETS = {
     "court-report": fuzz_court_report,
+    "wacz": fuzz_wacz,
+    "wacz-signed-data": fuzz_wacz_signed_data,
+    "wacz-mutation": fuzz_wacz_mutation,
     "show": fuzz_show,
     "display": fuzz_display,
     "title": fuzz_title,

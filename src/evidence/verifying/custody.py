@@ -33,7 +33,7 @@ from pathlib import Path
 import attrs
 
 from evidence.clock import parse_iso, shift
-from evidence.custody import CLOCK_TOLERANCE, CUSTODY_PATH, EVENTS
+from evidence.custody import CLOCK_TOLERANCE, CUSTODY_PATH, EVENTS, FIRST_EVENTS
 from evidence.errors import EvidenceError
 from evidence.package import read_regular_file
 from evidence.verifying.policy import DEFAULT_LIMITS, VerifyLimits
@@ -251,9 +251,11 @@ def check_log(
         kind = obj.get("event")
         if kind not in EVENTS:
             problem(f"unknown event type {kind!r}")
-        elif kind == "captured" and number != 1:
-            problem("a 'captured' event can only be the first: only the capture makes it")
-        if number == 1 and require_captured and kind != "captured":
+        elif kind in FIRST_EVENTS and number != 1:
+            problem(
+                f"a {kind!r} event can only be the first: only the making of the package makes it"
+            )
+        if number == 1 and require_captured and kind not in FIRST_EVENTS:
             problem("the first event must be the capture's own 'captured' event")
         for name in ("actor", "note"):
             if obj.get(name) is not None and not isinstance(obj.get(name), str):
@@ -283,13 +285,13 @@ def check_log(
             elif state is SignatureState.UNVERIFIABLE:
                 unverifiable.append(kid)
             if (
-                kind == "captured"
+                kind in FIRST_EVENTS
                 and manifest_signers
                 and state is not SignatureState.INVALID
                 and kid not in manifest_signers
             ):
                 problem(
-                    f"the 'captured' event is signed by key {kid}, which did not sign the "
+                    f"the {kind!r} event is signed by key {kid}, which did not sign the "
                     "manifest: it is someone else's claim, not the capture's"
                 )
         events.append(
