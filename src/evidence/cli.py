@@ -318,6 +318,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from evidence.verifying import verify
     from evidence.verifying.policy import refuse_inside_package
 
+    if args.recursive:  # every package under each directory: evidence.cli_batch
+        from evidence.cli_batch import cmd_verify_recursive
+
+        return cmd_verify_recursive(args)
     for path in args.packages:
         # The keys are loaded once for all packages; each package is still
         # refused as a source of its own trust (its author chose those files).
@@ -654,6 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY.pub|DIR",
         help="a key you trust to sign ledger checkpoints (repeatable; with --inclusion)",
     )
+    from evidence.cli_batch import add_batch_parser, add_verify_options
+
+    add_verify_options(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser(
@@ -730,6 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
     from evidence.cli_ledger import add_ledger_parser
 
     add_ledger_parser(sub)
+    add_batch_parser(sub)
     return parser
 
 
