@@ -465,6 +465,8 @@ def capture_one(
             )
         except CaptureError as exc:
             shutil.rmtree(staging, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                staging.parent.rmdir()
             if exc.kind == "disk":
                 raise StorageError(f"cannot write in {root}: {exc.cause}") from exc
             return BatchResult(
@@ -479,6 +481,8 @@ def capture_one(
         transient = got.status in TRANSIENT_STATUSES
         if transient and discard_transient:
             shutil.rmtree(staging, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                staging.parent.rmdir()
             return BatchResult(
                 url=url,
                 status="failed",

@@ -124,7 +124,13 @@ def make_app(url: str, *, redeliver_after: float = 900.0) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=QUEUE_NAME,
-        broker_transport_options={"visibility_timeout": redeliver_after},
+        broker_transport_options={
+            "visibility_timeout": redeliver_after,
+            # Look for tasks of dead workers every few seconds (kombu's default
+            # sweep is every 10 x 10 s), so redelivery follows the timeout closely.
+            "unacked_restore_interval": max(1, min(10, int(redeliver_after / 3))),
+            "unacked_restore_throttle": 1,
+        },
         result_backend_transport_options={"visibility_timeout": redeliver_after},
         result_expires=7 * 86400,
         broker_connection_retry_on_startup=True,
