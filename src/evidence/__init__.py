@@ -17,6 +17,7 @@ import typing
 
 if typing.TYPE_CHECKING:
     from evidence.attach import add_timestamp, append_event, sign_package
+    from evidence.batch import BatchResult, capture_many, list_packages, verify_many
     from evidence.capturing import CaptureOptions, CaptureResult, Operator, capture
     from evidence.errors import (
         CaptureError,
@@ -35,6 +36,7 @@ if typing.TYPE_CHECKING:
     from evidence.verifying import Outcome, Report, Status, verify, verify_strict
 
 __all__ = [
+    "BatchResult",
     "CaptureError",
     "CaptureOptions",
     "CaptureResult",
@@ -57,13 +59,20 @@ __all__ = [
     "add_timestamp",
     "append_event",
     "capture",
+    "capture_many",
+    "list_packages",
     "load_private_key",
     "sign_package",
     "verify",
+    "verify_many",
     "verify_strict",
 ]
 
 _LAZY = {
+    "BatchResult": "evidence.batch",
+    "capture_many": "evidence.batch",
+    "list_packages": "evidence.batch",
+    "verify_many": "evidence.batch",
     "CaptureOptions": "evidence.capturing",
     "CaptureResult": "evidence.capturing",
     "Operator": "evidence.capturing",

@@ -339,3 +339,30 @@ def test_verify_many_api_and_untrusted_exit_code(tmp_path, batch_site, cli):
 def test_verify_recursive_of_a_directory_without_packages_is_a_usage_error(tmp_path, cli):
     r = cli("verify", tmp_path, "--recursive")
     assert r.code == 2 and "no package found" in r.err
+
+
+def test_a_terminal_gets_a_live_display_with_counts_and_each_workers_url(tmp_path, batch_site):
+    import pty
+
+    s = batch_site(latency=0.3)
+    lst = tmp_path / "l.txt"
+    lst.write_text("\n".join(s.url(f"/page/{i}") for i in range(4)) + "\n", encoding="utf-8")
+    master, replica = pty.openpty()
+    argv = [sys.executable, "-m", "evidence.cli", "batch", str(lst), "--out", str(tmp_path / "o")]
+    proc = subprocess.Popen(argv, stdin=replica, stdout=replica, stderr=replica)
+    os.close(replica)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    text = screen.decode("utf-8", "replace")
+    assert "running 2" in text and "left" in text and "ETA" in text
+    assert s.url("/page/0") in text
+    assert "done 4  failed 0  running 0  left 0" in text
