@@ -919,7 +919,16 @@ def _clean_staging(root: Path) -> None:
                 shutil.rmtree(entry.path, ignore_errors=True)
 
 
-CSV_COLUMNS = ("url", "package", "status", "error", "manifest_sha256", "http_status", "attempts")
+CSV_COLUMNS = (
+    "url",
+    "package",
+    "status",
+    "error",
+    "manifest_sha256",
+    "http_status",
+    "attempts",
+    "signers",
+)
 
 
 def _csv_cell(text: str) -> str:
@@ -944,6 +953,7 @@ def _write_csv(path: Path, results: typing.Sequence[BatchResult]) -> None:
                     r.manifest_sha256,
                     str(r.http_status or ""),
                     str(r.attempts),
+                    " ".join(r.signers),
                     *(r.labels.get(k, "") for k in labels),
                 )
             ]

@@ -367,16 +367,18 @@ def cmd_verify_recursive(args: argparse.Namespace) -> int:
     import io
 
     from evidence.batch import find_packages, verify_many
+    from evidence.errors import UsageError
     from evidence.keys import Keyring
     from evidence.verifying.policy import refuse_inside_package
 
+    if args.inclusion or args.custody_anchor:
+        raise UsageError("--inclusion and --custody-anchor check one package, not --recursive")
     paths = [p for d in args.packages for p in find_packages(d)]
     for p in paths:
         refuse_inside_package(str(p), args.trust, "trusted key")
         refuse_inside_package(str(p), args.tsa_ca, "TSA root")
     keyring = Keyring.from_paths(args.trust)
     roots = _tsa_roots(args.tsa_ca)
-    display = _Plain(as_json=False) if args.json or not sys.stderr.isatty() else None
     counts: dict[str, int] = {}
     rows: list[dict[str, typing.Any]] = []
     worst = 0
@@ -400,7 +402,7 @@ def cmd_verify_recursive(args: argparse.Namespace) -> int:
                 "failed_checks": failed,
             }
         )
-        if display is not None and not args.json:
+        if not args.json:
             print(f"{report.outcome.value:<10} {safe(str(path))}", flush=True)
     rows.sort(key=lambda r: r["package"])
     if args.json:
@@ -420,8 +422,6 @@ def cmd_verify_recursive(args: argparse.Namespace) -> int:
         with open(args.report, "x", encoding="utf-8") as fh:
             fh.write(buf.getvalue())
     if not rows:
-        from evidence.errors import UsageError
-
         raise UsageError("no package found under " + ", ".join(args.packages))
     return worst
 

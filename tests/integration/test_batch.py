@@ -366,3 +366,14 @@ def test_a_terminal_gets_a_live_display_with_counts_and_each_workers_url(tmp_pat
     assert "running 2" in text and "left" in text and "ETA" in text
     assert s.url("/page/0") in text
     assert "done 4  failed 0  running 0  left 0" in text
+
+
+def test_the_report_names_the_signing_key_and_recursive_refuses_single_package_options(
+    tmp_path, batch_site, signer, cli
+):
+    s = batch_site()
+    list(capture_many(io.StringIO(s.url("/page/1")), out=tmp_path, sign_with=[signer.key]))
+    (report,) = tmp_path.glob("batch-*.csv")
+    assert read_csv(report)[0]["signers"] == signer.kid
+    r = cli("verify", tmp_path, "--recursive", "--custody-anchor", "ab" * 32)
+    assert r.code == 2 and "not --recursive" in r.err
