@@ -18,6 +18,7 @@ import typing
 
 if typing.TYPE_CHECKING:
     from evidence.attach import add_timestamp, append_event, sign_package
+    from evidence.batch import BatchResult, capture_many, list_packages, verify_many
     from evidence.capturing import CaptureOptions, CaptureResult, Operator, capture
     from evidence.courtreport import report
     from evidence.errors import (
@@ -40,6 +41,7 @@ if typing.TYPE_CHECKING:
     from evidence.wacz import export_wacz, import_wacz
 
 __all__ = [
+    "BatchResult",
     "CaptureError",
     "CaptureOptions",
     "CaptureResult",
@@ -63,17 +65,24 @@ __all__ = [
     "add_timestamp",
     "append_event",
     "capture",
+    "capture_many",
     "export_wacz",
     "import_wacz",
+    "list_packages",
     "load_private_key",
     "report",
     "sign_package",
     "verify",
+    "verify_many",
     "verify_strict",
     "verify_wacz",
 ]
 
 _LAZY = {
+    "BatchResult": "evidence.batch",
+    "capture_many": "evidence.batch",
+    "list_packages": "evidence.batch",
+    "verify_many": "evidence.batch",
     "CaptureOptions": "evidence.capturing",
     "CaptureResult": "evidence.capturing",
     "Operator": "evidence.capturing",

@@ -319,6 +319,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from evidence.verifying import verify
     from evidence.verifying.policy import refuse_inside_package
 
+    if args.recursive:  # every package under each directory: evidence.cli_batch
+        from evidence.cli_batch import cmd_verify_recursive
+
+        return cmd_verify_recursive(args)
     if cli_wacz.is_wacz_request(args.packages):  # a WACZ has its own verifier (docs/wacz.md)
         return cli_wacz.verify_wacz_files(args)
     for path in args.packages:
@@ -662,6 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY.pub|DIR",
         help="a key you trust to sign ledger checkpoints (repeatable; with --inclusion)",
     )
+    from evidence.cli_batch import add_batch_parser, add_verify_options
+
+    add_verify_options(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser(
@@ -745,6 +752,8 @@ def build_parser() -> argparse.ArgumentParser:
     from evidence.cli_wacz import add_wacz_parser
 
     add_wacz_parser(sub)
+
+    add_batch_parser(sub)
     return parser
 
 

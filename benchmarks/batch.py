@@ -1,0 +1,199 @@
+"""Batch benchmark: `evidence batch` vs `wget -i`, Celery scaling, `verify --recursive`.
+
+    .venv/bin/python benchmarks/batch.py [--pages 200] [--latency 0.05] [--no-queue]
+
+1. ``--pages`` pages from a local server that answers each request after
+   ``--latency`` seconds: `evidence batch --workers 4 --per-host 4` vs
+   `wget --warc-file -i LIST` (one process, one URL after the other).
+2. The same list through Celery with 1, 2 and 4 local `evidence worker`
+   processes (concurrency 1 each) on a redis-server this script starts on a
+   free port (skipped without redis-server or Celery, or with --no-queue).
+3. `evidence verify DIR --recursive` of 100 of those packages vs
+   `evidence verify PKG` run once per package in a loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+
+from _measure import run
+
+from batch_site import BatchSite
+
+EVIDENCE = [sys.executable, "-m", "evidence.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def local_batch(site: BatchSite, root: Path, pages: int) -> tuple[float, Path]:
+    lst = root / "list.txt"
+    lst.write_text("\n".join(site.url(f"/page/{i}") for i in range(pages)) + "\n")
+    result: tuple[float, Path] | None = None
+    for workers in (4, 8):
+        out = root / f"batch{workers}"
+        argv = [*EVIDENCE, "batch", str(lst), "--out", str(out), "--workers", str(workers)]
+        seconds, peak, code = run([*argv, "--per-host", str(workers)])
+        print(f"   evidence batch --workers {workers}          {seconds:7.2f}  {peak:8.1f}  {code}")
+        result = result or (seconds, out)
+    assert result is not None
+    return result
+
+
+def wget(site: BatchSite, root: Path) -> float | None:
+    if shutil.which("wget") is None:
+        print("   wget: not installed, skipped")
+        return None
+    work = root / "wget"
+    work.mkdir()
+    seconds, peak, code = run(
+        ["wget", "--quiet", "--warc-file=bench", "-i", str(root / "list.txt"), "-O", "/dev/null"],
+        cwd=work,
+    )
+    # wget exits 8 when a server answers an error; the pages here all answer 200.
+    print(f"   wget --warc-file -i LIST            {seconds:7.2f}  {peak:8.1f}  {code}")
+    return seconds
+
+
+def queue_scaling(site: BatchSite, root: Path, pages: int) -> None:
+    binary = shutil.which("redis-server")
+    try:
+        import celery  # noqa: F401
+    except ImportError:
+        binary = None
+    if binary is None:
+        print("   (skipped: needs redis-server and pip install 'evidence-archive[queue]')")
+        return
+    port, password = free_port(), secrets.token_hex(8)
+    redis = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            password,
+            "--dir",
+            str(root),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    try:
+        for n in (1, 2, 4):
+            url = f"redis://:{password}@127.0.0.1:{port}/{n}"
+            out = root / f"queue{n}"
+            workers = [
+                subprocess.Popen(
+                    [
+                        *EVIDENCE,
+                        "worker",
+                        "--queue",
+                        url,
+                        "--out",
+                        str(out),
+                        "--concurrency",
+                        "1",
+                        "--name",
+                        f"w{i}@bench",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+                for i in range(n)
+            ]
+            time.sleep(3)  # workers connect
+            seconds, _peak, code = run(
+                [
+                    *EVIDENCE,
+                    "batch",
+                    str(root / "list.txt"),
+                    "--queue",
+                    url,
+                    "--out",
+                    str(out),
+                    "--workers",
+                    "8",
+                    "--per-host",
+                    "8",
+                ]
+            )
+            print(f"   --queue, {n} worker(s)               {seconds:7.2f}  {'':>8}  {code}")
+            for w in workers:
+                os.killpg(w.pid, signal.SIGTERM)
+            for w in workers:
+                w.wait()
+    finally:
+        redis.terminate()
+        redis.wait()
+
+
+def verify_compare(out: Path, root: Path) -> None:
+    from evidence.batch import find_packages
+
+    packages = find_packages(out)[:100]
+    subset = root / "verify"
+    subset.mkdir()
+    for p in packages:
+        shutil.copytree(p, subset / p.name)
+    seconds, peak, code = run([*EVIDENCE, "verify", str(subset), "--recursive"])
+    print(f"   verify DIR --recursive ({len(packages)})        {seconds:7.2f}  {peak:8.1f}  {code}")
+    start = time.perf_counter()
+    for p in sorted(subset.iterdir()):
+        subprocess.run([*EVIDENCE, "verify", str(p)], stdout=subprocess.DEVNULL, check=False)
+    loop = time.perf_counter() - start
+    print(f"   verify PKG, one process each        {loop:7.2f}")
+    print(f"   ratio: the loop takes {loop / seconds:.1f}x the time of --recursive")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pages", type=int, default=200)
+    ap.add_argument("--latency", type=float, default=0.05)
+    ap.add_argument("--no-queue", action="store_true")
+    args = ap.parse_args()
+    site = BatchSite(latency=args.latency)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        print(f"1. {args.pages} pages, {args.latency * 1000:.0f} ms server latency")
+        print("   command                             seconds  peak MiB  exit")
+        ours, out = local_batch(site, root, args.pages)
+        theirs = wget(site, root)
+        if theirs:
+            print(
+                f"   ratio: wget takes {theirs / ours:.1f}x the time of evidence batch --workers 4"
+            )
+        print("2. Celery scaling (same list; one capture per worker at a time)")
+        if args.no_queue:
+            print("   (skipped: --no-queue)")
+        else:
+            queue_scaling(site, root, args.pages)
+        print("3. verification of 100 packages")
+        verify_compare(out, root)
+    site.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,379 @@
+"""Batch capture on one machine: lists, politeness, retries, resume after kill -9,
+``evidence list`` and ``verify --recursive``, against a real local site."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import typing
+from pathlib import Path
+
+import pytest
+
+from batch_site import BatchSite
+from evidence.batch import capture_many, find_packages, list_packages, read_list, verify_many
+from evidence.capturing import CaptureOptions
+from evidence.cli import main
+from evidence.keys import Keyring
+
+FAST = CaptureOptions(requisite_workers=1, deadline=10, connect_timeout=5, read_timeout=5)
+
+
+class Run(typing.NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> typing.Callable[..., Run]:
+    def run(*argv: object) -> Run:
+        capsys.readouterr()
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    return run
+
+
+@pytest.fixture
+def batch_site() -> typing.Iterator[typing.Callable[..., BatchSite]]:
+    made: list[BatchSite] = []
+
+    def make(**kwargs: typing.Any) -> BatchSite:
+        s = BatchSite(**kwargs)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
+
+
+def packages_by_url(out: Path) -> collections.Counter[str]:
+    return collections.Counter(e.url for e in list_packages(out))
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+# --- lists ---------------------------------------------------------------------
+
+
+def test_text_list_skips_comments_blank_lines_bad_lines_and_duplicates(tmp_path):
+    lst = tmp_path / "list.txt"
+    lst.write_text(
+        "# sources for case 12\n\n"
+        "https://example.org/a\n"
+        "  https://example.org/b  \n"
+        "example.org/no-scheme\n"
+        "ftp://example.org/file\n"
+        "https://example.org/a\n",
+        encoding="utf-8",
+    )
+    parsed = read_list(lst)
+    assert [i.url for i in parsed.items] == ["https://example.org/a", "https://example.org/b"]
+    assert [p.line for p in parsed.problems] == [5, 6]
+    assert "did you mean" in parsed.problems[0].reason
+    assert parsed.duplicates == 1
+
+
+def test_csv_list_carries_other_columns_as_labels(tmp_path):
+    lst = tmp_path / "list.csv"
+    lst.write_text(
+        "case,URL,notes\nC-1,https://example.org/a,first\nC-2,,empty\nC-3,https://example.org/b,\n",
+        encoding="utf-8",
+    )
+    parsed = read_list(lst)
+    assert [(i.url, dict(i.labels)) for i in parsed.items] == [
+        ("https://example.org/a", {"case": "C-1", "notes": "first"}),
+        ("https://example.org/b", {"case": "C-3"}),
+    ]
+    assert [(p.line, p.reason) for p in parsed.problems] == [(3, "no url in this row")]
+
+
+def test_list_that_is_not_utf8_is_a_usage_error(tmp_path, cli):
+    lst = tmp_path / "list.txt"
+    lst.write_bytes(b"https://example.org/\xff\n")
+    r = cli("batch", lst, "--out", tmp_path / "out")
+    assert r.code == 2
+    assert "not UTF-8" in r.err
+
+
+# --- a whole batch --------------------------------------------------------------
+
+
+def test_200_urls_from_a_csv_give_200_packages_and_a_correct_report(tmp_path, batch_site, cli):
+    s = batch_site()
+    lines = ["url,case"] + [f"{s.url(f'/page/{i}')},case-{i % 3}" for i in range(200)]
+    lines += [f"{s.url('/page/7')},dup", "not a url,x"]
+    lst = tmp_path / "list.csv"
+    lst.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    started = time.monotonic()
+    r = cli("batch", lst, "--out", out, "--workers", 8, "--per-host", 8, "--no-requisites")
+    elapsed = time.monotonic() - started
+    assert r.code == 0, r.err
+    assert "line 203 skipped" in r.err and "1 duplicate" in r.err
+    counts = packages_by_url(out)
+    assert len(counts) == 200 and set(counts.values()) == {1}
+    (report,) = out.glob("batch-*.csv")
+    rows = read_csv(report)
+    assert len(rows) == 200
+    by_url = {row["url"]: row for row in rows}
+    for entry in list_packages(out):
+        row = by_url[entry.url]
+        assert row["status"] == "captured"
+        assert Path(row["package"]).name == entry.package_id
+        manifest = Path(row["package"], "evidence", "manifest.json").read_bytes()
+        import hashlib
+
+        assert row["manifest_sha256"] == hashlib.sha256(manifest).hexdigest()
+        assert row["case"] == f"case-{int(entry.url.rsplit('/', 1)[1]) % 3}"
+    assert elapsed < 60
+
+
+def test_per_host_limit_is_respected_and_workers_still_run_in_parallel(tmp_path, batch_site):
+    s = batch_site(latency=0.15)
+    other = batch_site(latency=0.15)
+    urls = [s.url(f"/page/{i}") for i in range(10)] + [other.url(f"/page/{i}") for i in range(10)]
+    results = list(
+        capture_many(
+            io.StringIO("\n".join(urls)), out=tmp_path, options=FAST, workers=8, per_host=2
+        )
+    )
+    assert len(results) == 20 and all(r.ok for r in results)
+    assert s.max_active == 2 and other.max_active == 2
+
+
+def test_delay_spaces_the_captures_of_one_host(tmp_path, batch_site):
+    s = batch_site()
+    urls = "\n".join(s.url(f"/page/{i}") for i in range(4))
+    started = time.monotonic()
+    results = list(
+        capture_many(io.StringIO(urls), out=tmp_path, options=FAST, workers=4, delay=0.3)
+    )
+    assert len(results) == 4
+    assert time.monotonic() - started >= 0.9
+
+
+def test_retries_for_503_but_never_for_404(tmp_path, batch_site):
+    s = batch_site(fail_first=2)
+    urls = [s.url("/flaky/1"), s.url("/missing"), s.url("/down")]
+    results = {
+        r.url: r
+        for r in capture_many(
+            io.StringIO("\n".join(urls)), out=tmp_path, options=FAST, retries=2, backoff=0.05
+        )
+    }
+    assert s.hits["/flaky/1"] == 3 and results[s.url("/flaky/1")].http_status == 200
+    assert s.hits["/missing"] == 1 and results[s.url("/missing")].http_status == 404
+    assert s.hits["/down"] == 3
+    down = results[s.url("/down")]
+    # Out of retries: the last answer is kept as the URL's package, and says so.
+    assert down.ok and down.http_status == 503 and down.attempts == 3
+    assert down.error == "HTTP 503"
+    assert set(packages_by_url(tmp_path).values()) == {1}
+    assert len(packages_by_url(tmp_path)) == 3
+
+
+def test_connection_refused_is_retried_then_reported_as_failed(tmp_path, cli):
+    from servers import closed_port
+
+    url = f"http://127.0.0.1:{closed_port()}/"
+    lst = tmp_path / "l.txt"
+    lst.write_text(url + "\n", encoding="utf-8")
+    r = cli("batch", lst, "--out", tmp_path / "o", "--retries", 1, "--backoff", 0, "--json")
+    assert r.code == 1
+    lines = [json.loads(line) for line in r.out.splitlines()]
+    assert lines[0]["status"] == "failed" and lines[0]["attempts"] == 2
+    assert lines[0]["kind"] == "refused"
+    assert lines[-1]["type"] == "summary" and lines[-1]["failed"] == 1
+    assert find_packages(tmp_path / "o") == []
+
+
+def test_running_again_skips_what_is_done_and_a_new_run_captures_again(tmp_path, batch_site, cli):
+    s = batch_site()
+    lst = tmp_path / "l.txt"
+    lst.write_text(f"{s.url('/page/1')}\n{s.url('/page/2')}\n", encoding="utf-8")
+    assert cli("batch", lst, "--out", tmp_path / "o").code == 0
+    # The run finished: the same list again starts a new run (weekly re-archiving).
+    r = cli("batch", lst, "--out", tmp_path / "o", "--json")
+    assert r.code == 0
+    assert sum(packages_by_url(tmp_path / "o").values()) == 4
+
+
+def test_kill_9_halfway_then_the_same_command_captures_every_url_exactly_once(tmp_path, batch_site):
+    s = batch_site(latency=0.2)
+    urls = [s.url(f"/page/{i}") for i in range(30)]
+    lst = tmp_path / "l.txt"
+    lst.write_text("\n".join(urls) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "evidence.cli", "batch", str(lst), "--out", str(out)]
+    argv += ["--workers", "3", "--per-host", "3", "--no-requisites"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out.is_dir() and len(find_packages(out)) >= 10):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = len(find_packages(out))
+    assert 10 <= before < 30
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "resuming run" in done.stderr
+    counts = packages_by_url(out)
+    assert sorted(counts) == sorted(urls)
+    assert set(counts.values()) == {1}
+    # Nothing half-written is counted, and nothing is left in staging.
+    assert not list((out / ".evidence-batch" / "incoming").glob("*/*/[!.]*"))
+    (report,) = out.glob("batch-*.csv")
+    assert {row["url"] for row in read_csv(report)} == set(urls)
+
+
+def test_a_claimed_attempt_is_finished_not_repeated(tmp_path, batch_site):
+    """The crash window between claiming an attempt and renaming its package into place."""
+    from evidence.batch import _claim_path, capture_one, task_id_for
+
+    s = batch_site()
+    task = task_id_for("run", s.url("/page/1"), 1)
+    first = capture_one(s.url("/page/1"), out=tmp_path, task_id=task, options=FAST)
+    # Put the package back into staging and forget it was placed: as if killed there.
+    staged = tmp_path / ".evidence-batch" / "incoming" / task / "x"
+    staged.mkdir(parents=True)
+    os.rename(first.package, staged / first.package_id)
+    _claim_path(tmp_path, task).with_suffix(".placed").unlink()
+    again = capture_one(s.url("/page/1"), out=tmp_path, task_id=task, options=FAST)
+    assert again.package == first.package and Path(again.package).is_dir()
+    assert s.hits["/page/1"] == 1
+    assert len(find_packages(tmp_path)) == 1
+
+
+def test_a_second_batch_in_the_same_directory_is_refused(tmp_path, batch_site):
+    s = batch_site(latency=0.3)
+    first = capture_many(io.StringIO(s.url("/page/1")), out=tmp_path, options=FAST)
+    next(first)  # holds the directory's lock until it is closed
+    from evidence.errors import UsageError
+
+    with pytest.raises(UsageError, match="another batch"):
+        list(capture_many(io.StringIO(s.url("/page/2")), out=tmp_path, options=FAST))
+    first.close()
+
+
+def test_a_batch_into_a_ledgered_archive_logs_every_package(tmp_path, batch_site):
+    from evidence.ledger import Ledger, init_ledger
+
+    s = batch_site()
+    out = tmp_path / "archive"
+    init_ledger(out)
+    urls = "\n".join(s.url(f"/page/{i}") for i in range(3))
+    results = list(capture_many(io.StringIO(urls), out=out, options=FAST))
+    assert len(results) == 3
+    assert Ledger.open(out).size == 3
+
+
+# --- list and verify --recursive ----------------------------------------------------
+
+
+def test_list_shows_one_line_per_package_and_filters_by_url(tmp_path, batch_site, cli, signer):
+    s = batch_site()
+    urls = "\n".join([s.url("/page/1"), s.url("/page/2"), s.url("/missing")])
+    list(capture_many(io.StringIO(urls), out=tmp_path, options=FAST, sign_with=[signer.key]))
+    r = cli("list", tmp_path)
+    assert r.code == 0
+    assert len(r.out.splitlines()) == 3
+    assert "HTTP 404" in r.out and "signed" in r.out and "no timestamp" in r.out
+    r = cli("list", tmp_path, "--url", "/page/", "--json")
+    assert sorted(e["url"] for e in json.loads(r.out)) == [s.url("/page/1"), s.url("/page/2")]
+
+
+def test_verify_recursive_of_100_packages_reports_exactly_the_tampered_one(
+    tmp_path, batch_site, signer, cli
+):
+    s = batch_site()
+    out = tmp_path / "archive"
+    urls = "\n".join(s.url(f"/page/{i}") for i in range(100))
+    results = list(
+        capture_many(
+            io.StringIO(urls),
+            out=out / "2026",
+            options=FAST,
+            workers=8,
+            per_host=8,
+            sign_with=[signer.key],
+        )
+    )
+    assert len(results) == 100
+    victim = Path(results[37].package) / "data" / "capture.warc.gz"
+    data = bytearray(victim.read_bytes())
+    data[-10] ^= 0x01
+    victim.write_bytes(bytes(data))
+    report = tmp_path / "verdicts.csv"
+    r = cli("verify", out, "--recursive", "--trust", signer.pub, "--json", "--report", report)
+    assert r.code == 1
+    doc = json.loads(r.out)
+    failed = [p["package"] for p in doc["packages"] if p["outcome"] != "verified"]
+    assert failed == [results[37].package]
+    assert doc["summary"] == {"verified": 99, "failed": 1}
+    rows = read_csv(report)
+    assert len(rows) == 100 and sum(row["outcome"] == "failed" for row in rows) == 1
+
+
+def test_verify_many_api_and_untrusted_exit_code(tmp_path, batch_site, cli):
+    s = batch_site()
+    list(capture_many(io.StringIO(s.url("/page/1")), out=tmp_path, options=FAST))
+    reports = list(verify_many(tmp_path, trust=Keyring([])))
+    assert len(reports) == 1 and reports[0][1].exit_code == 3
+    assert cli("verify", tmp_path, "--recursive").code == 3
+
+
+def test_verify_recursive_of_a_directory_without_packages_is_a_usage_error(tmp_path, cli):
+    r = cli("verify", tmp_path, "--recursive")
+    assert r.code == 2 and "no package found" in r.err
+
+
+def test_a_terminal_gets_a_live_display_with_counts_and_each_workers_url(tmp_path, batch_site):
+    import pty
+
+    s = batch_site(latency=0.3)
+    lst = tmp_path / "l.txt"
+    lst.write_text("\n".join(s.url(f"/page/{i}") for i in range(4)) + "\n", encoding="utf-8")
+    master, replica = pty.openpty()
+    argv = [sys.executable, "-m", "evidence.cli", "batch", str(lst), "--out", str(tmp_path / "o")]
+    proc = subprocess.Popen(argv, stdin=replica, stdout=replica, stderr=replica)
+    os.close(replica)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    text = screen.decode("utf-8", "replace")
+    assert "running 2" in text and "left" in text and "ETA" in text
+    assert s.url("/page/0") in text
+    assert "done 4  failed 0  running 0  left 0" in text
+
+
+def test_the_report_names_the_signing_key_and_recursive_refuses_single_package_options(
+    tmp_path, batch_site, signer, cli
+):
+    s = batch_site()
+    list(capture_many(io.StringIO(s.url("/page/1")), out=tmp_path, sign_with=[signer.key]))
+    (report,) = tmp_path.glob("batch-*.csv")
+    assert read_csv(report)[0]["signers"] == signer.kid
+    r = cli("verify", tmp_path, "--recursive", "--custody-anchor", "ab" * 32)
+    assert r.code == 2 and "not --recursive" in r.err
