@@ -56,6 +56,7 @@ import attrs
 
 from evidence import clock
 from evidence.errors import CaptureError, EvidenceError, PackageError, StorageError, UsageError
+from evidence.manifest import MAX_LABEL_CHARS, MAX_LABELS
 
 if typing.TYPE_CHECKING:
     from cryptography import x509
@@ -87,8 +88,6 @@ STATE_DB = "state.sqlite"
 # someone else filled in.
 MAX_LIST_BYTES = 64 * 1024 * 1024
 MAX_LINE_CHARS = 8192
-MAX_LABELS = 32
-MAX_LABEL_CHARS = 1024
 # Statuses worth asking again later; any other answer (404 included) is final.
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Failure kinds that may pass later; invalid URLs, refused addresses, TLS
@@ -462,6 +461,7 @@ def capture_one(
                 sign_with=sign_with,
                 tsa_urls=tsa_urls,
                 tsa_roots=tsa_roots,
+                labels=labels or None,
             )
         except CaptureError as exc:
             shutil.rmtree(staging, ignore_errors=True)

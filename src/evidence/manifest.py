@@ -27,6 +27,8 @@ __all__ = [
     "FORMAT",
     "MAX_CONTAINERS",
     "MAX_DEPTH",
+    "MAX_LABELS",
+    "MAX_LABEL_CHARS",
     "MAX_MANIFEST_BYTES",
     "CaptureInfo",
     "CertificateInfo",
@@ -57,6 +59,9 @@ MAX_DEPTH = 32
 # of "{}," is 20 million dicts (3 GB). A 100,000-record manifest holds about
 # 250,000; brackets inside strings count too, so this is a generous bound.
 MAX_CONTAINERS = 2_000_000
+# The caller's labels (``labels``): how many, and how long each name and value.
+MAX_LABELS = 32
+MAX_LABEL_CHARS = 1024
 
 
 def dumps(obj: typing.Any) -> bytes:
@@ -659,6 +664,7 @@ class _ManifestFields(_Part):
         _map_of(_list_of(_part(CertificateInfo))), optional=True
     )
     custody_log: str | None = _field(_str, optional=True)
+    labels: collections.abc.Mapping[str, str] | None = _field(_map_of(_str), optional=True)
     exchanges: tuple[ExchangeInfo, ...] = _field(
         _list_of(_part(ExchangeInfo)), optional=True, default=()
     )
@@ -687,6 +693,9 @@ class Manifest:
     capture: CaptureInfo | None = None
     certificate_chains: collections.abc.Mapping[str, tuple[CertificateInfo, ...]] | None = None
     custody_log: str | None = None
+    # The caller's own labels (case, notes, tags: e.g. a batch list's CSV
+    # columns); sealed like everything else, and shown as untrusted text.
+    labels: collections.abc.Mapping[str, str] | None = None
     exchanges: tuple[ExchangeInfo, ...] = ()
     files: tuple[PayloadFile, ...]
     warc_path: str
@@ -758,6 +767,7 @@ class Manifest:
             "capture": self.capture,
             "certificate_chains": self.certificate_chains,
             "custody_log": self.custody_log,
+            "labels": self.labels,
         }
         # A section that was absent stays absent; our writer always sets them.
         out.update({k: _to_json_value(v) for k, v in optional.items() if v is not None})

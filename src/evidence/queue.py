@@ -35,6 +35,7 @@ import attrs
 
 from evidence.batch import BatchItem, BatchResult, capture_one
 from evidence.errors import EvidenceError, UsageError
+from evidence.manifest import MAX_LABEL_CHARS, MAX_LABELS
 
 if typing.TYPE_CHECKING:
     from celery import Celery
@@ -74,8 +75,6 @@ ALLOWED_OPTIONS: typing.Mapping[str, type] = {
 }
 _REQUEST_KEYS = frozenset({"options", "final", "labels"})
 MAX_URL_CHARS = 8192
-MAX_LABELS = 32
-MAX_LABEL_CHARS = 1024
 
 
 class TaskRefusedError(EvidenceError):

@@ -114,6 +114,7 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
         "package_id": manifest.package_id,
         "created": manifest.created,
         "operator": operator if isinstance(operator, dict) else None,
+        "labels": _dict(data.get("labels")),
         "requested_url": cap.get("requested_url"),
         "final_url": cap.get("final_url"),
         "title": cap.get("title"),
@@ -170,6 +171,9 @@ def describe(info: JSONDict) -> str:
         shown = ", ".join(_text(a) for a in _list(answers)) if isinstance(answers, list) else None
         lines.append(f"DNS          {_text(host)} -> {shown or _text(answers)}")
     lines.extend(_tls_lines(info.get("tls")))
+    labels = _dict(info.get("labels"))
+    for name in sorted(labels, key=str)[:MAX_LISTED]:
+        lines.append(f"Label        {_text(name)}: {_text(labels[name])}")
     op = _dict(info.get("operator"))
     if op:
         lines.append(f"Operator     {_text(op.get('name'))} / {_text(op.get('organization'))}")

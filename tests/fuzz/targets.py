@@ -225,6 +225,7 @@ def _hostile_manifest(text: str) -> dict:
         "package_id": text,
         "created": text,
         "operator": {"name": text, "organization": text},
+        "labels": {text: text},
         "capture": {
             "requested_url": text,
             "final_url": text + "x",

@@ -139,6 +139,8 @@ def test_200_urls_from_a_csv_give_200_packages_and_a_correct_report(tmp_path, ba
 
         assert row["manifest_sha256"] == hashlib.sha256(manifest).hexdigest()
         assert row["case"] == f"case-{int(entry.url.rsplit('/', 1)[1]) % 3}"
+        # The CSV's other columns are sealed into each package's manifest.
+        assert json.loads(manifest)["labels"] == {"case": row["case"]}
     assert elapsed < 60
 
 

@@ -160,3 +160,34 @@ def test_show_gives_the_page_title_safely(site, tmp_path) -> None:
     with contextlib.redirect_stdout(out):
         assert main(["show", result.path, "--json"]) == 0
     assert json.loads(out.getvalue())["title"] == "Déclaration officielle \u202e"
+
+
+def test_labels_are_sealed_into_the_manifest_and_shown_safely(site, tmp_path) -> None:
+    import contextlib
+    import io
+
+    from evidence.cli import main
+
+    s = site({"/": (200, [("Content-Type", "text/html")], PAGE)})
+    labels = {"case": "ICC-01/21", "note": "source\x1b[2J\u202e"}
+    result = capture(
+        s.url("/"), out=tmp_path, options=CaptureOptions(requisites=False), labels=labels
+    )
+    m = Manifest.from_bytes((Path(result.path) / "evidence" / "manifest.json").read_bytes())
+    assert dict(m.labels or {}) == labels
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["show", result.path]) == 0
+    text = out.getvalue()
+    assert "Label        case: ICC-01/21" in text
+    assert "\x1b" not in text and "\\x1b[2J⟪U+202E⟫" in text
+
+
+@pytest.mark.parametrize(
+    "bad", [{"x": 1}, {"": "v"}, {"k": "v" * 2000}, {str(i): "v" for i in range(40)}]
+)
+def test_bad_labels_are_a_usage_error_before_anything_is_fetched(site, tmp_path, bad) -> None:
+    s = site({"/": (200, [], b"x")})
+    with pytest.raises(UsageError):
+        capture(s.url("/"), out=tmp_path, labels=bad)
+    assert os.listdir(tmp_path) == []

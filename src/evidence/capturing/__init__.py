@@ -34,7 +34,15 @@ from evidence.capturing.options import CaptureOptions
 from evidence.capturing.record import WARC_PATH, Recorder
 from evidence.errors import CaptureError, EvidenceError, PackageError, UsageError
 from evidence.keys import key_id
-from evidence.manifest import CaptureInfo, Inventory, Manifest, Operator, PayloadFile
+from evidence.manifest import (
+    MAX_LABEL_CHARS,
+    MAX_LABELS,
+    CaptureInfo,
+    Inventory,
+    Manifest,
+    Operator,
+    PayloadFile,
+)
 from evidence.package import PackageWriter, fault_point, make_package_id
 from evidence.seal import CUSTODY_PATH, bag_info_for, seal_attachments
 from evidence.software import software_versions
@@ -137,6 +145,19 @@ def _signing_keys(sign_with: typing.Sequence[Ed25519PrivateKey]) -> list[Ed25519
     return keys
 
 
+def _check_labels(labels: typing.Mapping[str, str] | None) -> dict[str, str] | None:
+    if not labels:
+        return None
+    if len(labels) > MAX_LABELS:
+        raise UsageError(f"at most {MAX_LABELS} labels")
+    for key, value in labels.items():
+        if not (isinstance(key, str) and isinstance(value, str)):
+            raise UsageError("labels are text: names and values must be strings")
+        if not key or len(key) > MAX_LABEL_CHARS or len(value) > MAX_LABEL_CHARS:
+            raise UsageError(f"label names and values hold 1 to {MAX_LABEL_CHARS} characters")
+    return dict(labels)
+
+
 def _check_operator(operator: Operator | None) -> None:
     if operator is None:
         return
@@ -154,6 +175,7 @@ def capture(
     sign_with: typing.Sequence[Ed25519PrivateKey] = (),
     tsa_urls: typing.Sequence[str] = (),
     tsa_roots: typing.Sequence[x509.Certificate] = (),
+    labels: typing.Mapping[str, str] | None = None,
 ) -> CaptureResult:
     """Capture ``url`` (and by default its page requisites) into a new package under ``out``.
 
@@ -171,6 +193,10 @@ def capture(
             is written without that token and a warning says so.
         tsa_roots: roots to check each token's chain on receipt; without them
             the chain is left for ``evidence verify --tsa-ca`` (and a warning says so).
+        labels: the caller's own labels (case number, notes, tags), at most
+            :data:`evidence.manifest.MAX_LABELS` of at most
+            :data:`~evidence.manifest.MAX_LABEL_CHARS` characters,
+            sealed into the manifest's ``labels``.
 
     Returns:
         A :class:`CaptureResult` describing the package.
@@ -186,6 +212,7 @@ def capture(
     url = validate_url(url)
     keys = _signing_keys(sign_with)
     _check_operator(operator)
+    labels = _check_labels(labels)
     created = clock.now()
     package_id = make_package_id(url, created)
     fetcher = Fetcher(
@@ -204,7 +231,17 @@ def capture(
     try:
         with PackageWriter(out, package_id) as pkg:
             result = _capture_into(
-                pkg, url, created, deadline, fetcher, options, operator, keys, tsa_urls, tsa_roots
+                pkg,
+                url,
+                created,
+                deadline,
+                fetcher,
+                options,
+                operator,
+                keys,
+                tsa_urls,
+                tsa_roots,
+                labels,
             )
     except (OSError, PackageError) as exc:
         # A full disk anywhere (spool, WARC, chain files, tag files) loses this
@@ -261,6 +298,7 @@ def _capture_into(
     keys: list[Ed25519PrivateKey],
     tsa_urls: typing.Sequence[str],
     tsa_roots: typing.Sequence[x509.Certificate],
+    labels: dict[str, str] | None,
 ) -> CaptureResult:
     created = clock.iso(created_at)
     with open(pkg.path(WARC_PATH), "xb") as fh:
@@ -304,6 +342,7 @@ def _capture_into(
         ),
         certificate_chains=dict(recorder.chains),
         custody_log=CUSTODY_PATH,
+        labels=labels,
         exchanges=tuple(recorder.exchanges),
         files=(warc_file, *recorder.chain_files),
         warc_path=warc_file.path,
