@@ -154,6 +154,7 @@ def capture(
     sign_with: typing.Sequence[Ed25519PrivateKey] = (),
     tsa_urls: typing.Sequence[str] = (),
     tsa_roots: typing.Sequence[x509.Certificate] = (),
+    tsa_timeout: float = 30.0,
 ) -> CaptureResult:
     """Capture ``url`` (and by default its page requisites) into a new package under ``out``.
 
@@ -171,6 +172,8 @@ def capture(
             is written without that token and a warning says so.
         tsa_roots: roots to check each token's chain on receipt; without them
             the chain is left for ``evidence verify --tsa-ca`` (and a warning says so).
+        tsa_timeout: seconds for each TSA exchange, the whole response body
+            included; a TSA that takes longer costs its token only.
 
     Returns:
         A :class:`CaptureResult` describing the package.
@@ -204,7 +207,17 @@ def capture(
     try:
         with PackageWriter(out, package_id) as pkg:
             result = _capture_into(
-                pkg, url, created, deadline, fetcher, options, operator, keys, tsa_urls, tsa_roots
+                pkg,
+                url,
+                created,
+                deadline,
+                fetcher,
+                options,
+                operator,
+                keys,
+                tsa_urls,
+                tsa_roots,
+                tsa_timeout,
             )
     except (OSError, PackageError) as exc:
         # A full disk anywhere (spool, WARC, chain files, tag files) loses this
@@ -261,6 +274,7 @@ def _capture_into(
     keys: list[Ed25519PrivateKey],
     tsa_urls: typing.Sequence[str],
     tsa_roots: typing.Sequence[x509.Certificate],
+    tsa_timeout: float,
 ) -> CaptureResult:
     created = clock.iso(created_at)
     with open(pkg.path(WARC_PATH), "xb") as fh:
@@ -316,6 +330,7 @@ def _capture_into(
         keys=keys,
         tsa_urls=tsa_urls,
         tsa_roots=tsa_roots,
+        tsa_timeout=tsa_timeout,
         actor=operator.label if operator is not None else None,
         note=f"captured {url}",
         warnings=warnings,
