@@ -19,8 +19,17 @@ import json
 import os
 import stat
 import typing
+from pathlib import Path
 
-from evidence.custody import CUSTODY_PATH, make_event, read_events
+from evidence.custody import (
+    CUSTODY_PATH,
+    MAX_LISTED_EVENTS,
+    MAX_LOG_BYTES,
+    CustodyEvent,
+    make_event,
+    parse_log,
+    split_lines,
+)
 from evidence.errors import CustodyError, SigningError, StorageError
 from evidence.keys import key_id
 from evidence.package import (
@@ -38,11 +47,54 @@ if typing.TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-__all__ = ["add_timestamp", "append_event", "sign_package"]
+__all__ = ["MAX_APPEND_EVENTS", "add_timestamp", "append_event", "sign_package"]
+
+
+# The most lines a custody log may have for an event to be appended to it:
+# the number a listing parses, and far more than any real chain of custody.
+MAX_APPEND_EVENTS = MAX_LISTED_EVENTS
+# Events that record a signature over the manifest by their key.
+_SIGNATURE_EVENTS = ("captured", "signed", "countersigned")
 
 
 def _write_error(where: object, exc: OSError) -> StorageError:
     return StorageError(f"cannot write into {where}: {exc.strerror or exc}")
+
+
+def _log_for_append(root: Path) -> tuple[list[bytes], tuple[CustodyEvent, ...]]:
+    """The custody log's lines and events, checked before anything is added to the package.
+
+    Raises:
+        PackageError: the log is unsafe to read (a link, FIFO, device,
+            directory, too large) or cut off.
+        CustodyError: it has more than :data:`MAX_APPEND_EVENTS` lines or
+            does not parse as a custody log; appending would only bury that.
+    """
+    data = read_package_file(root, CUSTODY_PATH, MAX_LOG_BYTES, missing_ok=True)
+    if data is None:
+        return [], ()
+    # Count before splitting: 16 MiB of one-byte lines would be millions of objects.
+    if data.count(b"\n") > MAX_APPEND_EVENTS:
+        raise CustodyError(
+            f"{CUSTODY_PATH} has more than {MAX_APPEND_EVENTS} lines; refusing to append to it"
+        )
+    lines = split_lines(data)
+    log = parse_log(data, max_lines=MAX_APPEND_EVENTS)
+    problems = [*log.problems, *(f"line {x.number}: {p}" for x in log.lines for p in x.problems)]
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise CustodyError(
+            f"{CUSTODY_PATH} is not a valid custody log ({problems[0]}{more}); "
+            "refusing to append to it"
+        )
+    return lines, log.events
+
+
+def _check_log_writable(root: Path) -> None:
+    try:
+        attachment_dir(root, "evidence")
+    except OSError as exc:
+        raise _write_error(root, exc) from exc
 
 
 def sign_package(
@@ -57,15 +109,24 @@ def sign_package(
     A new signature also appends a custody event, ``signed`` for the first
     signature and ``countersigned`` when others exist, signed by the same key.
 
+    The custody log is checked first, so a signature is never written
+    without its event; signing again with a signature already present adds
+    the event if the log lacks it (an earlier run that failed half way).
+
     Raises:
         PackageError: not a package, or a file in it is unsafe to read
             (a link, FIFO, device, or too large).
+        CustodyError: the custody log cannot be appended to (see :func:`append_event`).
         StorageError: the signature cannot be written.
         SigningError: a different signature by this key is already present.
     """
     root = require_package(package)
     manifest = read_manifest_bytes(root)
     kid = key_id(private_key.public_key())
+    # Preflight: the event must be appendable before the signature exists.
+    _lines, events = _log_for_append(root)
+    _check_log_writable(root)
+    recorded = any(e.key_id == kid and e.event in _SIGNATURE_EVENTS for e in events)
     files = attachments_for(manifest, private_key)
     sig_rel = f"evidence/signatures/{kid}.sig"
     pub_rel = f"evidence/keys/{kid}.pub"
@@ -80,9 +141,10 @@ def sign_package(
         # Ed25519 is deterministic: the same key over the same bytes gives
         # the same signature, so an existing file is either identical or
         # was tampered with. Never overwrite silently.
-        if existing == files[sig_rel]:
+        if existing != files[sig_rel]:
+            raise SigningError(f"{root / sig_rel} exists and differs; refusing to replace it")
+        if recorded:
             return kid
-        raise SigningError(f"{root / sig_rel} exists and differs; refusing to replace it")
     pattern = ATTACHMENT_DIRS["evidence/signatures"]
     try:
         others = [
@@ -92,8 +154,13 @@ def sign_package(
             and entry.name != f"{kid}.sig"
             and stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode)
         ]
-        write_file_atomic(root / pub_rel, files[pub_rel])
-        write_file_atomic(root / sig_rel, files[sig_rel], exclusive=True)
+        if existing is None:
+            write_file_atomic(root / pub_rel, files[pub_rel])
+            write_file_atomic(root / sig_rel, files[sig_rel], exclusive=True)
+        else:
+            # The signature is there but its event is not: an earlier run
+            # stopped between the two. Complete it (the key file too).
+            write_file_atomic(root / pub_rel, files[pub_rel])
     except OSError as exc:
         raise _write_error(root, exc) from exc
     append_event(
@@ -120,12 +187,16 @@ def add_timestamp(
     an error and nothing is stored. A ``timestamped`` custody event follows.
 
     Raises:
-        PackageError: not a package, or its manifest is unsafe to read.
+        PackageError: not a package, or its manifest or custody log is unsafe to read.
+        CustodyError: the custody log cannot be appended to (see :func:`append_event`).
         TimestampError: the TSA is unreachable, refuses, or its response fails a check.
         StorageError: the token cannot be written.
     """
     root = require_package(package)
     manifest = read_manifest_bytes(root)
+    # Preflight, as for signing: no token is stored unless its event can follow.
+    _log_for_append(root)
+    _check_log_writable(root)
     token = request_timestamp(manifest, tsa_url, roots=roots, timeout=timeout)
     try:
         ts_dir = attachment_dir(root, "evidence/timestamps")
@@ -160,7 +231,9 @@ def append_event(
 
     Raises:
         CustodyError: ``event`` is ``captured`` (only the capture makes that,
-            as the first event), unknown, or its note is too long.
+            as the first event), unknown, or its note is too long; or the
+            log has more than :data:`MAX_APPEND_EVENTS` lines or does not
+            parse as a custody log.
         PackageError: not a package, or its manifest or log is unsafe to
             read (a link, FIFO, device, too large, or cut off).
         StorageError: the log cannot be written.
@@ -172,7 +245,7 @@ def append_event(
         )
     root = require_package(package)
     manifest = read_manifest_bytes(root)
-    lines = read_events(root)
+    lines, _events = _log_for_append(root)
     line = make_event(
         prev_line=lines[-1] if lines else None,
         manifest=manifest,

@@ -74,6 +74,7 @@ def seal_attachments(
     actor: str | None,
     note: str,
     warnings: list[str],
+    tsa_timeout: float = 30.0,
 ) -> dict[str, bytes]:
     """Signatures, timestamp tokens and the first custody events of a new package.
 
@@ -97,7 +98,7 @@ def seal_attachments(
     stems: set[str] = set()
     for tsa in tsa_urls:
         try:
-            token = request_timestamp(manifest_bytes, tsa, roots=tsa_roots)
+            token = request_timestamp(manifest_bytes, tsa, roots=tsa_roots, timeout=tsa_timeout)
         except EvidenceError as exc:
             warnings.append(f"timestamp missing: {exc}; add it later with 'evidence timestamp'")
             continue

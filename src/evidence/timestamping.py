@@ -30,6 +30,7 @@ import os
 import re
 import socket
 import ssl
+import time
 import typing
 import urllib.parse
 from pathlib import Path
@@ -342,6 +343,13 @@ def _network_cause(exc: BaseException) -> str:
     return f"{type(root).__name__}: {str(root)[:200]}"
 
 
+def _limit_next_read(raw: typing.Any, seconds: float) -> None:
+    """Make the next recv on ``raw``'s (a urllib3 response) socket wait at most ``seconds``."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if isinstance(sock, socket.socket):  # ssl.SSLSocket is one too
+        sock.settimeout(max(seconds, 0.001))
+
+
 def request_timestamp(
     manifest: bytes,
     tsa_url: str,
@@ -352,8 +360,14 @@ def request_timestamp(
 ) -> TimestampToken:
     """Ask ``tsa_url`` for a token over ``manifest`` and check it on receipt.
 
+    ``timeout`` bounds the connection and each wait for the response headers,
+    and is the deadline for the whole body: a TSA that sends its body a byte
+    at a time is cut off when it passes. (The header phase is bounded per
+    read and by http.client's limits on header count and line length.)
+
     Raises:
-        TimestampError: the TSA is unreachable, refuses, or its response fails a check.
+        TimestampError: the TSA is unreachable, refuses, times out, or its
+            response fails a check.
     """
     import requests
     import urllib3
@@ -373,6 +387,7 @@ def request_timestamp(
         .build()
     )
     request_der = request.as_bytes()
+    deadline = time.monotonic() + timeout
     session = requests.Session()
     session.trust_env = False
     try:
@@ -387,11 +402,19 @@ def request_timestamp(
             if resp.status_code != 200:
                 raise TimestampError(f"TSA {tsa_url} answered HTTP {resp.status_code}")
             # Read until EOF (or past the cap): one read() call may return
-            # less than asked, which would truncate a token.
+            # less than asked, which would truncate a token. read1() makes at
+            # most one recv, each bounded by the time left, so a TSA dripping
+            # its body cannot hold the exchange past the deadline.
             parts: list[bytes] = []
             total = 0
             while total <= MAX_TOKEN_BYTES:
-                chunk = resp.raw.read(65536, decode_content=True)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimestampError(
+                        f"TSA {tsa_url} timed out: no complete response within {timeout:g} s"
+                    )
+                _limit_next_read(resp.raw, left)
+                chunk = resp.raw.read1(65536, decode_content=True)
                 if not chunk:
                     break
                 parts.append(chunk)

@@ -329,3 +329,23 @@ def test_decompression_bomb_is_capped(raw_server, tmp_path, encoding, layers):
     _, block = response_block(pkg)
     assert block.endswith(body)  # the raw bytes are archived as sent
     assert any("cut at" in w for w in result.warnings)
+
+
+def test_hostile_css_and_title_do_not_stall_the_capture(site, tmp_path):
+    # The review's case: 160 KB of "url(" took 81 s to parse, past any deadline.
+    hostile_css = b"url(" * 40000
+    page = (
+        b"<html><head><title>" + b"< " * 200000 + b"</title>"
+        b"<link rel=stylesheet href=/s.css><style>" + hostile_css + b"</style></head></html>"
+    )
+    s = site(
+        {
+            "/": (200, [("Content-Type", "text/html")], page),
+            "/s.css": (200, [("Content-Type", "text/css")], hostile_css),
+        }
+    )
+    opts = CaptureOptions(deadline=10.0, read_timeout=2.0)
+    result, seconds = bounded(lambda: capture(s.url("/"), out=tmp_path, options=opts), 200)
+    assert not isinstance(result, Exception), result
+    assert seconds < 20
+    assert s.url("/s.css") in {r["target_uri"] for r in manifest(Path(result.path)).records}

@@ -22,6 +22,7 @@ from evidence.package import MANIFEST_PATH, TAG_FILES
 from evidence.timestamping import check_token, load_tsa_roots
 from evidence.verifying import Outcome, Status, verify
 
+from servers import RawServer
 from tsa import LocalTSA, make_tsa_cert
 
 EVIDENCE = [sys.executable, "-m", "evidence.cli"]
@@ -148,6 +149,54 @@ def test_tsa_down_during_capture_keeps_the_package(site, tmp_path, signer):
     pkg = Path(proc.stdout.strip())
     assert verify(pkg, trust=[signer.pub]).ok
     assert not (pkg / "evidence" / "timestamps").exists()
+
+
+def drip(conn, _request):
+    """A TSA that sends its headers, then one body byte every half second (for at most 40 s)."""
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/timestamp-reply\r\n"
+        b"Content-Length: 100000\r\n\r\n"
+    )
+    for _ in range(80):
+        conn.sendall(b"0")
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def dripping_tsa():
+    server = RawServer(drip)
+    yield server
+    server.close()
+
+
+def test_tsa_dripping_its_body_times_out(package_copy, dripping_tsa):
+    # Each byte came within the read timeout, so the exchange never ended (review: > 90 s).
+    start = time.monotonic()
+    proc = subprocess.run(
+        [*EVIDENCE, "timestamp", str(package_copy), "--tsa", dripping_tsa.url(), "--timeout", "3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert time.monotonic() - start < 15
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "timed out" in proc.stderr
+    assert not (package_copy / "evidence" / "timestamps").exists()
+
+
+def test_tsa_dripping_during_capture_keeps_the_package(site, tmp_path, signer, dripping_tsa):
+    s = site({"/": (200, [], b"x")})
+    start = time.monotonic()
+    result = capture(
+        s.url("/"),
+        out=tmp_path,
+        sign_with=[signer.key],
+        tsa_urls=[dripping_tsa.url()],
+        tsa_timeout=3.0,
+    )
+    assert time.monotonic() - start < 15
+    assert any("timestamp missing" in w and "timed out" in w for w in result.warnings)
+    assert verify(Path(result.path), trust=[signer.pub]).ok
 
 
 def _write_key(tmp_path: Path, signer) -> Path:

@@ -10,12 +10,15 @@ import contextlib
 import hashlib
 import os
 import signal
+import subprocess
+import sys
+import tracemalloc
 import typing
 from pathlib import Path
 
 import pytest
 
-from evidence.attach import append_event, sign_package
+from evidence.attach import MAX_APPEND_EVENTS, append_event, sign_package
 from evidence.custody import CUSTODY_PATH, make_event, read_events
 from evidence.errors import CustodyError, PackageError, SigningError
 from evidence.keys import generate_keypair, key_id
@@ -26,6 +29,7 @@ from evidence.package import (
     read_package_file,
     read_regular_file,
 )
+from evidence.signing import attachments_for
 from evidence.verifying import verify
 
 
@@ -226,3 +230,75 @@ def test_appended_event_links_to_the_previous_line(package_copy):
     after = read_events(package_copy)
     assert after[:-1] == lines and event["seq"] == len(lines) + 1
     assert event["prev"] == hashlib.sha256(lines[-1]).hexdigest()
+
+
+# --- custody logs that cannot be appended to (review: 1.2 GB, signatures without events) --
+
+
+def test_log_of_millions_of_lines_is_refused_in_bounded_memory(package_copy):
+    log = package_copy / CUSTODY_PATH
+    log.write_bytes(b"x\n" * (8 * 1024 * 1024))  # 16 MiB, the most a log may be
+    tracemalloc.start()
+    try:
+        with pytest.raises(CustodyError, match=f"more than {MAX_APPEND_EVENTS} lines"):
+            append_event(package_copy, event="checked")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20, f"peak Python memory {peak / 2**20:.0f} MiB"
+    assert log.read_bytes() == b"x\n" * (8 * 1024 * 1024)
+
+
+def test_log_that_is_not_a_custody_log_is_not_appended_to(package_copy):
+    log = package_copy / CUSTODY_PATH
+    log.write_bytes(log.read_bytes() + b"not json\n")
+    before = log.read_bytes()
+    command = ["custody", "add", str(package_copy), "--event", "checked"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "evidence.cli", *command],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == CustodyError.exit_code
+    assert proc.stderr.count("\n") == 1
+    assert "not a valid custody log" in proc.stderr and "line 2" in proc.stderr
+    assert log.read_bytes() == before
+    key = generate_keypair()
+    with pytest.raises(CustodyError, match="not a valid custody log"):
+        sign_package(package_copy, key)
+    assert not sig_path(package_copy, key_id(key.public_key())).exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_signature_is_not_written_when_its_event_cannot_be(package_copy, kind):
+    log = package_copy / CUSTODY_PATH
+    log.unlink()
+    if kind == "fifo":
+        os.mkfifo(log)
+    else:
+        log.mkdir()
+    key = generate_keypair()
+    kid = key_id(key.public_key())
+    with no_hang(), pytest.raises(PackageError):
+        sign_package(package_copy, key)
+    assert not sig_path(package_copy, kid).exists()
+    assert not (package_copy / "evidence" / "keys" / f"{kid}.pub").exists()
+
+
+def test_signature_left_without_its_event_gets_it_on_the_next_run(package_copy, signer):
+    # What an earlier version left when the custody append failed after the
+    # signature was written.
+    key = generate_keypair()
+    files = attachments_for((package_copy / MANIFEST_PATH).read_bytes(), key)
+    for rel, data in files.items():
+        (package_copy / rel).write_bytes(data)
+    before = read_events(package_copy)
+    assert sign_package(package_copy, key) == key_id(key.public_key())
+    after = read_events(package_copy)
+    assert after[:-1] == before
+    assert (
+        b'"event":"countersigned"' in after[-1] and key_id(key.public_key()).encode() in after[-1]
+    )
+    assert sign_package(package_copy, key) == key_id(key.public_key())
+    assert read_events(package_copy) == after  # recorded once
+    assert verify(package_copy, trust=[signer.pub]).ok

@@ -176,6 +176,7 @@ def capture(
     tsa_urls: typing.Sequence[str] = (),
     tsa_roots: typing.Sequence[x509.Certificate] = (),
     labels: typing.Mapping[str, str] | None = None,
+    tsa_timeout: float = 30.0,
 ) -> CaptureResult:
     """Capture ``url`` (and by default its page requisites) into a new package under ``out``.
 
@@ -197,6 +198,8 @@ def capture(
             :data:`evidence.manifest.MAX_LABELS` of at most
             :data:`~evidence.manifest.MAX_LABEL_CHARS` characters,
             sealed into the manifest's ``labels``.
+        tsa_timeout: seconds for each TSA exchange, the whole response body
+            included; a TSA that takes longer costs its token only.
 
     Returns:
         A :class:`CaptureResult` describing the package.
@@ -242,6 +245,7 @@ def capture(
                 tsa_urls,
                 tsa_roots,
                 labels,
+                tsa_timeout,
             )
     except (OSError, PackageError) as exc:
         # A full disk anywhere (spool, WARC, chain files, tag files) loses this
@@ -299,6 +303,7 @@ def _capture_into(
     tsa_urls: typing.Sequence[str],
     tsa_roots: typing.Sequence[x509.Certificate],
     labels: dict[str, str] | None,
+    tsa_timeout: float,
 ) -> CaptureResult:
     created = clock.iso(created_at)
     with open(pkg.path(WARC_PATH), "xb") as fh:
@@ -355,6 +360,7 @@ def _capture_into(
         keys=keys,
         tsa_urls=tsa_urls,
         tsa_roots=tsa_roots,
+        tsa_timeout=tsa_timeout,
         actor=operator.label if operator is not None else None,
         note=f"captured {url}",
         warnings=warnings,

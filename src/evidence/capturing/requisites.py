@@ -152,9 +152,16 @@ def decode_body(
         return DecodeResult(b"", False, f"body could not be decoded: {exc}")
 
 
-_CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)""", re.IGNORECASE)
+# Every pattern here runs over hostile text of up to MAX_DECODED_BYTES, so each
+# is written to stay linear: no two adjacent parts can match the same
+# characters (a failed attempt backtracks one step per character, never
+# re-splitting a run), and an unquoted url() stops at "(" as CSS itself does
+# (a "(" there makes a bad-url token), so the attempt started at one "url("
+# never scans past the next one.
+_CSS_URL = re.compile(
+    r"""url\(\s*(?:"([^"]*)"\s*|'([^']*)'\s*|([^()'"\s]+)\s*)?\)""", re.IGNORECASE
+)
 _CSS_IMPORT = re.compile(r"""@import\s+(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
-_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
 _FONT_EXT = (".woff", ".woff2", ".ttf", ".otf", ".eot")
 
 
@@ -169,9 +176,27 @@ def _classify_css_ref(url: str, imported: bool) -> str:
     return "image"
 
 
+def _strip_css_comments(text: str) -> str:
+    """``text`` without its ``/* ... */`` comments, in one linear pass.
+
+    An unterminated comment runs to the end of the text, as in CSS. (A lazy
+    regex would rescan to the end from every unterminated ``/*``.)
+    """
+    kept: list[str] = []
+    pos = 0
+    while (start := text.find("/*", pos)) >= 0:
+        kept.append(text[pos:start])
+        end = text.find("*/", start + 2)
+        if end < 0:
+            return "".join(kept)
+        pos = end + 2
+    kept.append(text[pos:])
+    return "".join(kept)
+
+
 def css_urls(text: str, base: str) -> list[Found]:
     """URLs referenced by CSS text: ``@import`` and every ``url()``."""
-    text = _CSS_COMMENT.sub("", text)
+    text = _strip_css_comments(text)
     found: list[Found] = []
     imports: set[int] = set()
     for m in _CSS_IMPORT.finditer(text):
@@ -274,12 +299,25 @@ class _HTMLRequisites(html.parser.HTMLParser):
             self._style.append(data)
 
 
+# html.parser's close() re-parses an unfinished construct at the end of the
+# input once per "<" in it, each time to the end: quadratic on a hostile tail
+# such as "<a " repeated. Only a short tail is handed to close(); a longer one
+# is dropped, as a browser drops a tag left open at the end of the input (a
+# tail holds no complete tag, so no requisite is lost).
+_MAX_CLOSE_TAIL = 1024
+
+
+def _finish(parser: html.parser.HTMLParser) -> None:
+    if len(parser.rawdata) <= _MAX_CLOSE_TAIL:
+        parser.close()
+
+
 def html_requisites(text: str, base: str) -> list[Found]:
     """Requisite URLs of an HTML document, absolute, in document order (may repeat)."""
     parser = _HTMLRequisites(base)
     try:
         parser.feed(text)
-        parser.close()
+        _finish(parser)
     except (AssertionError, ValueError):  # html.parser on pathological input
         pass
     return parser.found
@@ -288,25 +326,39 @@ def html_requisites(text: str, base: str) -> list[Found]:
 MAX_TITLE_CHARS = 1000
 
 
+class _TitleDone(Exception):
+    """Raised from a handler to stop parsing once the title is known."""
+
+
 class _Title(html.parser.HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
+        self.length = 0  # sum of len(parts), kept as we go
         self.state = "before"  # before -> inside -> done
 
     def handle_starttag(self, tag: str, attrs_list: list[tuple[str, str | None]]) -> None:
-        if tag in ("svg", "math"):
-            self.state = "done" if self.state == "inside" else self.state
+        if tag in ("svg", "math") and self.state == "inside":
+            self.state = "done"
+            raise _TitleDone
         if tag == "title" and self.state == "before":
             self.state = "inside"
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "title" and self.state == "inside":
             self.state = "done"
+            raise _TitleDone
 
     def handle_data(self, data: str) -> None:
-        if self.state == "inside" and sum(map(len, self.parts)) < 4 * MAX_TITLE_CHARS:
-            self.parts.append(data)
+        if self.state != "inside":
+            return
+        self.parts.append(data)
+        self.length += len(data)
+        if self.length >= 4 * MAX_TITLE_CHARS:
+            # Enough text for MAX_TITLE_CHARS after collapsing whitespace:
+            # stop here rather than parse the rest of a hostile title.
+            self.state = "done"
+            raise _TitleDone
 
 
 def page_title(text: str) -> str | None:
@@ -318,12 +370,14 @@ def page_title(text: str) -> str | None:
     """
     parser = _Title()
     try:
-        # A title sits in the head; a huge document need not be parsed whole.
-        for start in range(0, len(text), 65536):
-            parser.feed(text[start : start + 65536])
-            if parser.state == "done":
-                break
-        parser.close()
+        # One feed(): feeding in pieces would re-parse an unfinished construct
+        # (a tag or comment left open by a hostile page) once per piece. A
+        # title sits in the head, and the handlers raise _TitleDone as soon as
+        # it is known, so a huge document is still not parsed whole.
+        parser.feed(text)
+        _finish(parser)
+    except _TitleDone:
+        pass
     except (AssertionError, ValueError):  # html.parser on pathological input
         pass
     title = " ".join("".join(parser.parts).split())[:MAX_TITLE_CHARS]
