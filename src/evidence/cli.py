@@ -32,6 +32,7 @@ import sys
 import typing
 from pathlib import Path
 
+from evidence.cli_common import add_trust_options
 from evidence.cli_common import key_passphrase as _key_passphrase
 from evidence.cli_common import load_signing_key as _load_signing_key
 from evidence.cli_common import passphrase as _passphrase
@@ -633,27 +634,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="verify packages against keys you trust")
     p.add_argument("packages", nargs="+", metavar="PACKAGE")
-    p.add_argument(
-        "--trust",
-        action="append",
-        default=[],
-        metavar="KEY.pub|DIR",
-        help="a public key or directory of keys whose signatures count (repeatable)",
-    )
+    add_trust_options(p)
     _add_json(p, "the report")
-    _add_tsa_ca(p, "root certificate of a time-stamping authority you trust (repeatable)")
-    p.add_argument(
-        "--require-timestamp",
-        action="store_true",
-        help="fail unless a timestamp token verifies against a --tsa-ca root",
-    )
-    p.add_argument(
-        "--custody-anchor",
-        action="append",
-        default=[],
-        metavar="SHA256",
-        help="SHA-256 of a custody event you were given; fail if it is missing",
-    )
     p.add_argument(
         "--inclusion",
         metavar="PROOF.json",

@@ -17,6 +17,7 @@ if typing.TYPE_CHECKING:
 __all__ = [
     "MIN_PASSPHRASE_LENGTH",
     "PASSPHRASE_ENV",
+    "add_trust_options",
     "key_passphrase",
     "load_signing_key",
     "passphrase",
@@ -106,3 +107,33 @@ def tsa_roots(paths: list[str]) -> list[typing.Any]:
     except EvidenceError as exc:
         # A --tsa-ca file the caller named is an input error, not a TSA failure.
         raise UsageError(f"--tsa-ca: {exc}") from exc
+
+
+def add_trust_options(p: argparse.ArgumentParser) -> None:
+    """The options of every command that verifies packages (verify, report)."""
+    p.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="KEY.pub|DIR",
+        help="a public key or directory of keys whose signatures count (repeatable)",
+    )
+    p.add_argument(
+        "--tsa-ca",
+        action="append",
+        default=[],
+        metavar="ROOT.pem",
+        help="root certificate of a time-stamping authority you trust (repeatable)",
+    )
+    p.add_argument(
+        "--require-timestamp",
+        action="store_true",
+        help="fail unless a timestamp token verifies against a --tsa-ca root",
+    )
+    p.add_argument(
+        "--custody-anchor",
+        action="append",
+        default=[],
+        metavar="SHA256",
+        help="SHA-256 of a custody event you were given; fail if it is missing",
+    )

@@ -12,6 +12,7 @@ import argparse
 import sys
 import typing
 
+from evidence.cli_common import add_trust_options
 from evidence.cli_common import load_signing_key as _signing_key
 from evidence.cli_common import print_json as _print_json
 from evidence.cli_common import tsa_roots as _tsa_roots
@@ -80,32 +81,7 @@ def add_report_parser(sub: typing.Any) -> None:
         choices=("pdf", "html"),
         help="the format, when the file name does not say it",
     )
-    p.add_argument(
-        "--trust",
-        action="append",
-        default=[],
-        metavar="KEY.pub|DIR",
-        help="a public key or directory of keys whose signatures count (repeatable)",
-    )
-    p.add_argument(
-        "--tsa-ca",
-        action="append",
-        default=[],
-        metavar="ROOT.pem",
-        help="root certificate of a time-stamping authority you trust (repeatable)",
-    )
-    p.add_argument(
-        "--require-timestamp",
-        action="store_true",
-        help="fail unless a timestamp token verifies against a --tsa-ca root",
-    )
-    p.add_argument(
-        "--custody-anchor",
-        action="append",
-        default=[],
-        metavar="SHA256",
-        help="SHA-256 of a custody event you were given; fail if it is missing",
-    )
+    add_trust_options(p)
     p.add_argument(
         "--key",
         metavar="PATH",

@@ -45,6 +45,7 @@ __all__ = [
     "read_manifest_bytes",
     "read_package_file",
     "read_regular_file",
+    "regular_file_names",
     "remove_stale_temporaries",
     "require_package",
     "safe_relative_path",
@@ -652,3 +653,28 @@ def read_manifest_bytes(root: Path) -> bytes:
             :data:`MAX_MANIFEST_BYTES`, or unreadable.
     """
     return read_package_file(root, MANIFEST_PATH, MAX_MANIFEST_BYTES)
+
+
+def regular_file_names(
+    directory: Path, suffixes: str | tuple[str, ...], *, limit: int | None = None
+) -> list[str]:
+    """Sorted names of the regular files (never links or directories) in ``directory``
+    whose names end in ``suffixes``; an unreadable or missing directory gives none.
+
+    Used by readers that list attachments (``show``, the court report): a
+    directory named ``<id>.sig`` or a link is never listed as a signature.
+    """
+    try:
+        with os.scandir(directory) as listing:
+            entries = list(listing)
+    except OSError:
+        return []
+    names = []
+    for entry in entries:
+        try:
+            if entry.name.endswith(suffixes) and entry.is_file(follow_symlinks=False):
+                names.append(entry.name)
+        except OSError:
+            continue
+    names.sort()
+    return names if limit is None else names[:limit]

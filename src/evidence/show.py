@@ -31,6 +31,7 @@ from evidence.package import (
     MANIFEST_PATH,
     MAX_MANIFEST_BYTES,
     read_package_file,
+    regular_file_names,
     require_package,
 )
 
@@ -43,23 +44,6 @@ JSONDict = dict[str, typing.Any]
 
 
 # --- bounded reading --------------------------------------------------------
-
-
-def _regular_files(directory: Path, suffix: str) -> list[str]:
-    """Names of regular files (not links, not directories) ending in ``suffix``."""
-    try:
-        with os.scandir(directory) as listing:
-            entries = list(listing)
-    except OSError:
-        return []
-    names = []
-    for entry in entries:
-        try:
-            if entry.name.endswith(suffix) and entry.is_file(follow_symlinks=False):
-                names.append(entry.name)
-        except OSError:
-            continue
-    return sorted(names)
 
 
 # --- defensive accessors (the lead ports these to the typed manifest) -------
@@ -132,12 +116,12 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
         "options": data.get("options") if isinstance(data.get("options"), dict) else None,
         "exchanges": [_exchange(e) for e in _list(data.get("exchanges"))],
         "custody_events": custody.count(b"\n") if custody else 0,
-        "timestamps": _regular_files(root / "evidence" / "timestamps", ".tsr"),
+        "timestamps": regular_file_names(root / "evidence" / "timestamps", ".tsr"),
         "files": data["files"],
         "records": len(manifest.records),
         "signatures": [
             name.removesuffix(".sig")
-            for name in _regular_files(root / "evidence" / "signatures", ".sig")
+            for name in regular_file_names(root / "evidence" / "signatures", ".sig")
         ],
         "software": data.get("software") if isinstance(data.get("software"), dict) else None,
     }

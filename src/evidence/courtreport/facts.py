@@ -28,7 +28,7 @@ import attrs
 from evidence.custody import CUSTODY_PATH, CustodyEvent, parse_log
 from evidence.errors import EvidenceError
 from evidence.manifest import Manifest
-from evidence.package import MANIFEST_PATH, read_package_file
+from evidence.package import MANIFEST_PATH, read_package_file, regular_file_names
 from evidence.signing import SIGNATURE_SIZE
 from evidence.verifying.policy import DEFAULT_LIMITS, VerifyLimits
 from evidence.verifying.report import Report, Status
@@ -151,22 +151,10 @@ def _label(root: Path, index: int) -> str:
     return f"package-{index}"
 
 
-def _regular_names(directory: Path, suffixes: tuple[str, ...]) -> list[str]:
-    """Plain names of regular files (never links) ending in one of ``suffixes``, sorted."""
-    try:
-        with os.scandir(directory) as listing:
-            entries = list(listing)
-    except OSError:
-        return []
-    names = []
-    for entry in entries:
-        try:
-            regular = entry.is_file(follow_symlinks=False)
-        except OSError:
-            continue
-        if regular and _SAFE_NAME.fullmatch(entry.name) and entry.name.endswith(suffixes):
-            names.append(entry.name)
-    return sorted(names)[:MAX_ATTACHMENTS_PER_DIR]
+def _attachment_names(directory: Path, suffixes: tuple[str, ...]) -> list[str]:
+    """Regular files with safe names ending in ``suffixes``, sorted, at most a bound."""
+    names = [n for n in regular_file_names(directory, suffixes) if _SAFE_NAME.fullmatch(n)]
+    return names[:MAX_ATTACHMENTS_PER_DIR]
 
 
 def _png_size(data: bytes) -> tuple[int, int] | None:
@@ -301,11 +289,11 @@ class _Gatherer:
                 manifest = Manifest.from_bytes(raw)
             except EvidenceError as exc:
                 self.problems.append(f"the manifest cannot be read: {exc}")
-        for name in _regular_names(self.root / "evidence" / "signatures", (".sig",)):
+        for name in _attachment_names(self.root / "evidence" / "signatures", (".sig",)):
             data = self.read(f"evidence/signatures/{name}", SIGNATURE_SIZE * 16)
             if data is not None:
                 self.attach(f"evidence/signatures/{name}", data, "Ed25519 signature")
-        for name in _regular_names(self.root / "evidence" / "keys", (".pub",)):
+        for name in _attachment_names(self.root / "evidence" / "keys", (".pub",)):
             data = self.read(f"evidence/keys/{name}", self.limits.key_file_bytes)
             if data is not None:
                 self.attach(
@@ -351,7 +339,7 @@ class _Gatherer:
 
     def _timestamps(self, manifest_raw: bytes | None) -> list[TimestampInfo]:
         result = []
-        names = _regular_names(self.root / "evidence" / "timestamps", (".tsr", ".tsq"))
+        names = _attachment_names(self.root / "evidence" / "timestamps", (".tsr", ".tsq"))
         statuses = {c.name: c.status for c in self.verification.checks}
         for name in names:
             data = self.read(f"evidence/timestamps/{name}", self.limits.token_bytes)
