@@ -6,8 +6,9 @@ import datetime as dt
 import hashlib
 from pathlib import Path
 
-from evidence.manifest import FORMAT, dumps
+from evidence.manifest import FORMAT, Manifest, dumps
 from evidence.package import PackageWriter, make_package_id
+from evidence.seal import bag_info_for
 from evidence.warc import WARCWriter, find_http_header_end
 
 WARC = "data/capture.warc.gz"
@@ -46,6 +47,10 @@ def many_records(out: Path, count: int) -> Path:
             "files": [{"path": WARC, "size": warc.size, "sha256": warc.file_sha256()}],
             "warc": {"path": WARC, "records": [m.to_json() for m in warc.members]},
         }
+        raw = dumps(manifest)
         return pkg.finish(
-            manifest=dumps(manifest), payload=[(WARC, warc.file_sha256(), warc.size)], bag_info=[]
+            manifest=raw,
+            payload=[(WARC, warc.file_sha256(), warc.size)],
+            # The bag-info the manifest implies: verify rebuilds and compares it.
+            bag_info=bag_info_for(Manifest.from_bytes(raw)),
         )
