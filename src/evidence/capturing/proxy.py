@@ -320,9 +320,11 @@ class RecordingProxy:
 
     def _serve(self, conn: socket.socket) -> None:
         stream: socket.socket = conn
+        readers: list[typing.BinaryIO] = []
         try:
             conn.settimeout(_IO_TIMEOUT)
             reader = conn.makefile("rb")
+            readers.append(reader)
             head = _read_head(reader)
             if head is None:
                 return
@@ -341,6 +343,7 @@ class RecordingProxy:
                 with self._lock:
                     self._conns.add(stream)
                 reader = stream.makefile("rb")
+                readers.append(reader)
                 head = _read_head(reader)
                 if head is None:
                     return
@@ -356,6 +359,9 @@ class RecordingProxy:
             with self._lock:
                 self._conns.discard(conn)
                 self._conns.discard(stream)
+            for r in readers:
+                with contextlib.suppress(OSError):
+                    r.close()
             for s in (stream, conn):
                 with contextlib.suppress(OSError):
                     s.close()
