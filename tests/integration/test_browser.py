@@ -21,6 +21,7 @@ import pytest
 
 from evidence.capturing import BrowserOptions, CaptureOptions, capture
 from evidence.errors import UsageError
+from evidence.extract import extract
 from evidence.manifest import Manifest
 from evidence.verifying import Outcome, verify
 
@@ -217,6 +218,16 @@ def test_browser_capture_keeps_what_the_reader_saw_and_the_exact_bytes(
     assert TEXT in dom, "the DOM holds the text the script inserted"
 
     assert verify(package, trust=[signer.pub]).outcome is Outcome.VERIFIED
+
+    # extract: the picture and the decoded bodies as plain files, with an index.
+    result_x = extract(package, tmp_path / "x")
+    index = json.loads(Path(result_x.index).read_text())
+    assert (tmp_path / "x" / index["artefacts"]["screenshot"]["file"]).read_bytes() == shot
+    api = next(r for r in index["responses"] if r["url"] == server.url("/api/text"))
+    assert api["decoded"] and api["content_encoding"] == "gzip"
+    assert json.loads((tmp_path / "x" / api["file"]).read_bytes())["text"] == TEXT
+    app = next(r for r in index["responses"] if r["url"] == server.url("/app.js"))
+    assert (tmp_path / "x" / app["file"]).read_bytes() == b"window.appRan = true;"
 
 
 @needs_chromium

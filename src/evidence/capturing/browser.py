@@ -182,6 +182,19 @@ class BrowserPlan:
     ca: InterceptionCA
     token: str
 
+    @staticmethod
+    def check(options: BrowserOptions) -> str:
+        """Make sure Playwright and a Chromium are there; returns the binary's path.
+
+        Raises:
+            UsageError: Playwright or Chromium is missing (the message says how to install).
+        """
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError as exc:
+            raise UsageError(PLAYWRIGHT_HINT) from exc
+        return find_chromium(options.chromium)
+
     @classmethod
     def prepare(cls, options: BrowserOptions) -> BrowserPlan:
         """Find Playwright and Chromium and make the interception CA.
@@ -189,11 +202,7 @@ class BrowserPlan:
         Raises:
             UsageError: Playwright or Chromium is missing.
         """
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError as exc:
-            raise UsageError(PLAYWRIGHT_HINT) from exc
-        executable = find_chromium(options.chromium)
+        executable = cls.check(options)
         version = _chromium_version(executable)
         ca = InterceptionCA()
         token = os.urandom(8).hex()
