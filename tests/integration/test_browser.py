@@ -23,6 +23,7 @@ from evidence.capturing import BrowserOptions, CaptureOptions, capture
 from evidence.errors import UsageError
 from evidence.extract import extract
 from evidence.manifest import Manifest
+from evidence.show import describe, summary
 from evidence.verifying import Outcome, verify
 
 from servers import closed_port
@@ -218,6 +219,9 @@ def test_browser_capture_keeps_what_the_reader_saw_and_the_exact_bytes(
     assert TEXT in dom, "the DOM holds the text the script inserted"
 
     assert verify(package, trust=[signer.pub]).outcome is Outcome.VERIFIED
+    shown = describe(summary(package))
+    assert "Artefact     screenshot: image/png" in shown
+    assert f"Browser      {browser.version}, viewport 1280x800, complete" in shown
 
     # extract: the picture and the decoded bodies as plain files, with an index.
     result_x = extract(package, tmp_path / "x")
