@@ -98,8 +98,12 @@ BASE_FLAGS: tuple[str, ...] = (
     "--proxy-bypass-list=<-loopback>",
 )
 
+# Scroll down one window at a time so lazy content loads, back to the top,
+# then wait (capped) for images still loading: Playwright's "networkidle"
+# fires once per navigation, so waiting for it again after scrolling would
+# return at once.
 _SCROLL_JS = """
-async ([stepMs, maxSteps]) => {
+async ([stepMs, maxSteps, imageWaitMs]) => {
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   let y = 0;
   for (let i = 0; i < maxSteps; i++) {
@@ -111,7 +115,10 @@ async ([stepMs, maxSteps]) => {
     await sleep(stepMs);
   }
   window.scrollTo(0, 0);
-  await sleep(stepMs);
+  const pending = Array.from(document.images).filter((img) => !img.complete)
+    .map((img) => new Promise((r) => { img.addEventListener("load", r);
+                                       img.addEventListener("error", r); }));
+  await Promise.race([Promise.all(pending), sleep(imageWaitMs)]);
   return y;
 }
 """
@@ -405,13 +412,8 @@ def _steps(page: typing.Any, url: str, deadline: float, opts: BrowserOptions, ru
         lambda: page.wait_for_load_state("networkidle", timeout=_remaining_ms(deadline, idle)),
     )
     if opts.scroll:
-        step("scroll", lambda: page.evaluate(_SCROLL_JS, [150, 60]))
-        step(
-            "network idle after scrolling",
-            lambda: page.wait_for_load_state(
-                "networkidle", timeout=_remaining_ms(deadline, min(idle, 5.0))
-            ),
-        )
+        image_wait = int(min(idle, 5.0, max(deadline - time.monotonic(), 0)) * 1000)
+        step("scroll", lambda: page.evaluate(_SCROLL_JS, [100, 60, image_wait]))
     step("fonts", lambda: page.evaluate("document.fonts.ready.then(() => true)"))
     if opts.wait > 0:
         step("wait", lambda: page.wait_for_timeout(_remaining_ms(deadline, opts.wait)))
