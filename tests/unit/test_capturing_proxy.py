@@ -6,6 +6,7 @@ import gzip
 import io
 import socket
 import ssl
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -205,3 +206,27 @@ def test_interception_ca_key_is_never_written_to_disk(tmp_path, monkeypatch):
     ca.context_for("example.org")
     ca.context_for("127.0.0.1")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_nothing_is_recorded_once_the_proxy_is_closed(raw_server, recording, client):
+    server = raw_server(lambda conn, _req: (time.sleep(1.0), conn.sendall(RAW)))
+    proxy, recorder, finish = recording()
+    session = client(proxy)
+    answers: list[object] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(_get_quietly(session, server.url("/slow"))), daemon=True
+    )
+    thread.start()
+    time.sleep(0.3)
+    recs = finish()  # closes the proxy while the upstream answer is still on its way
+    time.sleep(1.5)
+    thread.join(5)
+    assert [r[0] for r in recs] == ["warcinfo"]
+    assert recorder.exchanges == [], "an answer arriving after close is not recorded"
+
+
+def _get_quietly(session: requests.Session, url: str) -> object:
+    try:
+        return session.get(url, timeout=5).status_code
+    except requests.RequestException as exc:
+        return exc

@@ -257,6 +257,9 @@ class RecordingProxy:
         self.failures: list[ProxyFailure] = []
         self.blocked: list[str] = []
         self._lock = threading.Lock()
+        # Held while an exchange is recorded; close() takes it, so nothing is
+        # recorded once close() has returned.
+        self._record_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._conns: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
@@ -277,7 +280,7 @@ class RecordingProxy:
 
     def close(self, wait: float = 5.0) -> None:
         """Stop accepting, cut every open connection, and wait (bounded) for handlers."""
-        with self._lock:
+        with self._record_lock, self._lock:
             self._closed = True
             conns = list(self._conns)
         with contextlib.suppress(OSError):
@@ -421,7 +424,14 @@ class RecordingProxy:
                     stream.sendall(piece)
         finally:
             # Recorded even when the browser went away: the server sent it.
-            self._recorder.record(ex, "browser")
+            # Not once the proxy is closed: the capture is being sealed, and
+            # a record written now would be missing from the manifest.
+            with self._record_lock:
+                if self._closed:
+                    ex.response_file.close()
+                    self._fail(url, method, "timeout", "arrived after the capture ended")
+                else:
+                    self._recorder.record(ex, "browser")
 
     def _fail(self, url: str, method: str, kind: str, error: str) -> None:
         with self._lock:
