@@ -321,3 +321,30 @@ def test_a_named_chromium_that_does_not_exist_is_refused(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="Chromium not found or not executable"):
         capture("http://127.0.0.1:9/", out=tmp_path, browser=True)
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_chromium
+def test_cli_capture_with_browser_options(raw_server, tmp_path, capsys):
+    from evidence.cli import main
+
+    server = raw_server(routed(SITE))
+    code = main(
+        [
+            "capture",
+            "--browser",
+            "--viewport",
+            "800x600",
+            "--no-scroll",
+            "--out",
+            str(tmp_path),
+            server.url("/article"),
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    manifest = Manifest.from_bytes((Path(out.strip()) / "evidence" / "manifest.json").read_bytes())
+    assert manifest.capture is not None and manifest.capture.browser is not None
+    assert manifest.capture.browser.viewport == "800x600"
+    assert manifest.options is not None
+    assert manifest.options["browser_scroll"] is False
+    assert manifest.options["browser_viewport"] == "800x600"
