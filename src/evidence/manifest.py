@@ -639,6 +639,9 @@ class BrowserInfo(_Part):
         _list_of(_part(BrowserFailure)), optional=True, default=()
     )
     blocked: int = _field(_int, optional=True, default=0)
+    # Requests Playwright reported for the page that have neither a recorded
+    # exchange nor a listed failure (at most 200).
+    unrecorded: tuple[str, ...] = _field(_list_of(_str), optional=True, default=())
     notes: tuple[str, ...] = _field(_list_of(_str), optional=True, default=())
     extra: collections.abc.Mapping[str, Json] = _EXTRA
 

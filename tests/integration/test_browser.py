@@ -190,6 +190,7 @@ def test_browser_capture_keeps_what_the_reader_saw_and_the_exact_bytes(
     assert manifest.page_exchange.url == server.url("/article")
     browser = manifest.capture.browser
     assert browser is not None and browser.completed
+    assert browser.unrecorded == (), "every request the browser reported was recorded"
     assert browser.version.startswith("Chromium ")
     assert browser.viewport == "1280x800"
     assert "HeadlessChrome" in browser.user_agent

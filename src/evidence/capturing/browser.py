@@ -32,13 +32,19 @@ import subprocess
 import threading
 import time
 import typing
+import urllib.parse
 
 import attrs
 
 from evidence import clock
 from evidence.capturing.crawl import CrawlResult
 from evidence.capturing.options import BrowserOptions
-from evidence.capturing.proxy import InterceptionCA, ProxyFailure, RecordingProxy
+from evidence.capturing.proxy import (
+    InterceptionCA,
+    ProxyFailure,
+    RecordingProxy,
+    is_browser_service,
+)
 from evidence.errors import CaptureError, UsageError
 from evidence.manifest import (
     BrowserArtefact,
@@ -245,6 +251,17 @@ class _Run:
     dom: bytes | None = None
     notes: list[str] = attrs.Factory(list)
     completed: bool = False
+    # URLs Playwright reported for the page and its workers, for the cross-check.
+    seen: dict[str, None] = attrs.Factory(dict)
+
+
+_MAX_SEEN = 20_000
+_MAX_UNRECORDED = 200
+
+
+def _saw(run: _Run, url: str) -> None:
+    if len(run.seen) < _MAX_SEEN and url.startswith(("http://", "https://")):
+        run.seen.setdefault(url.split("#", 1)[0], None)
 
 
 def _our_processes(token: str) -> list[int]:
@@ -355,6 +372,7 @@ def _drive(plan: BrowserPlan, url: str, proxy_server: str, deadline: float, run:
                 page = context.new_page()
                 page.on("dialog", lambda d: _quietly(d.dismiss))
                 context.on("page", lambda p: _popup(p, page, run))
+                context.on("request", lambda r: _saw(run, r.url))
                 _steps(page, url, deadline, opts, run)
             finally:
                 with contextlib.suppress(PlaywrightError):
@@ -488,6 +506,22 @@ def _results(
         )
     failures = tuple(_failure(f) for f in proxy.failures)
     warnings = [*run.notes]
+    # Cross-check: everything the browser says the page requested is either
+    # recorded or a listed failure. Browser-internal requests never appear in
+    # Playwright's events, so a page request to a blocked host shows up here.
+    accounted = {e.url for e in exchanges} | {f.url for f in proxy.failures}
+    unrecorded = [u for u in run.seen if u not in accounted]
+    blocked_for_page = [u for u in unrecorded if is_browser_service(_host(u))]
+    if blocked_for_page:
+        warnings.append(
+            f"{len(blocked_for_page)} request(s) of the page went to a browser-service host "
+            "and were blocked"
+        )
+    if len(unrecorded) > len(blocked_for_page):
+        warnings.append(
+            f"{len(unrecorded) - len(blocked_for_page)} request(s) the browser reported "
+            "have no recorded exchange (see capture.browser.unrecorded)"
+        )
     if page.status >= 400:
         warnings.insert(0, f"the server answered HTTP {page.status} {page.reason or ''}".rstrip())
     if proxy.failures:
@@ -505,6 +539,7 @@ def _results(
         artefacts=tuple(artefacts),
         failed=failures,
         blocked=len(proxy.blocked),
+        unrecorded=tuple(unrecorded[:_MAX_UNRECORDED]),
         notes=tuple(run.notes),
     )
     crawl = CrawlResult(
@@ -527,6 +562,13 @@ def _results(
         title=run.title,
     )
     return crawl, browser_info
+
+
+def _host(url: str) -> str:
+    try:
+        return urllib.parse.urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
 
 
 def _failure(f: ProxyFailure) -> BrowserFailure:
