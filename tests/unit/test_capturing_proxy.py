@@ -208,6 +208,19 @@ def test_interception_ca_key_is_never_written_to_disk(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_exchange_finishing_while_closing_is_still_recorded(raw_server, recording, client):
+    server = raw_server(lambda conn, _req: (time.sleep(0.5), conn.sendall(RAW)))
+    proxy, recorder, finish = recording()
+    session = client(proxy)
+    thread = threading.Thread(target=_get_quietly, args=(session, server.url("/")), daemon=True)
+    thread.start()
+    time.sleep(0.2)
+    recs = finish()  # close() waits (bounded) for the handler
+    thread.join(5)
+    assert [r[0] for r in recs] == ["warcinfo", "request", "response"]
+    assert len(recorder.exchanges) == 1
+
+
 def test_nothing_is_recorded_once_the_proxy_is_closed(raw_server, recording, client):
     server = raw_server(lambda conn, _req: (time.sleep(1.0), conn.sendall(RAW)))
     proxy, recorder, finish = recording()
@@ -218,10 +231,10 @@ def test_nothing_is_recorded_once_the_proxy_is_closed(raw_server, recording, cli
     )
     thread.start()
     time.sleep(0.3)
-    recs = finish()  # closes the proxy while the upstream answer is still on its way
+    proxy.close(wait=0.1)  # while the upstream answer is still on its way
     time.sleep(1.5)
     thread.join(5)
-    assert [r[0] for r in recs] == ["warcinfo"]
+    assert [r[0] for r in finish()] == ["warcinfo"]
     assert recorder.exchanges == [], "an answer arriving after close is not recorded"
 
 

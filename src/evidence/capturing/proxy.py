@@ -263,6 +263,7 @@ class RecordingProxy:
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._conns: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
+        self._accepting = True
         self._closed = False
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind(("127.0.0.1", 0))
@@ -279,9 +280,13 @@ class RecordingProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def close(self, wait: float = 5.0) -> None:
-        """Stop accepting, cut every open connection, and wait (bounded) for handlers."""
-        with self._record_lock, self._lock:
-            self._closed = True
+        """Stop accepting, cut every open connection, wait (bounded) for handlers.
+
+        Handlers that finish within ``wait`` seconds still record their
+        exchange; after that nothing more is recorded.
+        """
+        with self._lock:
+            self._accepting = False
             conns = list(self._conns)
         with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)
@@ -293,6 +298,8 @@ class RecordingProxy:
         self._accept_thread.join(max(end - time.monotonic(), 0))
         for thread in list(self._threads):
             thread.join(max(end - time.monotonic(), 0))
+        with self._record_lock:
+            self._closed = True
 
     def __enter__(self) -> RecordingProxy:
         return self
@@ -311,7 +318,7 @@ class RecordingProxy:
                 conn.close()
                 continue
             with self._lock:
-                if self._closed:
+                if not self._accepting:
                     self._slots.release()
                     conn.close()
                     return
