@@ -19,7 +19,7 @@ import typing
 if typing.TYPE_CHECKING:
     from evidence.attach import add_timestamp, append_event, sign_package
     from evidence.batch import BatchResult, capture_many, list_packages, verify_many
-    from evidence.capturing import CaptureOptions, CaptureResult, Operator, capture
+    from evidence.capturing import BrowserOptions, CaptureOptions, CaptureResult, Operator, capture
     from evidence.courtreport import report
     from evidence.errors import (
         CaptureError,
@@ -42,6 +42,7 @@ if typing.TYPE_CHECKING:
 
 __all__ = [
     "BatchResult",
+    "BrowserOptions",
     "CaptureError",
     "CaptureOptions",
     "CaptureResult",
@@ -83,6 +84,7 @@ _LAZY = {
     "capture_many": "evidence.batch",
     "list_packages": "evidence.batch",
     "verify_many": "evidence.batch",
+    "BrowserOptions": "evidence.capturing",
     "CaptureOptions": "evidence.capturing",
     "CaptureResult": "evidence.capturing",
     "Operator": "evidence.capturing",

@@ -164,6 +164,9 @@ def cmd_capture(args: argparse.Namespace) -> int:
     keys = [_load_signing_key(k) for k in args.key]
     tsa_roots = _tsa_roots(args.tsa_ca)
     options = _capture_options(args)
+    from evidence.cli_browser import browser_option
+
+    browser = browser_option(args)
     operator = None
     if args.operator_name or args.operator_org:
         operator = Operator(name=args.operator_name, organization=args.operator_org)
@@ -196,6 +199,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
                     sign_with=keys,
                     tsa_urls=args.tsa,
                     tsa_roots=tsa_roots,
+                    browser=browser,
                 )
             except (EvidenceError, OSError) as exc:
                 # One URL's failure (a refused connection, a full disk) never
@@ -736,6 +740,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_wacz_parser(sub)
 
     add_batch_parser(sub)
+    from evidence.cli_browser import add_browser_parser
+
+    add_browser_parser(sub)
     return parser
 
 

@@ -30,6 +30,9 @@ __all__ = [
     "MAX_LABELS",
     "MAX_LABEL_CHARS",
     "MAX_MANIFEST_BYTES",
+    "BrowserArtefact",
+    "BrowserFailure",
+    "BrowserInfo",
     "CaptureInfo",
     "CertificateInfo",
     "ExchangeInfo",
@@ -592,6 +595,58 @@ class Refusal(_Part):
 
 
 @attrs.frozen(kw_only=True)
+class BrowserArtefact(_Part):
+    """A file the browser made (screenshot, PDF, DOM), stored as a WARC resource record."""
+
+    kind: str = _field(_str)
+    target_uri: str = _field(_str)
+    record: str = _field(_str)
+    content_type: str = _field(_str)
+    size: int = _field(_int)
+    sha256: str = _field(_str)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
+
+
+@attrs.frozen(kw_only=True)
+class BrowserFailure(_Part):
+    """A request the browser made that got no response (answered 502 by the proxy)."""
+
+    url: str = _field(_str)
+    method: str = _field(_str)
+    kind: str = _field(_str)
+    error: str = _field(_str)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
+
+
+@attrs.frozen(kw_only=True)
+class BrowserInfo(_Part):
+    """How a browser capture was made (``capture.browser``, only for browser captures)."""
+
+    name: str = _field(_str)
+    version: str = _field(_str)
+    executable: str = _field(_str)
+    flags: tuple[str, ...] = _field(_list_of(_str), optional=True, default=())
+    viewport: str = _field(_str)
+    user_agent: str = _field(_str)
+    # Base64 SHA-256 of the interception leaf key's SubjectPublicKeyInfo: the
+    # only key the browser trusted (the per-capture CA itself was never stored).
+    interception_spki_sha256: str = _field(_str)
+    completed: bool = _field(_bool)
+    artefacts: tuple[BrowserArtefact, ...] = _field(
+        _list_of(_part(BrowserArtefact)), optional=True, default=()
+    )
+    failed: tuple[BrowserFailure, ...] = _field(
+        _list_of(_part(BrowserFailure)), optional=True, default=()
+    )
+    blocked: int = _field(_int, optional=True, default=0)
+    # Requests Playwright reported for the page that have neither a recorded
+    # exchange nor a listed failure (at most 200).
+    unrecorded: tuple[str, ...] = _field(_list_of(_str), optional=True, default=())
+    notes: tuple[str, ...] = _field(_list_of(_str), optional=True, default=())
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
+
+
+@attrs.frozen(kw_only=True)
 class CaptureInfo(_Part):
     """What happened when the page was captured (the ``capture`` section)."""
 
@@ -612,6 +667,7 @@ class CaptureInfo(_Part):
     limits_hit: tuple[LimitHit, ...] = _field(_list_of(_part(LimitHit)), optional=True, default=())
     warnings: tuple[str, ...] = _field(_list_of(_str), optional=True, default=())
     title: str | None = _field(_str, optional=True, omit_none=True)
+    browser: BrowserInfo | None = _field(_part(BrowserInfo), optional=True, omit_none=True)
     extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 

@@ -112,6 +112,7 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
         "warnings": _list(cap.get("warnings")),
         "dns": _dict(cap.get("dns")),
         "requisites": cap.get("requisites") if isinstance(cap.get("requisites"), dict) else None,
+        "browser": cap.get("browser") if isinstance(cap.get("browser"), dict) else None,
         "certificate_chains": _dict(data.get("certificate_chains")),
         "options": data.get("options") if isinstance(data.get("options"), dict) else None,
         "exchanges": [_exchange(e) for e in _list(data.get("exchanges"))],
@@ -183,6 +184,7 @@ def describe(info: JSONDict) -> str:
             lines.append(f"  failed     {_text(f.get('url') if f else item)}")
             if f:
                 lines.append(f"             {_text(f.get('error'))}")
+    lines.extend(_browser_lines(info.get("browser")))
     lines.append("Exchanges")
     for ex in _limited(_list(info.get("exchanges")), lines, "Exchanges"):
         e = _dict(ex)
@@ -217,6 +219,31 @@ def describe(info: JSONDict) -> str:
     lines.append("")
     lines.append("This shows what the manifest claims. Run 'evidence verify' to check it.")
     return "\n".join(lines)
+
+
+def _browser_lines(browser: object) -> list[str]:
+    """A browser capture's browser and its artefacts (screenshot, PDF, DOM)."""
+    b = _dict(browser)
+    if not b:
+        return []
+    state = "complete" if b.get("completed") is True else "INCOMPLETE (see warnings)"
+    lines = [
+        f"Browser      {_text(b.get('version'))}, viewport {_text(b.get('viewport'))}, {state}",
+        f"User agent   {_text(b.get('user_agent'))}",
+    ]
+    for item in _list(b.get("artefacts"))[:MAX_LISTED]:
+        a = _dict(item)
+        lines.append(
+            f"Artefact     {_text(a.get('kind'))}: {_text(a.get('content_type'))}, "
+            f"{_text(a.get('size'))} bytes, record {_text(a.get('record'))}"
+        )
+    failed = _list(b.get("failed"))
+    if failed or b.get("blocked"):
+        lines.append(
+            f"Browser      {len(failed)} request(s) without a response, "
+            f"{_text(b.get('blocked'), '0')} browser-service request(s) blocked"
+        )
+    return lines
 
 
 def _tls_lines(tls: object) -> list[str]:

@@ -30,7 +30,7 @@ import attrs
 from evidence import clock
 from evidence.capturing.crawl import Crawl
 from evidence.capturing.fetcher import Fetcher, FetchLimits, refuse_non_public
-from evidence.capturing.options import CaptureOptions
+from evidence.capturing.options import BrowserOptions, CaptureOptions
 from evidence.capturing.record import WARC_PATH, Recorder
 from evidence.errors import CaptureError, EvidenceError, PackageError, UsageError
 from evidence.keys import key_id
@@ -52,9 +52,18 @@ if typing.TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from evidence.capturing.browser import BrowserPlan
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["CaptureOptions", "CaptureResult", "Operator", "capture", "validate_url"]
+__all__ = [
+    "BrowserOptions",
+    "CaptureOptions",
+    "CaptureResult",
+    "Operator",
+    "capture",
+    "validate_url",
+]
 
 
 @attrs.frozen
@@ -177,6 +186,7 @@ def capture(
     tsa_roots: typing.Sequence[x509.Certificate] = (),
     labels: typing.Mapping[str, str] | None = None,
     tsa_timeout: float = 30.0,
+    browser: bool | BrowserOptions = False,
 ) -> CaptureResult:
     """Capture ``url`` (and by default its page requisites) into a new package under ``out``.
 
@@ -200,6 +210,10 @@ def capture(
             sealed into the manifest's ``labels``.
         tsa_timeout: seconds for each TSA exchange, the whole response body
             included; a TSA that takes longer costs its token only.
+        browser: ``True`` or a :class:`BrowserOptions` to load the page in
+            headless Chromium through the recording proxy (docs/browser.md):
+            everything the page requested is recorded, plus a screenshot, a
+            PDF and the DOM. Needs the ``browser`` extra and a Chromium.
 
     Returns:
         A :class:`CaptureResult` describing the package.
@@ -208,7 +222,8 @@ def capture(
         CaptureError: no package was written for this URL: no response at all
             (``kind`` says why), or the disk filled up (``kind`` ``disk``);
             nothing is left behind.
-        UsageError: ``sign_with`` or ``operator`` is not usable.
+        UsageError: ``sign_with`` or ``operator`` is not usable, or browser
+            capture was asked for without Playwright or Chromium.
         PackageError: the output directory cannot be used.
     """
     options = options or CaptureOptions()
@@ -216,6 +231,13 @@ def capture(
     keys = _signing_keys(sign_with)
     _check_operator(operator)
     labels = _check_labels(labels)
+    plan: BrowserPlan | None = None
+    if browser is not False:
+        from evidence.capturing.browser import BrowserPlan
+
+        plan = BrowserPlan.prepare(
+            browser if isinstance(browser, BrowserOptions) else BrowserOptions()
+        )
     created = clock.now()
     package_id = make_package_id(url, created)
     fetcher = Fetcher(
@@ -246,6 +268,7 @@ def capture(
                 tsa_roots,
                 labels,
                 tsa_timeout,
+                plan,
             )
     except (OSError, PackageError) as exc:
         # A full disk anywhere (spool, WARC, chain files, tag files) loses this
@@ -304,13 +327,29 @@ def _capture_into(
     tsa_roots: typing.Sequence[x509.Certificate],
     labels: dict[str, str] | None,
     tsa_timeout: float,
+    plan: BrowserPlan | None = None,
 ) -> CaptureResult:
     created = clock.iso(created_at)
+    browser_info = None
     with open(pkg.path(WARC_PATH), "xb") as fh:
         warc = WARCWriter(fh)
-        recorder = Recorder(pkg, warc, created, operator)
+        recorder = Recorder(
+            pkg, warc, created, operator, plan.warcinfo_fields() if plan is not None else ()
+        )
         fault_point("warc-started")
-        crawl = Crawl(fetcher, recorder, options, str(pkg.path("data"))).run(url, deadline)
+        if plan is None:
+            crawl = Crawl(fetcher, recorder, options, str(pkg.path("data"))).run(url, deadline)
+        else:
+            from evidence.capturing.browser import run_browser
+
+            crawl, browser_info = run_browser(
+                plan,
+                url,
+                fetcher=fetcher,
+                recorder=recorder,
+                deadline=deadline,
+                spool_dir=str(pkg.path("data")),
+            )
         fh.flush()
         os.fsync(fh.fileno())
     records = Inventory()
@@ -321,6 +360,8 @@ def _capture_into(
     if page_tls is not None and page_tls.chain_file:
         page_tls = attrs.evolve(page_tls, certificates=recorder.chains[page_tls.chain_file])
     options_json = options.to_json()
+    if plan is not None:
+        options_json.update({f"browser_{k}": v for k, v in plan.options.to_json().items()})
     warc_file = PayloadFile(path=WARC_PATH, size=warc.size, sha256=warc.file_sha256())
     manifest = Manifest(
         package_id=pkg.package_id,
@@ -344,6 +385,7 @@ def _capture_into(
             limits_hit=crawl.limits_hit,
             warnings=crawl.warnings,
             title=crawl.title,
+            browser=browser_info,
         ),
         certificate_chains=dict(recorder.chains),
         custody_log=CUSTODY_PATH,

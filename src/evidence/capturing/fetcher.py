@@ -558,13 +558,27 @@ class Fetcher:
         """Close pooled connections."""
         self._session.close()
 
-    def fetch(self, url: str, *, deadline: float, spool_dir: str | None = None) -> Exchange:
-        """Perform one GET without following redirects and record it.
+    def fetch(
+        self,
+        url: str,
+        *,
+        deadline: float,
+        spool_dir: str | None = None,
+        method: str = "GET",
+        headers: typing.Sequence[tuple[str, str]] = (),
+        body: bytes | None = None,
+    ) -> Exchange:
+        """Perform one request (GET unless told) without following redirects and record it.
 
         Args:
             url: absolute http(s) URL.
             deadline: absolute ``time.monotonic()`` value after which reading stops.
             spool_dir: directory for the temporary file holding the response.
+            method: the request method (the browser's recording proxy forwards
+                the page's own).
+            headers: request headers sent in addition to (or instead of) the
+                session's; ``Accept-Encoding`` stays the fetcher's own.
+            body: the request body, for methods that carry one.
 
         Returns:
             The recorded exchange. A response cut short (size limit, deadline,
@@ -582,8 +596,12 @@ class Fetcher:
         detail: str | None = None
         try:
             try:
-                response = self._session.get(
+                extra = {k: v for k, v in headers if k.lower() != "accept-encoding"}
+                response = self._session.request(
+                    method,
                     url,
+                    headers=extra or None,
+                    data=body,
                     stream=True,
                     allow_redirects=False,
                     verify=self.verify,
@@ -640,7 +658,7 @@ class Fetcher:
             raw_headers = response.raw.headers
             return Exchange(
                 url=url,
-                method="GET",
+                method=method,
                 started=started,
                 ended=ended,
                 request_bytes=bytes(state.sent),

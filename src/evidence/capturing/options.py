@@ -6,9 +6,10 @@ import typing
 
 import attrs
 
+from evidence.errors import UsageError
 from evidence.software import default_user_agent
 
-__all__ = ["CaptureOptions"]
+__all__ = ["BrowserOptions", "CaptureOptions", "parse_viewport"]
 
 
 @attrs.frozen(kw_only=True)
@@ -68,4 +69,52 @@ class CaptureOptions:
             "requisites_deadline_seconds": self.requisites_deadline,
             "requisite_workers": self.requisite_workers,
             "public_only": self.public_only,
+        }
+
+
+def parse_viewport(text: str) -> tuple[int, int]:
+    """``"1280x800"`` as ``(1280, 800)``; raises UsageError for anything else."""
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit():
+        raise UsageError(f"viewport must be WIDTHxHEIGHT, e.g. 1280x800, not {text!r}")
+    w, h = int(width), int(height)
+    if not (100 <= w <= 8000 and 100 <= h <= 8000):
+        raise UsageError("viewport width and height must be between 100 and 8000 pixels")
+    return w, h
+
+
+@attrs.frozen(kw_only=True)
+class BrowserOptions:
+    """How the browser captures.
+
+    Attributes:
+        chromium: path of the Chromium binary (else ``EVIDENCE_CHROMIUM``,
+            Debian's ``/usr/bin/chromium``, then Playwright's own browser).
+        viewport: ``(width, height)`` in CSS pixels.
+        wait: extra seconds to let the page settle before the snapshot.
+        scroll: scroll to the bottom in steps (lazy content) and back.
+        network_idle_timeout: seconds waited at most for network idle.
+        screenshot: make a full-page PNG.
+        pdf: make a PDF print.
+        dom: keep the DOM after scripts ran.
+    """
+
+    chromium: str | None = None
+    viewport: tuple[int, int] = (1280, 800)
+    wait: float = 0.0
+    scroll: bool = True
+    network_idle_timeout: float = 10.0
+    screenshot: bool = True
+    pdf: bool = True
+    dom: bool = True
+
+    def to_json(self) -> dict[str, typing.Any]:
+        return {
+            "viewport": f"{self.viewport[0]}x{self.viewport[1]}",
+            "wait_seconds": self.wait,
+            "scroll": self.scroll,
+            "network_idle_timeout_seconds": self.network_idle_timeout,
+            "screenshot": self.screenshot,
+            "pdf": self.pdf,
+            "dom": self.dom,
         }

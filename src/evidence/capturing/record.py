@@ -65,7 +65,9 @@ def _san(cert: typing.Any) -> tuple[str, ...]:
     return tuple(str(n.value) for n in san)
 
 
-def warcinfo_block(created: str, operator: Operator | None) -> bytes:
+def warcinfo_block(
+    created: str, operator: Operator | None, extra: typing.Sequence[tuple[str, str]] = ()
+) -> bytes:
     """The ``warcinfo`` record's fields: software, formats, creation time, operator."""
     sw = software_versions()
     fields = [
@@ -86,6 +88,7 @@ def warcinfo_block(created: str, operator: Operator | None) -> bytes:
             fields.append(("operator", operator.name))
         if operator.organization:
             fields.append(("operator-organization", operator.organization))
+    fields.extend(extra)
     return "".join(f"{k}: {v}\r\n" for k, v in fields).encode("utf-8")
 
 
@@ -97,10 +100,17 @@ class Recorder:
         warc: the writer of ``data/capture.warc.gz``.
         created: the capture's reference time, for the ``warcinfo`` record.
         operator: who captured, when recorded.
+        warcinfo_extra: more ``warcinfo`` fields (a browser capture's browser,
+            flags, viewport and interception key pin).
     """
 
     def __init__(
-        self, pkg: PackageWriter, warc: WARCWriter, created: str, operator: Operator | None
+        self,
+        pkg: PackageWriter,
+        warc: WARCWriter,
+        created: str,
+        operator: Operator | None,
+        warcinfo_extra: typing.Sequence[tuple[str, str]] = (),
     ) -> None:
         self._pkg = pkg
         self._warc = warc
@@ -109,7 +119,7 @@ class Recorder:
         self.dns: dict[str, tuple[str, ...]] = {}
         self.chains: dict[str, tuple[CertificateInfo, ...]] = {}
         self.chain_files: list[PayloadFile] = []
-        block = warcinfo_block(created, operator)
+        block = warcinfo_block(created, operator, warcinfo_extra)
         self.warcinfo_id = warc.write_record(
             record_type="warcinfo",
             date=created,
@@ -156,6 +166,39 @@ class Recorder:
                 return info
         finally:
             ex.response_file.close()
+
+    def record_resource(
+        self,
+        target_uri: str,
+        content_type: str,
+        data: bytes,
+        *,
+        date: str,
+        refers_to: str | None = None,
+    ) -> str:
+        """Write one ``resource`` record (a browser artefact); returns its record id.
+
+        ``target_uri`` must be a ``urn:`` URI, never the page's own URI, or
+        replay tools would serve the artefact instead of the page;
+        ``refers_to`` (a response record id) links it to the page.
+        """
+        if not target_uri.startswith("urn:"):
+            raise ValueError("resource records take urn: target URIs")
+        extra = [("WARC-Warcinfo-ID", self.warcinfo_id)]
+        if refers_to is not None:
+            extra.append(("WARC-Refers-To", refers_to))
+        with self._lock:
+            return self._warc.write_record(
+                record_type="resource",
+                date=date,
+                target_uri=target_uri,
+                content_type=content_type,
+                block=data,
+                block_length=len(data),
+                block_sha256=hashlib.sha256(data).digest(),
+                payload_sha256=hashlib.sha256(data).digest(),
+                extra=extra,
+            ).record_id
 
     def _write_pair(self, ex: Exchange) -> tuple[str, str]:
         date = clock.iso(ex.started)

@@ -1,0 +1,351 @@
+"""Browser capture end to end: real Chromium, the recording proxy, local servers only.
+
+Chromium comes from Debian (``apt-get install chromium``; .ci/run installs it
+when missing) and Playwright from the ``browser`` extra. Each test here
+launches Chromium once; together they take about ten seconds.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+from evidence.capturing import BrowserOptions, CaptureOptions, capture
+from evidence.errors import UsageError
+from evidence.extract import extract
+from evidence.manifest import Manifest
+from evidence.show import describe, summary
+from evidence.verifying import Outcome, verify
+
+from servers import closed_port
+
+pytest.importorskip("playwright.sync_api", reason="needs the browser extra")
+
+
+def _have_chromium() -> bool:
+    from evidence.capturing.browser import find_chromium
+
+    try:
+        find_chromium()
+    except UsageError:
+        return False
+    return True
+
+
+needs_chromium = pytest.mark.skipif(not _have_chromium(), reason="no Chromium installed")
+
+TEXT = "Statement of 3 December: 声明全文 — ئۇيغۇرچە بايانات"
+
+
+def _png(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    rows = b"".join(b"\x00" + b"\xd0\x20\x20" * width for _ in range(height))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _lazy_pixels(png: bytes) -> int:
+    """How many pixels of the screenshot have the lazy image's colour."""
+    import io
+
+    from PIL import Image  # Pillow comes with weasyprint in the test extra
+
+    with Image.open(io.BytesIO(png)) as image:
+        raw = image.convert("RGB").tobytes()
+    target = bytes((0xD0, 0x20, 0x20))
+    return sum(1 for i in range(0, len(raw), 3) if raw[i : i + 3] == target)
+
+
+def _response(status: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    # The raw server answers one request per connection and says so, or a
+    # pooled connection would be reused just as the server closes it.
+    headers = [*headers, ("Connection", "close")]
+    head = f"HTTP/1.1 {status}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+    return head.encode() + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+ARTICLE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Article</title>
+<link rel="stylesheet" href="/missing.css"><script src="/app.js"></script></head>
+<body><h1>Article</h1><p id="text">loading…</p>
+<div style="height: 6000px"></div>
+<img id="lazy" loading="lazy" src="/lazy.png" width="200" height="100">
+<script>
+fetch("/api/text").then(r => r.json()).then(j => {
+  document.getElementById("text").textContent = j.text; });
+</script></body></html>
+""".encode()
+
+SITE = {
+    "/": _response("302 Found", [("Location", "/article")], b"see /article\n"),
+    "/article": _response("200 OK", [("Content-Type", "text/html; charset=utf-8")], ARTICLE),
+    "/api/text": _response(
+        "200 OK",
+        [("Content-Type", "application/json"), ("Content-Encoding", "gzip")],
+        gzip.compress(json.dumps({"text": TEXT}, ensure_ascii=False).encode()),
+    ),
+    "/lazy.png": _response("200 OK", [("Content-Type", "image/png")], _png(200, 100)),
+    # Chunk framing and a trailer: recorded as sent, and the browser still runs it.
+    "/app.js": (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/javascript\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n"
+        b"Trailer: X-Check\r\n\r\n"
+        b"10\r\nwindow.appRan = \r\n5\r\ntrue;\r\n0\r\nX-Check: done\r\n\r\n"
+    ),
+    "/missing.css": _response("404 Not Found", [("Content-Type", "text/plain")], b"no\n"),
+}
+NOT_FOUND = _response("404 Not Found", [("Content-Type", "text/plain")], b"not found\n")
+
+
+def routed(routes: dict[str, bytes]):
+    def respond(conn, request: bytes) -> None:
+        path = request.split(b" ", 2)[1].decode("latin-1")
+        conn.sendall(routes.get(path, NOT_FOUND))
+        time.sleep(0.05)
+
+    return respond
+
+
+def records(package: Path) -> list[tuple[dict[str, str], bytes]]:
+    """(headers, block) per record, read with zlib and plain parsing, not our reader."""
+    data = (package / "data" / "capture.warc.gz").read_bytes()
+    out = []
+    while data:
+        d = zlib.decompressobj(31)
+        text = d.decompress(data)
+        data = d.unused_data
+        head, _, rest = text.partition(b"\r\n\r\n")
+        headers = dict(line.split(": ", 1) for line in head.decode("utf-8").split("\r\n")[1:])
+        out.append((headers, rest[: int(headers["Content-Length"])]))
+    return out
+
+
+def leftover_browsers() -> list[int]:
+    """Pids of any process started by a browser capture (they carry this flag)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"--evidence-capture=" in cmdline:
+                found.append(int(entry))
+    return found
+
+
+@needs_chromium
+def test_browser_capture_keeps_what_the_reader_saw_and_the_exact_bytes(
+    raw_server, tmp_path, signer
+):
+    server = raw_server(routed(SITE))
+    origin = server.url("")
+    result = capture(
+        server.url("/"),
+        out=tmp_path,
+        options=CaptureOptions(deadline=60),
+        sign_with=[signer.key],
+        browser=BrowserOptions(),
+    )
+    package = Path(result.path)
+    assert result.final_url == server.url("/article")
+    assert result.status == 200
+    recs = records(package)
+
+    # Every response record is byte-identical to what the server wrote, and
+    # every request record is a request the server received.
+    responses = [(h, b) for h, b in recs if h["WARC-Type"] == "response"]
+    requests_ = [b for h, b in recs if h["WARC-Type"] == "request"]
+    paths = []
+    for headers, block in responses:
+        target = headers["WARC-Target-URI"]
+        assert target.startswith(origin), f"only the page's own traffic is recorded: {target}"
+        path = target[len(origin) :]
+        paths.append(path)
+        assert block == SITE.get(path, NOT_FOUND), path
+    assert sorted(requests_) == sorted(server.requests)
+    for path in ("/", "/article", "/api/text", "/lazy.png", "/app.js", "/missing.css"):
+        assert paths.count(path) == 1, f"{path} recorded once (scrolling loads the lazy image)"
+
+    manifest = Manifest.from_bytes((package / "evidence" / "manifest.json").read_bytes())
+    assert manifest.capture is not None
+    assert [h.url for h in manifest.capture.redirects] == [server.url("/")]
+    assert manifest.page_exchange is not None
+    assert manifest.page_exchange.url == server.url("/article")
+    browser = manifest.capture.browser
+    assert browser is not None and browser.completed
+    assert browser.unrecorded == (), "every request the browser reported was recorded"
+    assert browser.version.startswith("Chromium ")
+    assert browser.viewport == "1280x800"
+    assert "HeadlessChrome" in browser.user_agent
+    assert any(f.startswith("--ignore-certificate-errors-spki-list=") for f in browser.flags)
+    warcinfo = recs[0][1].decode()
+    assert f"interception-spki-sha256: {browser.interception_spki_sha256}" in warcinfo
+
+    # The artefacts: resource records with urn: targets, in the signed inventory.
+    artefacts = {a.kind: a for a in browser.artefacts}
+    assert set(artefacts) == {"screenshot", "pdf", "dom"}
+    by_id = {h["WARC-Record-ID"]: (h, b) for h, b in recs}
+    page_record = manifest.page_exchange.response_record
+    inventory_ids = {r.id for r in manifest.records}
+    for kind, artefact in artefacts.items():
+        headers, block = by_id[artefact.record]
+        assert headers["WARC-Type"] == "resource"
+        assert headers["WARC-Target-URI"] == f"urn:{kind}:{server.url('/article')}"
+        assert headers["WARC-Refers-To"] == page_record
+        assert artefact.record in inventory_ids
+    shot = by_id[artefacts["screenshot"].record][1]
+    assert shot.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = struct.unpack(">II", shot[16:24])
+    assert width == 1280 and height > 6000, "a full-page screenshot, as tall as the page"
+    assert _lazy_pixels(shot) > 200 * 100 * 0.9, "the lazy image is drawn in the screenshot"
+    assert by_id[artefacts["pdf"].record][1].startswith(b"%PDF-")
+    dom = by_id[artefacts["dom"].record][1].decode("utf-8")
+    assert TEXT in dom, "the DOM holds the text the script inserted"
+
+    assert verify(package, trust=[signer.pub]).outcome is Outcome.VERIFIED
+    shown = describe(summary(package))
+    assert "Artefact     screenshot: image/png" in shown
+    assert f"Browser      {browser.version}, viewport 1280x800, complete" in shown
+
+    # extract: the picture and the decoded bodies as plain files, with an index.
+    result_x = extract(package, tmp_path / "x")
+    index = json.loads(Path(result_x.index).read_text())
+    assert (tmp_path / "x" / index["artefacts"]["screenshot"]["file"]).read_bytes() == shot
+    api = next(r for r in index["responses"] if r["url"] == server.url("/api/text"))
+    assert api["decoded"] and api["content_encoding"] == "gzip"
+    assert json.loads((tmp_path / "x" / api["file"]).read_bytes())["text"] == TEXT
+    app = next(r for r in index["responses"] if r["url"] == server.url("/app.js"))
+    assert (tmp_path / "x" / app["file"]).read_bytes() == b"window.appRan = true;"
+
+
+@needs_chromium
+def test_https_page_through_interception_with_a_failed_subresource(site, test_ca, tmp_path):
+    dead = f"http://127.0.0.1:{closed_port()}/gone.png"
+    page = f'<!DOCTYPE html><title>S</title><p id="t">x</p><img src="{dead}">'
+    page += '<script>fetch("/t").then(r => r.text()).then(t => { t_ = t; '
+    page += 'document.getElementById("t").textContent = t; });</script>'
+    server = site(
+        {
+            "/": (200, [("Content-Type", "text/html")], page.encode()),
+            "/t": (200, [("Content-Type", "text/plain; charset=utf-8")], TEXT.encode()),
+        },
+        tls=test_ca.server_context(),
+    )
+    started = time.monotonic()
+    result = capture(
+        server.url("/"),
+        out=tmp_path,
+        options=CaptureOptions(ca_bundle=str(test_ca.root_pem), deadline=60),
+        browser=BrowserOptions(pdf=False, scroll=False),
+    )
+    # A refused upstream is answered at once: no waiting for the load timeout.
+    assert time.monotonic() - started < 20
+    manifest = Manifest.from_bytes((Path(result.path) / "evidence" / "manifest.json").read_bytes())
+    page_ex = manifest.page_exchange
+    assert page_ex is not None and page_ex.tls is not None and page_ex.tls.verified
+    assert page_ex.tls.chain_file is not None
+    assert manifest.capture is not None and manifest.capture.browser is not None
+    failed = manifest.capture.browser.failed
+    assert [(f.url, f.kind) for f in failed] == [(dead, "refused")]
+    assert dead not in [e.url for e in manifest.exchanges], "a failure is not a response"
+    dom = next(
+        b
+        for h, b in records(Path(result.path))
+        if h.get("WARC-Target-URI", "").startswith("urn:dom:")
+    )
+    assert TEXT in dom.decode("utf-8")
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_hostile_page_ends_at_the_deadline_with_no_process_left(raw_server, tmp_path):
+    hostile = _response(
+        "200 OK",
+        [("Content-Type", "text/html")],
+        b"<!DOCTYPE html><title>loop</title><script>for (;;) {}</script>",
+    )
+    server = raw_server(routed({"/": hostile}))
+    started = time.monotonic()
+    result = capture(
+        server.url("/"),
+        out=tmp_path,
+        options=CaptureOptions(deadline=6),
+        browser=BrowserOptions(),
+    )
+    elapsed = time.monotonic() - started
+    assert elapsed < 20, elapsed
+    assert leftover_browsers() == []
+    manifest = Manifest.from_bytes((Path(result.path) / "evidence" / "manifest.json").read_bytes())
+    assert manifest.capture is not None and manifest.capture.browser is not None
+    assert not manifest.capture.browser.completed
+    assert manifest.page_exchange is not None, "what arrived is kept"
+    assert verify(Path(result.path), trust=[]).outcome is Outcome.UNTRUSTED
+
+
+def test_without_playwright_one_line_says_how_to_install():
+    code = (
+        "import sys; sys.modules['playwright'] = None; sys.modules['playwright.sync_api'] = None\n"
+        "from evidence.capturing import capture\n"
+        "from evidence.errors import UsageError\n"
+        "try:\n"
+        "    capture('http://127.0.0.1:9/', out='unused', browser=True)\n"
+        "except UsageError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == (
+        "browser capture needs Playwright: pip install 'evidence-archive[browser]'"
+    )
+
+
+def test_a_named_chromium_that_does_not_exist_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVIDENCE_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    with pytest.raises(UsageError, match="Chromium not found or not executable"):
+        capture("http://127.0.0.1:9/", out=tmp_path, browser=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_chromium
+def test_cli_capture_with_browser_options(raw_server, tmp_path, capsys):
+    from evidence.cli import main
+
+    server = raw_server(routed(SITE))
+    code = main(
+        [
+            "capture",
+            "--browser",
+            "--viewport",
+            "800x600",
+            "--no-scroll",
+            "--out",
+            str(tmp_path),
+            server.url("/article"),
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    manifest = Manifest.from_bytes((Path(out.strip()) / "evidence" / "manifest.json").read_bytes())
+    assert manifest.capture is not None and manifest.capture.browser is not None
+    assert manifest.capture.browser.viewport == "800x600"
+    assert manifest.options is not None
+    assert manifest.options["browser_scroll"] is False
+    assert manifest.options["browser_viewport"] == "800x600"

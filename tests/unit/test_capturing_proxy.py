@@ -1,0 +1,245 @@
+"""The recording proxy without a browser: a real client, real servers, real sockets."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import socket
+import ssl
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+
+from evidence.capturing.fetcher import Fetcher, FetchLimits, refuse_non_public
+from evidence.capturing.proxy import InterceptionCA, RecordingProxy, is_browser_service
+from evidence.capturing.record import WARC_PATH, Recorder
+from evidence.package import PackageWriter
+from evidence.warc import WARCWriter
+
+from servers import closed_port, fixed_response
+
+BODY = gzip.compress(b'{"text": "from the server"}')
+RAW = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+    b"X-Odd:  two  spaces\r\nContent-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY
+)
+
+
+def blocks(warc: bytes) -> list[tuple[str, str, bytes]]:
+    """(type, target, block) per record, parsed with zlib, not our reader."""
+    out = []
+    while warc:
+        d = zlib.decompressobj(31)
+        text = d.decompress(warc)
+        warc = d.unused_data
+        head, _, rest = text.partition(b"\r\n\r\n")
+        headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
+        block = rest[: int(headers["Content-Length"])]
+        out.append((headers["WARC-Type"], headers.get("WARC-Target-URI", ""), block))
+    return out
+
+
+@pytest.fixture
+def recording(tmp_path: Path):
+    """A proxy writing into a real WARC; yields (proxy, finish) where finish() returns records."""
+    opened: list = []
+
+    def make(*, public_only: bool = False, ca_bundle: str | None = None, deadline: float = 20):
+        writer = PackageWriter(tmp_path, "pkg")
+        pkg = writer.__enter__()
+        fh = open(pkg.path(WARC_PATH), "xb")
+        warc = WARCWriter(fh)
+        recorder = Recorder(pkg, warc, "2026-01-01T00:00:00Z", None)
+        fetcher = Fetcher(
+            user_agent="test",
+            limits=FetchLimits(),
+            ca_bundle=ca_bundle,
+            check_address=refuse_non_public if public_only else None,
+        )
+        proxy = RecordingProxy(
+            fetcher,
+            recorder,
+            deadline=time.monotonic() + deadline,
+            spool_dir=str(pkg.path("data")),
+        )
+        opened.append((proxy, fetcher, fh))
+
+        def finish() -> list[tuple[str, str, bytes]]:
+            proxy.close()
+            fh.flush()
+            return blocks(Path(fh.name).read_bytes())
+
+        return proxy, recorder, finish
+
+    yield make
+    for proxy, fetcher, fh in opened:
+        proxy.close()
+        fetcher.close()
+        fh.close()
+
+
+@pytest.fixture
+def client():
+    sessions: list[requests.Session] = []
+
+    def make(proxy: RecordingProxy) -> requests.Session:
+        s = requests.Session()
+        s.trust_env = False
+        s.proxies = {"http": proxy.server, "https": proxy.server}
+        sessions.append(s)
+        return s
+
+    yield make
+    for s in sessions:
+        s.close()
+
+
+def test_response_reaches_client_and_warc_byte_for_byte(raw_server, recording, client):
+    server = raw_server(fixed_response(RAW))
+    proxy, recorder, finish = recording()
+    got = client(proxy).get(server.url("/data.json"), stream=True, timeout=10)
+    assert got.status_code == 200
+    assert got.raw.read(decode_content=False) == BODY
+    recs = finish()
+    assert [r[0] for r in recs] == ["warcinfo", "request", "response"]
+    assert recs[2][2] == RAW, "the recorded response is exactly what the server wrote"
+    assert recs[1][2] == server.requests[0], "the recorded request is exactly what was sent"
+    assert b"Proxy-Connection" not in server.requests[0]
+    assert recorder.exchanges[0].role == "browser"
+    assert proxy.failures == []
+
+
+def test_browser_services_are_refused_and_never_recorded(recording, client):
+    proxy, recorder, finish = recording()
+    s = client(proxy)
+    for url in (
+        "http://clients2.google.com/service/update2/json",
+        "http://update.googleapis.com/x",
+        "http://redirector.gvt1.com/edgedl/x",
+    ):
+        assert s.get(url, timeout=10).status_code == 403
+    assert [r[0] for r in finish()] == ["warcinfo"]
+    assert len(proxy.blocked) == 3
+    assert recorder.exchanges == []
+
+
+def test_browser_service_hosts():
+    assert is_browser_service("accounts.google.com")
+    assert is_browser_service("clients4.google.com")
+    assert is_browser_service("r3---sn-abc.gvt1.com")
+    assert not is_browser_service("fonts.googleapis.com")
+    assert not is_browser_service("www.google.com")
+    assert not is_browser_service("example.org")
+
+
+def test_upstream_refused_is_answered_at_once_and_recorded_as_failure(recording, client):
+    proxy, _recorder, finish = recording()
+    url = f"http://127.0.0.1:{closed_port()}/img.png"
+    started = time.monotonic()
+    got = client(proxy).get(url, timeout=10)
+    assert time.monotonic() - started < 3
+    assert got.status_code == 502
+    assert [r[0] for r in finish()] == ["warcinfo"], "a failure is never a response record"
+    assert [(f.url, f.kind) for f in proxy.failures] == [(url, "refused")]
+
+
+def test_public_only_applies_to_every_address_the_browser_asks_for(raw_server, recording, client):
+    server = raw_server(fixed_response(RAW))
+    proxy, _recorder, finish = recording(public_only=True)
+    got = client(proxy).get(server.url("/"), timeout=10)
+    assert got.status_code == 502
+    assert server.requests == []
+    assert [r[0] for r in finish()] == ["warcinfo"]
+    assert proxy.failures[0].kind == "refused-address"
+
+
+def test_https_is_intercepted_with_the_pinned_key_and_upstream_chain_is_kept(
+    site, test_ca, recording
+):
+    page = b"<p>secure</p>"
+    server = site({"/": (200, [("Content-Type", "text/html")], page)}, tls=test_ca.server_context())
+    proxy, recorder, finish = recording(ca_bundle=str(test_ca.root_pem))
+    # A raw TLS client through CONNECT: check the certificate the proxy shows.
+    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    target = f"127.0.0.1:{server.port}"
+    sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    tls = ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+    assert tls.selected_alpn_protocol() == "http/1.1"
+    leaf = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    spki = leaf.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    import base64
+
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    assert base64.b64encode(digest.finalize()).decode() == proxy.ca.spki_pin
+    tls.sendall(f"GET / HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    reply = io.BytesIO()
+    while chunk := tls.recv(65536):
+        reply.write(chunk)
+    tls.close()
+    assert reply.getvalue().endswith(page)
+    recs = finish()
+    assert [r[0] for r in recs] == ["warcinfo", "request", "response"]
+    assert recs[2][1] == f"https://{target}/"
+    info = recorder.exchanges[0]
+    assert info.tls is not None and info.tls.verified
+    assert info.tls.chain_file is not None, "the upstream chain as presented is stored"
+
+
+def test_interception_ca_key_is_never_written_to_disk(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ca = InterceptionCA()
+    ca.context_for("example.org")
+    ca.context_for("127.0.0.1")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_exchange_finishing_while_closing_is_still_recorded(raw_server, recording, client):
+    server = raw_server(lambda conn, _req: (time.sleep(0.5), conn.sendall(RAW)))
+    proxy, recorder, finish = recording()
+    session = client(proxy)
+    thread = threading.Thread(target=_get_quietly, args=(session, server.url("/")), daemon=True)
+    thread.start()
+    time.sleep(0.2)
+    recs = finish()  # close() waits (bounded) for the handler
+    thread.join(5)
+    assert [r[0] for r in recs] == ["warcinfo", "request", "response"]
+    assert len(recorder.exchanges) == 1
+
+
+def test_nothing_is_recorded_once_the_proxy_is_closed(raw_server, recording, client):
+    server = raw_server(lambda conn, _req: (time.sleep(1.0), conn.sendall(RAW)))
+    proxy, recorder, finish = recording()
+    session = client(proxy)
+    answers: list[object] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(_get_quietly(session, server.url("/slow"))), daemon=True
+    )
+    thread.start()
+    time.sleep(0.3)
+    proxy.close(wait=0.1)  # while the upstream answer is still on its way
+    time.sleep(1.5)
+    thread.join(5)
+    assert [r[0] for r in finish()] == ["warcinfo"]
+    assert recorder.exchanges == [], "an answer arriving after close is not recorded"
+
+
+def _get_quietly(session: requests.Session, url: str) -> object:
+    try:
+        return session.get(url, timeout=5).status_code
+    except requests.RequestException as exc:
+        return exc
