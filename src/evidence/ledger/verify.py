@@ -46,6 +46,29 @@ if typing.TYPE_CHECKING:
 # ---------------------------------------------------------------------------
 
 
+def _tree_mismatch(
+    cp: Checkpoint,
+    size: int,
+    roots: typing.Mapping[int, bytes],
+    kind: str,
+    *,
+    shorter: str,
+    rewritten: str,
+    checkpoint: int | None = None,
+    path: str | None = None,
+) -> list[Finding]:
+    """Whether the log still holds the tree checkpoint ``cp`` names: none, or one finding."""
+    if cp.size > size:
+        expected, found, message = f"at least {cp.size} leaves", f"{size} leaves", shorter
+    elif cp.size in roots and not hmac.compare_digest(roots[cp.size], cp.root):
+        expected, found, message = cp.root.hex(), roots[cp.size].hex(), rewritten
+    else:
+        return []
+    return [
+        Finding(kind, message, checkpoint=checkpoint, path=path, expected=expected, found=found)
+    ]
+
+
 def verify_ledger(
     archive_dir: str | os.PathLike[str],
     *,
@@ -192,26 +215,17 @@ def verify_ledger(
     )
     tree_findings: list[Finding] = []
     for n, cp in ordered:
-        if cp.size > ledger.size:
-            tree_findings.append(
-                Finding(
-                    "checkpoint-tree-rewritten",
-                    "the log is shorter than this signed checkpoint (entries were removed)",
-                    checkpoint=n,
-                    expected=f"at least {cp.size} leaves",
-                    found=f"{ledger.size} leaves",
-                )
+        tree_findings.extend(
+            _tree_mismatch(
+                cp,
+                ledger.size,
+                rec.roots,
+                "checkpoint-tree-rewritten",
+                shorter="the log is shorter than this signed checkpoint (entries were removed)",
+                rewritten="the log no longer has the tree this checkpoint signed",
+                checkpoint=n,
             )
-        elif cp.size in rec.roots and not hmac.compare_digest(rec.roots[cp.size], cp.root):
-            tree_findings.append(
-                Finding(
-                    "checkpoint-tree-rewritten",
-                    "the log no longer has the tree this checkpoint signed",
-                    checkpoint=n,
-                    expected=cp.root.hex(),
-                    found=rec.roots[cp.size].hex(),
-                )
-            )
+        )
     checks.append(
         simple_check(
             "checkpoint-trees",
@@ -287,24 +301,17 @@ def verify_ledger(
                         found=cp.origin,
                     )
                 )
-            elif cp.size > ledger.size:
-                published_findings.append(
-                    Finding(
+            else:
+                published_findings.extend(
+                    _tree_mismatch(
+                        cp,
+                        ledger.size,
+                        rec.roots,
                         "published-checkpoint-inconsistent",
-                        "the log is shorter than a checkpoint you hold (entries were removed)",
+                        shorter="the log is shorter than a checkpoint you hold "
+                        "(entries were removed)",
+                        rewritten="the log was rewritten since you were given this checkpoint",
                         path=label,
-                        expected=f"at least {cp.size} leaves",
-                        found=f"{ledger.size} leaves",
-                    )
-                )
-            elif cp.size in rec.roots and not hmac.compare_digest(rec.roots[cp.size], cp.root):
-                published_findings.append(
-                    Finding(
-                        "published-checkpoint-inconsistent",
-                        "the log was rewritten since you were given this checkpoint",
-                        path=label,
-                        expected=cp.root.hex(),
-                        found=rec.roots[cp.size].hex(),
                     )
                 )
         checks.append(
