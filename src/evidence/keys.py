@@ -29,6 +29,7 @@ from pathlib import Path
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from evidence.errors import KeyFileError
 
@@ -120,8 +121,11 @@ def generate_keypair() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 
 
-def private_key_pem(private_key: Ed25519PrivateKey, passphrase: bytes | None) -> bytes:
-    """PKCS#8 PEM, PBES2-encrypted with ``passphrase`` (see module docstring), or plain."""
+def private_key_pem(private_key: PrivateKeyTypes, passphrase: bytes | None) -> bytes:
+    """PKCS#8 PEM, PBES2-encrypted with ``passphrase`` (see module docstring), or plain.
+
+    Any private key: the Ed25519 signing key, and the P-384 WACZ key (wacz.py).
+    """
     if passphrase is None:
         return private_key.private_bytes(
             serialization.Encoding.PEM,

@@ -105,17 +105,9 @@ def load_wacz_key(
             raise KeyFileError(f"{path} does not exist")
         key = ec.generate_private_key(ec.SECP384R1())
         # The same PBES2 (PBKDF2-SHA256, AES-256-CBC) encoding as the Ed25519 key.
-        from evidence.keys import _encrypt_pkcs8, pem_encode
+        from evidence.keys import private_key_pem
 
-        der = key.private_bytes(
-            serialization.Encoding.DER,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        if passphrase:
-            pem = pem_encode("ENCRYPTED PRIVATE KEY", _encrypt_pkcs8(der, passphrase))
-        else:
-            pem = pem_encode("PRIVATE KEY", der)
+        pem = private_key_pem(key, passphrase or None)
         pub = key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )

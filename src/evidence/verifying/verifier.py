@@ -97,7 +97,8 @@ _MAY_BE_EMPTY = frozenset(ATTACHMENT_DIRS)
 _MANIFEST_LINE = re.compile(r"^([0-9a-f]{64})  (\S.*)$")
 
 
-def _software_version() -> str:
+def software_version() -> str:
+    """The version of this software, for "verified with evidence X" in reports."""
     import evidence
 
     return str(evidence.__version__)
@@ -246,7 +247,7 @@ class _Verifier:
                 checks=(Check("package", "Package", Status.FAIL, str(exc)),),
                 outcome=Outcome.NOT_A_PACKAGE,
                 verified_at=self.verified_at,
-                software_version=_software_version(),
+                software_version=software_version(),
             )
         self.root = root
         manifest: Manifest | None = None
@@ -906,7 +907,7 @@ class _Verifier:
             subject=facts.subject if facts is not None else None,
             valid_untrusted_signers=tuple(self.valid_untrusted),
             verified_at=self.verified_at,
-            software_version=_software_version(),
+            software_version=software_version(),
         )
 
 

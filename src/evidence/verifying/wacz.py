@@ -1257,7 +1257,7 @@ class _WACZVerifier:
                 captured_at=_str_or_none(dp.get("mainPageDate")),
                 created=_str_or_none(dp.get("created")),
             )
-        from evidence.verifying.verifier import _software_version
+        from evidence.verifying.verifier import software_version
 
         return Report(
             package=str(self.path),
@@ -1270,7 +1270,7 @@ class _WACZVerifier:
             subject=subject,
             valid_untrusted_signers=tuple(self.valid_untrusted),
             verified_at=self.verified_at,
-            software_version=_software_version(),
+            software_version=software_version(),
         )
 
 
