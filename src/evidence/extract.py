@@ -33,7 +33,12 @@ import attrs
 from evidence.capturing.requisites import decode_body
 from evidence.errors import PackageError, UsageError
 from evidence.manifest import Manifest
-from evidence.package import read_manifest_bytes, require_package, safe_relative_path
+from evidence.package import (
+    open_regular_file,
+    read_manifest_bytes,
+    require_package,
+    safe_relative_path,
+)
 from evidence.warc.checker import MAX_HTTP_HEADER_BYTES, MAX_WARC_HEADER_BYTES, find_http_header_end
 
 __all__ = ["MAX_BODY_BYTES", "MAX_RECORD_BYTES", "ExtractResult", "extract"]
@@ -228,7 +233,7 @@ def _extract_into(root: Path, manifest: Manifest, work: Path) -> ExtractResult:
     responses: list[dict[str, typing.Any]] = []
     notes: list[str] = []
     browser = manifest.capture.browser if manifest.capture is not None else None
-    fd = os.open(root / manifest.warc_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    fd = open_regular_file(root / manifest.warc_path)
     with os.fdopen(fd, "rb") as warc:
         for artefact in browser.artefacts if browser is not None else ():
             rec = by_id.get(artefact.record)

@@ -42,6 +42,7 @@ __all__ = [
     "fsync_dir",
     "is_package",
     "make_package_id",
+    "open_regular_file",
     "read_manifest_bytes",
     "read_package_file",
     "read_regular_file",
@@ -547,6 +548,30 @@ def _open_leaf(name: str, shown: str, dir_fd: int | None) -> int:
         if exc.errno == errno.ELOOP:
             raise PackageError(f"{shown} is a symbolic link; refusing to read through it") from exc
         raise PackageError(f"cannot read {shown}: {exc.strerror or exc}") from exc
+
+
+def open_regular_file(path: str | os.PathLike[str]) -> int:
+    """A blocking read-only descriptor of a regular file, never through a link,
+    never a FIFO or device (which could hang the reader or have effects).
+
+    For streaming readers (a WARC, a ledger's files); the caller closes it.
+
+    Raises:
+        PackageError: missing, a link, not a regular file, or unreadable.
+    """
+    p = str(path)
+    try:
+        fd = _open_leaf(p, p, None)
+    except FileNotFoundError as exc:
+        raise PackageError(f"{p} does not exist") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped between stat and open
+            raise PackageError(f"{p} is not a regular file; refusing to read it")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def read_regular_file(path: str | os.PathLike[str], limit: int) -> bytes:

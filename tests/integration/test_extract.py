@@ -77,3 +77,23 @@ def test_cli_missing_chromium_is_one_line_before_any_url(tmp_path, capsys, monke
     assert "Chromium not found" in err
     assert out == ""
     assert not (tmp_path / "a").exists()
+
+
+def test_extract_refuses_a_fifo_warc_without_hanging(package_copy, tmp_path):
+    """A FIFO in place of the WARC used to block extract forever on open()."""
+    import os
+    import subprocess
+    import sys
+
+    warc = package_copy / "data" / "capture.warc.gz"
+    warc.unlink()
+    os.mkfifo(warc)
+    proc = subprocess.run(
+        [sys.executable, "-m", "evidence.cli", "extract", str(package_copy), str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "not a regular file" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x").exists()

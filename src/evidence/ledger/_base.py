@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import stat
 from pathlib import Path
 
 from evidence.errors import LedgerError, PackageError
-from evidence.package import read_regular_file
+from evidence.package import open_regular_file, read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -53,23 +51,12 @@ ED25519_ALG = b"\x01"
 
 
 def open_read(path: Path) -> int:
-    """Open a regular file for reading: never through a link, never a FIFO or device.
-
-    A FIFO planted in a ledger directory would otherwise block the verifier
-    forever; the descriptor is checked before any read.
-    """
+    """A regular file opened for reading (see package.open_regular_file): never
+    through a link, never a FIFO that would block ``ledger verify`` forever."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        raise LedgerError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise LedgerError(f"{path} is not a regular file; refusing to read it")
-        os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        return open_regular_file(path)
+    except PackageError as exc:
+        raise LedgerError(str(exc)) from exc
 
 
 def read_bounded(path: Path, limit: int) -> bytes:
