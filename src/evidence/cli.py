@@ -167,6 +167,9 @@ def cmd_capture(args: argparse.Namespace) -> int:
     from evidence.cli_browser import browser_option
 
     browser = browser_option(args)
+    from evidence.cli_media import media_option
+
+    media = media_option(args)
     operator = None
     if args.operator_name or args.operator_org:
         operator = Operator(name=args.operator_name, organization=args.operator_org)
@@ -200,6 +203,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
                     tsa_urls=args.tsa,
                     tsa_roots=tsa_roots,
                     browser=browser,
+                    media=media,
                 )
             except (EvidenceError, OSError) as exc:
                 # One URL's failure (a refused connection, a full disk) never
@@ -743,6 +747,9 @@ def build_parser() -> argparse.ArgumentParser:
     from evidence.cli_browser import add_browser_parser
 
     add_browser_parser(sub)
+    from evidence.cli_media import add_media_options
+
+    add_media_options(sub.choices["capture"], _size)
     return parser
 
 

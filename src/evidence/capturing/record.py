@@ -200,6 +200,37 @@ class Recorder:
                 extra=extra,
             ).record_id
 
+    def record_resource_file(
+        self,
+        target_uri: str,
+        content_type: str,
+        fh: typing.BinaryIO,
+        *,
+        size: int,
+        sha256: bytes,
+        date: str,
+        refers_to: str | None = None,
+    ) -> str:
+        """Like :meth:`record_resource`, streaming ``size`` bytes from ``fh``
+        (a media file: never held in memory); ``sha256`` is their digest."""
+        if not target_uri.startswith("urn:"):
+            raise ValueError("resource records take urn: target URIs")
+        extra = [("WARC-Warcinfo-ID", self.warcinfo_id)]
+        if refers_to is not None:
+            extra.append(("WARC-Refers-To", refers_to))
+        with self._lock:
+            return self._warc.write_record(
+                record_type="resource",
+                date=date,
+                target_uri=target_uri,
+                content_type=content_type,
+                block=fh,
+                block_length=size,
+                block_sha256=sha256,
+                payload_sha256=sha256,
+                extra=extra,
+            ).record_id
+
     def _write_pair(self, ex: Exchange) -> tuple[str, str]:
         date = clock.iso(ex.started)
         req_block = ex.request_bytes
