@@ -64,11 +64,13 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "INSTALL_HINT",
     "MAX_INFO_JSON_BYTES",
+    "NO_MEDIA",
     "MediaPlan",
     "bounded_info",
     "run_media",
 ]
 
+NO_MEDIA = "no media found on the page"
 INSTALL_HINT = "media capture needs yt-dlp: pip install 'evidence-archive[media]'"
 # The info JSON stored per item, at most.
 MAX_INFO_JSON_BYTES = 256 * 1024
@@ -78,6 +80,7 @@ _MAX_FORMATS = 8
 _MAX_SUBTITLES = 20
 _MAX_SUBTITLE_BYTES = 16 * 1024**2
 _MAX_WARNINGS = 50
+_MAX_FAILURES_NOTED = 5
 # Seconds yt-dlp may run past the deadline (merging, closing files) before
 # it is abandoned and its proxy closed.
 _GRACE = 10.0
@@ -233,6 +236,7 @@ class _Logger:
             return
         if len(self.messages) < _MAX_WARNINGS:
             text = str(msg).removeprefix("ERROR: ").removeprefix("WARNING: ")
+            text = text.split("; please report this issue", 1)[0]
             self.messages.append(text[:500])
 
     def debug(self, msg: str) -> None:
@@ -326,7 +330,9 @@ def _params(
         "fragment_retries": 1,
         "extractor_retries": 0,
         "file_access_retries": 0,
-        "skip_unavailable_fragments": True,
+        # A missing fragment ends the download (what arrived is kept): going
+        # on would ask for every remaining fragment of an endless stream.
+        "skip_unavailable_fragments": False,
         "writesubtitles": opts.subtitles,
         "subtitleslangs": ["all"],
         "writeinfojson": False,
@@ -385,7 +391,11 @@ def run_media(
         try:
             _download(plan, url, proxy.server, workdir, log, watch, deadline, user_agent)
         except Exception as exc:  # any yt-dlp failure is a warning, never a crash
-            failed.append(f"{type(exc).__name__}: {exc}"[:500])
+            from yt_dlp.utils import DownloadError
+
+            # yt-dlp has already logged a DownloadError's message.
+            logged = isinstance(exc, DownloadError)
+            failed.append("" if logged else f"{type(exc).__name__}: {exc}"[:500])
         finally:
             done.set()
 
@@ -393,6 +403,8 @@ def run_media(
     worker.start()
     completed = done.wait(max(deadline - time.monotonic(), 0) + _GRACE)
     proxy.close()
+    if completed:
+        _collect_leaks()
     try:
         if not completed:
             warnings.append("yt-dlp was still running at the capture deadline and was abandoned")
@@ -401,23 +413,38 @@ def run_media(
                 "ffmpeg was not found: a single-file format was chosen "
                 "(formats that need merging were skipped)"
             )
-        notes = list(dict.fromkeys(log.messages + failed))
+        notes = list(dict.fromkeys(log.messages + [f for f in failed if f]))
+        unsupported = any(n.startswith("Unsupported URL") for n in notes)
+        for failure in proxy.failures[:_MAX_FAILURES_NOTED]:
+            notes.append(f"no response for {failure.url[:_MAX_TEXT]}: {failure.error}")
+        if len(proxy.failures) > _MAX_FAILURES_NOTED:
+            notes.append(f"{len(proxy.failures) - _MAX_FAILURES_NOTED} more request(s) failed")
+        cut = False
         if proxy.budget_hit:
+            cut = True
             notes.append(
                 f"the media byte limit ({plan.options.max_media_bytes} bytes) was reached; "
                 "what arrived is kept"
             )
-        if any(f.kind == "timeout" for f in proxy.failures) or time.monotonic() >= deadline:
+        timed_out = any(f.kind == "timeout" for f in proxy.failures) or any(
+            e.role == "media" and e.truncated == "time" for e in recorder.exchanges
+        )
+        if timed_out or time.monotonic() >= deadline:
+            cut = True
             notes.append("the capture deadline cut the media download; what arrived is kept")
-        items = _store(plan, url, recorder, watch, workdir, refers_to, notes)
-        if not items and not notes:
-            notes.append("no media found on the page")
+        items = _store(url, recorder, watch, workdir, refers_to, notes, cut=cut)
+        if not items and (unsupported or not notes):
+            # yt-dlp's generic extractor says "Unsupported URL" for a page
+            # without media: not an error, and said once, plainly.
+            notes = [n for n in notes if not n.startswith("Unsupported URL")]
+            notes.append(NO_MEDIA)
         elif not items:
             notes.append("no media file was written")
-        warnings.extend(f"media: {n}" for n in notes if n != "no media found on the page")
+        warnings.extend(f"media: {n}" for n in notes if n != NO_MEDIA)
     finally:
-        if completed:
-            shutil.rmtree(workdir, ignore_errors=True)
+        # Always: nothing of yt-dlp's may stay inside the package. An
+        # abandoned yt-dlp finds its directory gone.
+        shutil.rmtree(workdir, ignore_errors=True)
     info = MediaInfo(
         tool="yt-dlp",
         version=plan.version,
@@ -434,6 +461,18 @@ def run_media(
         notes=tuple(notes),
     )
     return info, warnings
+
+
+def _collect_leaks() -> None:
+    """Close what yt-dlp left open on its error paths (a response socket, a
+    ``.part`` file), now, quietly: they would otherwise be closed whenever the
+    collector runs, with a ResourceWarning about code that is not ours."""
+    import gc
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 def _download(
@@ -498,13 +537,14 @@ def _files_of(workdir: str) -> list[str]:
 
 
 def _store(
-    plan: MediaPlan,
     url: str,
     recorder: Recorder,
     watch: _Watch,
     workdir: str,
     refers_to: str | None,
     notes: list[str],
+    *,
+    cut: bool,
 ) -> list[MediaItem]:
     """Store what yt-dlp left in ``workdir``, one item per file number."""
     # Our outtmpl numbers files per item: 00001.mp4, 00001.en.vtt, 00001.mp4.part.
@@ -542,7 +582,7 @@ def _store(
                 extractor=_text(kept.get("extractor")),
                 format_ids=_format_ids(kept),
                 live=str(info.get("id")) in watch.live,
-                complete=bool(media_names) and all(f.complete for f in store.stored),
+                complete=not cut and bool(media_names) and all(f.complete for f in store.stored),
                 files=tuple(store.stored),
             )
         )
@@ -574,6 +614,20 @@ def _is_subtitle(name: str) -> bool:
     return name.endswith((".vtt", ".srt", ".ass", ".ttml", ".srv3", ".json3", ".lrc"))
 
 
+class _Bounded:
+    """Reads at most ``size`` bytes: what was hashed, even if the file grows."""
+
+    def __init__(self, fh: typing.BinaryIO, size: int) -> None:
+        self._fh = fh
+        self._left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._left if n < 0 else min(n, self._left)
+        data = self._fh.read(n) if n else b""
+        self._left -= len(data)
+        return data
+
+
 class _Storer:
     """Writes one item's files as resource records and keeps their manifest entries."""
 
@@ -599,7 +653,7 @@ class _Storer:
             record = self._recorder.record_resource_file(
                 target,
                 content_type,
-                fh,
+                typing.cast(typing.BinaryIO, _Bounded(fh, size)),
                 size=size,
                 sha256=digest.digest(),
                 date=self._date,
