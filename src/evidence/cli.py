@@ -482,10 +482,10 @@ def _library_defaults() -> dict[str, str]:
     import attrs
 
     from evidence.attach import add_timestamp
-    from evidence.capturing import CaptureOptions
+    from evidence.capturing import CaptureOptions, MediaOptions
 
     shown: dict[str, str] = {}
-    for field in attrs.fields(CaptureOptions):
+    for field in (*attrs.fields(CaptureOptions), *attrs.fields(MediaOptions)):
         value = field.default
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue

@@ -19,8 +19,6 @@ def add_media_options(
     capture: argparse.ArgumentParser, size_type: typing.Callable[[str], int]
 ) -> None:
     """Add ``--media`` and ``--max-media-bytes`` to the ``capture`` parser."""
-    from evidence.capturing.options import MediaOptions
-
     group = capture.add_argument_group("media capture (docs/media.md)")
     group.add_argument(
         "--media",
@@ -28,14 +26,15 @@ def add_media_options(
         help="also capture the page's video or audio with yt-dlp through the recording "
         "proxy: every playlist and segment is recorded, and the media file is stored",
     )
-    default = MediaOptions().max_media_bytes
-    group.add_argument(
+    action = group.add_argument(
         "--max-media-bytes",
         type=size_type,
         metavar="SIZE",
-        help=f"bytes received for media at most, all requests together "
-        f"(default: {default // 1024**3}G)",
+        help="bytes received for media at most, all requests together",
     )
+    # The default is shown from MediaOptions when help is formatted (cli.py):
+    # building the parser must not import the capture libraries.
+    action.library_default = "max_media_bytes"  # type: ignore[attr-defined]
 
 
 def media_option(args: argparse.Namespace) -> MediaOptions | bool:

@@ -527,3 +527,42 @@ def test_without_yt_dlp_one_line_says_how_to_install(tmp_path):
         "evidence: error: media capture needs yt-dlp: pip install 'evidence-archive[media]'"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def _have_chromium() -> bool:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return False
+    from evidence.capturing.browser import have_chromium
+
+    return have_chromium()
+
+
+@pytest.mark.skipif(not _have_chromium(), reason="needs the browser extra and a Chromium")
+def test_browser_and_media_in_one_package(media_server, media_dir, tmp_path, signer):
+    page = '<html><head><title>Clip</title></head><body><video src="/clip.mp4"></video></body>'
+    server = media_server({"/watch": page})
+    result = capture(
+        server.url("/watch"),
+        out=tmp_path,
+        options=CaptureOptions(deadline=60),
+        sign_with=[signer.key],
+        browser=True,
+        media=True,
+    )
+    package = Path(result.path)
+    manifest, media = media_of(package)
+    assert manifest.capture is not None and manifest.capture.browser is not None
+    assert {a.kind for a in manifest.capture.browser.artefacts} == {"screenshot", "pdf", "dom"}
+    roles = {e.role for e in manifest.exchanges}
+    assert {"page", "media"} <= roles
+    (item,) = media.items
+    stored = next(f for f in item.files if f.kind == "media")
+    blocks = {h["WARC-Record-ID"]: b for h, b in records(package)}
+    assert blocks[stored.record] == (media_dir / "clip.mp4").read_bytes()
+    assert_server_log_is_recorded(server, package)
+    warcinfo = records(package)[0][1].decode()
+    assert f"browser: {manifest.capture.browser.version}\r\n" in warcinfo
+    assert f"media-tool: yt-dlp/{media.version}" in warcinfo
+    assert verify(package, trust=[signer.pub]).outcome is Outcome.VERIFIED

@@ -619,7 +619,16 @@ class _Bounded:
 
     def __init__(self, fh: typing.BinaryIO, size: int) -> None:
         self._fh = fh
+        self._size = size
         self._left = size
+
+    def tell(self) -> int:
+        return self._size - self._left
+
+    def seek(self, offset: int) -> int:
+        self._fh.seek(offset)
+        self._left = self._size - offset
+        return offset
 
     def read(self, n: int = -1) -> bytes:
         n = self._left if n < 0 else min(n, self._left)
