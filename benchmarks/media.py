@@ -43,9 +43,10 @@ def make_stream(megabytes: int) -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=CACHE))
     seconds = max(int(megabytes * 8_000_000 / _BITRATE), 4)
+    video = f"testsrc2=size=1280x720:rate=25:duration={seconds},noise=alls=40:allf=t"
     subprocess.run(
         ["ffmpeg", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=25:duration={seconds},noise=alls=40:allf=t",
+         "-f", "lavfi", "-i", video,
          "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
          "-c:v", "mpeg2video", "-b:v", str(_BITRATE), "-maxrate", str(_BITRATE),
          "-minrate", str(_BITRATE), "-bufsize", str(_BITRATE), "-g", "25",
