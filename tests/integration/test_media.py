@@ -457,7 +457,8 @@ def test_without_ffmpeg_a_single_file_format_and_a_warning(media_server, tmp_pat
     _, media = media_of(Path(result.path))
     assert not media.ffmpeg and media.format_selector == "b"
     assert any("ffmpeg was not found" in w for w in result.warnings)
-    assert media.items and any(f.kind == "media" for f in media.items[0].files)
+    stored = next(f for f in media.items[0].files if f.kind == "media")
+    assert stored.content_type == "video/mp2t", "not remuxed: the type says what the bytes are"
 
 
 def test_public_only_refuses_media_hosts_too(media_server, tmp_path):

@@ -236,7 +236,7 @@ class _Logger:
             return
         if len(self.messages) < _MAX_WARNINGS:
             text = str(msg).removeprefix("ERROR: ").removeprefix("WARNING: ")
-            text = text.split("; please report this issue", 1)[0]
+            text = text.split("; please report this issue", 1)[0].strip()
             self.messages.append(text[:500])
 
     def debug(self, msg: str) -> None:
@@ -523,6 +523,11 @@ def _content_type(name: str) -> str:
     return known.get(ext) or mimetypes.guess_type(base)[0] or "application/octet-stream"
 
 
+def _is_mpeg_ts(head: bytes) -> bool:
+    """MPEG-TS: a sync byte opening each 188-byte packet."""
+    return len(head) >= 189 and head[0] == 0x47 and head[188] == 0x47
+
+
 def _files_of(workdir: str) -> list[str]:
     """Media and subtitle files yt-dlp left, partial ones included; our names only."""
     out = []
@@ -653,6 +658,11 @@ class _Storer:
         content_type = _content_type(name)
         fd = os.open(os.path.join(self._workdir, name), os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd, "rb") as fh:
+            if _is_mpeg_ts(fh.read(189)):
+                # An HLS download yt-dlp could not remux (no ffmpeg) keeps
+                # its .mp4 name; the type says what the bytes are.
+                content_type = "video/mp2t"
+            fh.seek(0)
             digest = hashlib.sha256()
             size = 0
             while piece := fh.read(1 << 20):
