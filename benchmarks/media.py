@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -82,24 +83,37 @@ def serve(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"http://127.0.0.1:{port}/index.m3u8"
 
 
+def _timed(cmd: list[str]) -> tuple[float, float, int, float]:
+    """(seconds, peak MiB, exit code, CPU seconds of the command and its children).
+
+    CPU time does not depend on what else the machine is doing, wall time
+    does: both are shown.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    secs, mib, code = run(cmd)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return secs, mib, code, cpu
+
+
 def measure(megabytes: int, repeat: int) -> str:
     root = make_stream(megabytes)
     size = sum(p.stat().st_size for p in root.iterdir())
     server, url = serve(root)
     evidence = str(Path(sys.executable).parent / "evidence")
-    best: dict[str, tuple[float, float, int]] = {}
+    best: dict[str, tuple[float, float, int, float]] = {}
     stored = 0
     try:
         for _ in range(repeat):
             with tempfile.TemporaryDirectory() as tmp:
-                ours = run(
+                ours = _timed(
                     [evidence, "capture", url, "--media", "--no-requisites", "--deadline", "3600",
                      "--max-media-bytes", "8G", "--out", f"{tmp}/ev"]
                 )  # fmt: skip
                 packages = list(Path(f"{tmp}/ev").glob("*/data/capture.warc.gz"))
                 stored = packages[0].stat().st_size if packages else 0
                 shutil.rmtree(f"{tmp}/ev", ignore_errors=True)
-                alone = run(
+                alone = _timed(
                     [sys.executable, "-m", "yt_dlp", "--ignore-config", "--no-cache-dir",
                      "--hls-prefer-native", "--downloader", "native", "--concurrent-fragments",
                      "1", "--no-progress", "-q", "-o", f"{tmp}/alone.%(ext)s", url]
@@ -110,12 +124,18 @@ def measure(megabytes: int, repeat: int) -> str:
     finally:
         server.terminate()
         server.wait(10)
-    rows = [(name, *values) for name, values in best.items()]
+    rows = [(name, *values[:3]) for name, values in best.items()]
+    cpu = {name: values[3] for name, values in best.items()}
     head = (
         f"HLS stream of {size / 1e6:.0f} MB ({len(list(root.glob('*.ts')))} segments), "
         f"best of {repeat}; WARC written: {stored / 1e6:.0f} MB"
     )
-    return head + "\n" + table(rows, "yt-dlp alone")
+    ratio = cpu["evidence capture --media"] / cpu["yt-dlp alone"]
+    cpu_line = (
+        f"CPU seconds: evidence {cpu['evidence capture --media']:.2f}, "
+        f"yt-dlp alone {cpu['yt-dlp alone']:.2f} ({ratio:.2f}x)"
+    )
+    return head + "\n" + table(rows, "yt-dlp alone") + "\n" + cpu_line
 
 
 def main() -> int:
