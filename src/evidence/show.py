@@ -94,6 +94,7 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
     custody = read_package_file(root, CUSTODY_PATH, MAX_LOG_BYTES, missing_ok=True)
     operator = data.get("operator")
     return {
+        **_sealed_summary(manifest),
         "package": str(root),
         "package_id": manifest.package_id,
         "created": manifest.created,
@@ -125,6 +126,28 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
             for name in regular_file_names(root / "evidence" / "signatures", ".sig")
         ],
         "software": data.get("software") if isinstance(data.get("software"), dict) else None,
+    }
+
+
+def _sealed_summary(manifest: Manifest) -> JSONDict:
+    """``sealed_operator``: recipients and any structural problem (never the plaintext)."""
+    from evidence.errors import SealError
+    from evidence.sealing import inspect_sealed
+
+    sealed = manifest.operator.sealed if manifest.operator is not None else None
+    if sealed is None:
+        return {"sealed_operator": None}
+    problem = None
+    try:
+        inspect_sealed(sealed)
+    except SealError as exc:
+        problem = str(exc)
+    return {
+        "sealed_operator": {
+            "format": sealed.format,
+            "recipients": list(sealed.recipients),
+            "problem": problem,
+        }
     }
 
 
@@ -160,7 +183,18 @@ def describe(info: JSONDict) -> str:
     for name in sorted(labels, key=str)[:MAX_LISTED]:
         lines.append(f"Label        {_text(name)}: {_text(labels[name])}")
     op = _dict(info.get("operator"))
-    if op:
+    sealed = _dict(info.get("sealed_operator"))
+    if sealed:
+        recipients = _list(sealed.get("recipients"))
+        lines.append(
+            f"Operator     sealed to {len(recipients)} recipient(s) "
+            "(open with 'evidence unseal PACKAGE --identity KEY')"
+        )
+        for recipient in recipients[:MAX_LISTED]:
+            lines.append(f"  sealed to  {_text(recipient)}")
+        if sealed.get("problem"):
+            lines.append(f"  problem    {_text(sealed.get('problem'))}")
+    elif op:
         lines.append(f"Operator     {_text(op.get('name'))} / {_text(op.get('organization'))}")
     for hop in _limited(_list(info.get("redirects")), lines, "Redirects"):
         h = _dict(hop)
