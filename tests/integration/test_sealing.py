@@ -18,6 +18,7 @@ import typing
 from pathlib import Path
 
 import pytest
+from test_queue import Workers, redis_server  # noqa: F401 - the fixture, shared
 
 from evidence.capturing import CaptureOptions, Operator, capture
 from evidence.cli import main
@@ -626,3 +627,69 @@ def test_batch_checks_recipients_before_it_starts(cli, tmp_path):
     assert run.code == 2
     assert "not an age X25519 recipient" in run.err
     assert not (tmp_path / "out").exists()
+
+
+# --- Celery workers: the seal is the worker's own ----------------------------------------------
+
+
+def test_a_task_cannot_carry_an_operator_or_a_seal():
+    import uuid
+
+    from evidence.queue import TaskRefusedError, check_task
+
+    for field in ("operator", "seal_operator_to"):
+        request = {"options": {}, field: ["age1" + "q" * 58]}
+        with pytest.raises(TaskRefusedError, match=f"unknown request fields: {field}"):
+            check_task(str(uuid.uuid4()), ["http://127.0.0.1:9/", request], CaptureOptions())
+
+
+def test_a_worker_seals_with_its_own_recipients_and_forged_tasks_cannot_change_it(
+    tmp_path, age_key, pyrage_key, request
+):
+    pytest.importorskip("celery", reason="the queue extra is part of the test extra")
+    import uuid
+
+    from batch_site import BatchSite
+    from evidence.queue import TASK_NAME, make_app
+
+    # test_queue's own redis-server fixture, on a database its tests do not use.
+    broker = request.getfixturevalue("redis_server")
+    workers = Workers(tmp_path, broker.url(15), tmp_path / "out")
+    s = BatchSite()
+    try:
+        workers.start(
+            "sealer",
+            "--operator-name",
+            NAME,
+            "--seal-operator-to",
+            age_key.recipient,
+            concurrency=1,
+        )
+        app = make_app(workers.url)
+        forged = {
+            "recipient": [s.url("/page/1"), {"seal_operator_to": [pyrage_key.recipient]}],
+            "operator": [s.url("/page/2"), {"operator": {"name": "Mallory"}}],
+            "unsealed": [s.url("/page/3"), {"options": {"seal_operator_to": []}}],
+        }
+        sent = {
+            k: app.send_task(TASK_NAME, args=a, task_id=str(uuid.uuid4()), queue="evidence")
+            for k, a in forged.items()
+        }
+        sent["honest"] = app.send_task(
+            TASK_NAME, args=[s.url("/page/4"), {}], task_id=str(uuid.uuid4()), queue="evidence"
+        )
+        got = {k: r.get(timeout=60) for k, r in sent.items()}
+        app.close()
+    finally:
+        workers.stop_all()
+        s.close()
+    for name in forged:
+        assert got[name]["kind"] == "refused-task", got[name]
+    assert got["honest"]["status"] == "captured", got["honest"]
+    assert set(s.hits) == {"/page/4"}
+    pkg = Path(got["honest"]["package"])
+    assert _manifest(pkg).operator.sealed.recipients == (age_key.recipient,)
+    _absent(workers.log("sealer"), "the worker's log")
+    _every_file_lacks_the_name(tmp_path / "out")
+    opened = _age_decrypt(_blob(pkg, tmp_path), age_key.identity)
+    assert json.loads(opened.stdout)["name"] == NAME
