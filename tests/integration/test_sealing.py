@@ -165,6 +165,11 @@ def _every_file_lacks_the_name(root: Path) -> int:
     return seen
 
 
+def sealed_pkg_in_ledger(out: Path, pkg: Path) -> bool:
+    """The ledger under ``out`` lists the package (so its files were searched with it)."""
+    return pkg.name.encode() in (out / "ledger" / "leaves.txt").read_bytes()
+
+
 def _resign(pkg: Path, key: typing.Any, change: typing.Callable[[dict], None]) -> None:
     """Change the manifest and re-seal everything a verifier checks, as its signer could."""
     data = json.loads((pkg / MANIFEST_PATH).read_bytes())
@@ -193,6 +198,8 @@ def test_cli_capture_writes_no_plaintext_anywhere_and_age_opens_it(
     page, age_key, pyrage_key, signer, tmp_path
 ):
     out = tmp_path / "archive"
+    # A collection ledger in the archive: the capture is logged in it too.
+    subprocess.run([*EVIDENCE, "ledger", "init", str(out)], check=True, capture_output=True)
     proc = subprocess.run(
         [
             *EVIDENCE,
@@ -233,8 +240,9 @@ def test_cli_capture_writes_no_plaintext_anywhere_and_age_opens_it(
     assert json.loads(printed[6])["subject"]["operator"] == (
         "operator identity sealed to 2 recipients"
     )
-    # Every file of the package, and of the archive beside it (ledger, temp files).
-    assert _every_file_lacks_the_name(out) >= 7  # bag files, WARC, manifest, custody log
+    # Every file of the package, and of the archive beside it (the ledger).
+    assert _every_file_lacks_the_name(out) >= 9  # bag files, WARC, manifest, custody, ledger
+    assert sealed_pkg_in_ledger(out, pkg)
     warcinfo = gzip.decompress((pkg / "data/capture.warc.gz").read_bytes())
     assert b"operator-sealed: age, 2 recipient(s)" in warcinfo
     assert "Source-Organization" not in (pkg / "bag-info.txt").read_text()
