@@ -701,3 +701,44 @@ def test_a_worker_seals_with_its_own_recipients_and_forged_tasks_cannot_change_i
     _every_file_lacks_the_name(tmp_path / "out")
     opened = _age_decrypt(_blob(pkg, tmp_path), age_key.identity)
     assert json.loads(opened.stdout)["name"] == NAME
+
+
+# --- without pyrage -------------------------------------------------------------------------
+
+
+def test_without_pyrage_sealing_says_how_to_install_it_and_show_still_works(
+    sealed, age_key, listener, tmp_path
+):
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    code = (
+        "import sys; sys.modules['pyrage'] = None\n"
+        "from evidence.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    commands = {
+        "capture": [
+            "capture",
+            url,
+            "--out",
+            str(tmp_path),
+            "--operator-name",
+            NAME,
+            "--seal-operator-to",
+            age_key.recipient,
+        ],
+        "unseal": ["unseal", str(sealed), "--identity", str(age_key.identity)],
+        "show": ["show", str(sealed)],
+    }
+    done = {
+        name: subprocess.run(
+            [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60
+        )
+        for name, argv in commands.items()
+    }
+    for name in ("capture", "unseal"):
+        assert done[name].returncode == 2, done[name].stderr
+        assert "pip install 'evidence-archive[seal]'" in done[name].stderr
+        assert "Traceback" not in done[name].stderr
+    assert done["show"].returncode == 0
+    assert "sealed to 2 recipient(s)" in done["show"].stdout
+    assert _nobody_connected(listener)
