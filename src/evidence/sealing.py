@@ -114,6 +114,12 @@ def parse_recipients(values: typing.Sequence[str]) -> tuple[str, ...]:
         if not isinstance(raw, str):
             raise UsageError(f"an age recipient is text (age1...), not {type(raw).__name__}")
         value = raw.strip()
+        if value.upper().startswith("AGE-SECRET-KEY-"):
+            # Never echoed: an error line ends up in terminals, logs and CI output.
+            raise UsageError(
+                "that is an age identity (a secret key), not a recipient: give its public "
+                "key (age-keygen -y FILE), and keep the identity where it was"
+            )
         if value.startswith(("ssh-", "ecdsa-", "sk-")):
             raise UsageError(
                 "SSH recipients are not accepted for sealing: their age stanza names "

@@ -535,7 +535,7 @@ def _nobody_connected(sock: socket.socket) -> bool:
         ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample", "SSH recipients are not accepted"),
         # The pattern of a key with a broken bech32 checksum: a typo.
         ("age1" + "q" * 58, "not a valid age recipient"),
-        ("AGE-SECRET-KEY-1" + "Q" * 58, "not an age X25519 recipient"),
+        ("AGE-SECRET-KEY-1" + "Q" * 58, "that is an age identity"),
     ],
     ids=["short", "ssh", "checksum", "secret-key"],
 )
@@ -549,6 +549,7 @@ def test_a_bad_recipient_is_a_usage_error_before_any_connection(
     assert run.code == 2
     _assert_one_error_line(run.err)
     assert message in run.err
+    assert "AGE-SECRET-KEY" not in run.err  # a secret key given by mistake is never echoed
     assert _nobody_connected(listener)
     with pytest.raises(UsageError, match=message):
         capture(url, out=tmp_path, operator=Operator(name=NAME), seal_operator_to=[recipient])
