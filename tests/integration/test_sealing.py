@@ -410,6 +410,34 @@ def test_a_blob_sealed_to_keys_the_manifest_does_not_list_is_reported(
     assert "is not among the recipients the manifest lists" in run.err
 
 
+def test_a_hostile_sealed_name_is_shown_safely(cli, sealed_copy, signer, age_key):
+    # Anyone with the public key can seal anything: the name inside is untrusted text.
+    m = _manifest(sealed_copy)
+    hostile = {
+        "type": "evidence-sealed-operator/1",
+        "package_id": m.package_id,
+        "created": m.created,
+        "name": "\x1b[2J\x1b[1;32mPASS\u202e evil",
+        "organization": "line\nforged: yes",
+    }
+    blob = pyrage.encrypt(
+        dumps(hostile), [pyrage.x25519.Recipient.from_str(age_key.recipient)], armored=True
+    ).decode()
+
+    def replace(d: dict) -> None:
+        d["operator"]["sealed"].update(ciphertext=blob, recipients=[age_key.recipient])
+
+    _resign(sealed_copy, signer.key, replace)
+    run = cli("unseal", sealed_copy, "--identity", age_key.identity)
+    assert run.code == 0, run.err
+    assert "\x1b" not in run.out and "\u202e" not in run.out
+    assert "Name:          \\x1b[2J\\x1b[1;32mPASS⟪U+202E⟫ evil" in run.out
+    assert "Organization:  line\\nforged: yes" in run.out
+    assert not any(line.startswith("forged") for line in run.out.splitlines())
+    doc = cli("unseal", sealed_copy, "--identity", age_key.identity, "--json")
+    assert doc.out.isascii() and json.loads(doc.out)["name"] == hostile["name"]
+
+
 # --- hostile blobs: clean errors in show, verify and unseal ----------------------------------
 
 
