@@ -94,11 +94,11 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
     custody = read_package_file(root, CUSTODY_PATH, MAX_LOG_BYTES, missing_ok=True)
     operator = data.get("operator")
     return {
-        **_sealed_summary(manifest),
         "package": str(root),
         "package_id": manifest.package_id,
         "created": manifest.created,
         "operator": operator if isinstance(operator, dict) else None,
+        "sealed_operator": _sealed_summary(manifest),
         "labels": _dict(data.get("labels")),
         "requested_url": cap.get("requested_url"),
         "final_url": cap.get("final_url"),
@@ -129,26 +129,20 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
     }
 
 
-def _sealed_summary(manifest: Manifest) -> JSONDict:
-    """``sealed_operator``: recipients and any structural problem (never the plaintext)."""
+def _sealed_summary(manifest: Manifest) -> JSONDict | None:
+    """A sealed operator's recipients and any structural problem (never the plaintext)."""
     from evidence.errors import SealError
     from evidence.sealing import inspect_sealed
 
     sealed = manifest.operator.sealed if manifest.operator is not None else None
     if sealed is None:
-        return {"sealed_operator": None}
+        return None
     problem = None
     try:
         inspect_sealed(sealed)
     except SealError as exc:
         problem = str(exc)
-    return {
-        "sealed_operator": {
-            "format": sealed.format,
-            "recipients": list(sealed.recipients),
-            "problem": problem,
-        }
-    }
+    return {"format": sealed.format, "recipients": list(sealed.recipients), "problem": problem}
 
 
 def _limited(items: list[typing.Any], lines: list[str], label: str) -> list[typing.Any]:
