@@ -237,6 +237,11 @@ def test_cli_capture_writes_no_plaintext_anywhere_and_age_opens_it(
     for i, text in enumerate(printed):
         _absent(text, f"command output {i}")
     assert "sealed to 2 recipient(s)" in printed[2]
+    assert json.loads(printed[4])["sealed_operator"] == {
+        "format": "age",
+        "recipients": [age_key.recipient, pyrage_key.recipient],
+        "problem": None,
+    }
     assert json.loads(printed[6])["subject"]["operator"] == (
         "operator identity sealed to 2 recipients"
     )
