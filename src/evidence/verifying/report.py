@@ -145,6 +145,9 @@ class Subject:
     status: int | None = None
     captured_at: str | None = None
     created: str | None = None
+    # Who captured, as the manifest says: "name / organization", or
+    # "operator identity sealed to N recipients" (evidence.sealing.operator_text).
+    operator: str | None = None
 
     def to_json(self) -> dict[str, typing.Any]:
         return {
@@ -153,6 +156,7 @@ class Subject:
             "status": self.status,
             "captured_at": self.captured_at,
             "created": self.created,
+            "operator": self.operator,
         }
 
 
@@ -269,6 +273,8 @@ class Report:
                 lines.append(f"Final URL:     {safe(s.final_url)}")
             lines.append(f"HTTP status:   {s.status if s.status is not None else '-'}")
             lines.append(f"Captured at:   {safe(s.captured_at) if s.captured_at else '-'} (UTC)")
+            if s.operator:
+                lines.append(f"Operator:      {safe(s.operator)}")
         for kid in self.trusted_signers:
             lines.append(f"Signed by:     {safe(kid)} (a key you trust)")
         for kid in self.valid_untrusted_signers:
