@@ -62,6 +62,7 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "-f", "dash", "-seg_duration", "1", "-use_template", "1", "-use_timeline", "0",
         "-adaptation_sets", "id=0,streams=v id=1,streams=a", str(root / "dash" / "manifest.mpd"),
     )  # fmt: skip
+    (root / "subs.vtt").write_text(SUBTITLES, encoding="utf-8")
     _ffmpeg(
         "-f", "lavfi", "-i", "sine=frequency=330:duration=1.5",
         "-c:a", "libmp3lame", "-b:a", "64k", str(root / "tone.mp3"),
@@ -69,7 +70,9 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+SUBTITLES = "WEBVTT\n\n00:00.000 --> 00:01.500\nThe statement, in the witness's words.\n"
 _TYPES = {
+    ".vtt": "text/vtt",
     ".mp4": "video/mp4",
     ".m3u8": "application/vnd.apple.mpegurl",
     ".ts": "video/mp2t",
@@ -239,7 +242,10 @@ def assert_server_log_is_recorded(server: MediaServer, package: Path) -> None:
 
 
 def test_html5_video_page_keeps_the_file_and_every_byte(media_server, media_dir, tmp_path, signer):
-    page = '<html><head><title>Testimony</title></head><body><video src="/clip.mp4"></video>'
+    page = (
+        '<html><head><title>Testimony</title></head><body><video src="/clip.mp4">'
+        '<track kind="subtitles" src="/subs.vtt" srclang="en"></video>'
+    )
     server = media_server({"/watch": page})
     result = capture(
         server.url("/watch"),
@@ -251,12 +257,14 @@ def test_html5_video_page_keeps_the_file_and_every_byte(media_server, media_dir,
     package = Path(result.path)
     manifest, media = media_of(package)
     assert media.tool == "yt-dlp" and media.version and media.completed
-    assert media.requests == 2, "the page again (yt-dlp reads it) and the video"
+    assert media.requests == 3, "the page again (yt-dlp reads it), the video, the subtitles"
     (item,) = media.items
     assert item.complete and not item.live and item.format_ids
     assert item.url == server.url("/watch") and item.title
     files = {f.kind: f for f in item.files}
-    assert set(files) == {"media", "info"}
+    assert set(files) == {"media", "subtitles", "info"}
+    assert files["subtitles"].language == "en"
+    assert files["subtitles"].target_uri == f"urn:media-subtitles:en:{server.url('/watch')}"
     assert files["media"].target_uri == f"urn:media:{server.url('/watch')}"
     assert files["info"].target_uri == f"urn:media-info:{server.url('/watch')}"
 
@@ -274,6 +282,7 @@ def test_html5_video_page_keeps_the_file_and_every_byte(media_server, media_dir,
     info = json.loads(info_block)
     assert len(info_block) <= MAX_INFO_JSON_BYTES
     assert info["title"] == item.title and info["formats_chosen"][0]["format_id"]
+    assert info["subtitles"] == ["en"]
     for dropped in ("formats", "http_headers", "thumbnails"):
         assert dropped not in info and dropped not in info["formats_chosen"][0]
     warcinfo = records(package)[0][1].decode()
@@ -281,7 +290,7 @@ def test_html5_video_page_keeps_the_file_and_every_byte(media_server, media_dir,
 
     assert verify(package, trust=[signer.pub]).outcome is Outcome.VERIFIED
     shown = describe(summary(package))
-    assert f"Media        yt-dlp {media.version}, 2 request(s)" in shown
+    assert f"Media        yt-dlp {media.version}, 3 request(s)" in shown
     assert "  media      00001.mp4: video/mp4" in shown
 
     # extract writes the media file and its info JSON as plain files.
@@ -289,6 +298,7 @@ def test_html5_video_page_keeps_the_file_and_every_byte(media_server, media_dir,
     index = json.loads(Path(out.index).read_text())
     written = {f["kind"]: tmp_path / "x" / f["file"] for f in index["media"][0]["files"]}
     assert written["media"].read_bytes() == block
+    assert written["subtitles"].read_text(encoding="utf-8") == SUBTITLES
     assert json.loads(written["info"].read_bytes()) == info
     duration, codecs = probe(written["media"])
     assert 1.5 < duration < 2.5 and codecs == {"h264", "aac"}
@@ -348,6 +358,36 @@ def test_hls_stream_every_playlist_and_segment_recorded(media_server, media_dir,
         if e.role == "media"
     ]
     assert media.received_bytes == sum(len(b) for b in bodies)
+
+
+def test_https_media_is_fetched_and_checked_by_the_proxy(site, test_ca, media_dir, tmp_path):
+    """yt-dlp's hop to our proxy skips certificate checks; the proxy's own
+    connection to the server is verified against the capture's CA bundle."""
+    audio = (media_dir / "tone.mp3").read_bytes()
+    server = site(
+        {"/tone.mp3": (200, [("Content-Type", "audio/mpeg")], audio)},
+        tls=test_ca.server_context(),
+    )
+    url = server.url("/tone.mp3", host="localhost")
+    result = capture(
+        url,
+        out=tmp_path,
+        options=CaptureOptions(ca_bundle=str(test_ca.root_pem), deadline=60),
+        media=True,
+    )
+    manifest, media = media_of(Path(result.path))
+    fetched = [e for e in manifest.exchanges if e.role == "media"]
+    assert fetched and all(e.tls is not None and e.tls.verified for e in fetched)
+    assert all(e.tls.chain_file for e in fetched if e.tls is not None)
+    stored = next(f for f in media.items[0].files if f.kind == "media")
+    assert {h["WARC-Record-ID"]: b for h, b in records(Path(result.path))}[stored.record] == audio
+
+    # Without the capture's CA the proxy refuses the server, whatever yt-dlp accepts.
+    from evidence.capturing.fetcher import Fetcher, FetchLimits
+
+    info, _ = _media_alone(url, Fetcher(user_agent="test", limits=FetchLimits()), tmp_path)
+    assert info.items == () and info.failed_requests >= 1
+    assert any("TLS certificate verification failed" in n for n in info.notes)
 
 
 def test_dash_video_and_audio_merged_by_ffmpeg(media_server, tmp_path):
@@ -461,26 +501,19 @@ def test_without_ffmpeg_a_single_file_format_and_a_warning(media_server, tmp_pat
     assert stored.content_type == "video/mp2t", "not remuxed: the type says what the bytes are"
 
 
-def test_public_only_refuses_media_hosts_too(media_server, tmp_path):
-    """yt-dlp's requests go through the one fetcher, so its address check holds.
-
-    The page itself cannot be public in a test (everything here is loopback),
-    so the media step runs alone, with the fetcher --public-only makes.
-    """
-    from evidence.capturing.fetcher import Fetcher, FetchLimits, refuse_non_public
+def _media_alone(url: str, fetcher: typing.Any, tmp_path: Path) -> tuple[MediaInfo, list[str]]:
+    """The media step alone, with the given fetcher, into a package that is then dropped."""
     from evidence.capturing.media import MediaPlan, run_media
     from evidence.capturing.record import WARC_PATH, Recorder
     from evidence.package import PackageWriter
     from evidence.warc import WARCWriter
 
-    server = media_server()
-    fetcher = Fetcher(user_agent="test", limits=FetchLimits(), check_address=refuse_non_public)
-    with PackageWriter(tmp_path, "public-only-test") as pkg:
+    with PackageWriter(tmp_path, "media-alone") as pkg:
         with open(pkg.path(WARC_PATH), "xb") as fh:
             recorder = Recorder(pkg, WARCWriter(fh), "2026-01-01T00:00:00Z", None)
             info, warnings = run_media(
                 MediaPlan.prepare(MediaOptions()),
-                server.url("/tone.mp3"),
+                url,
                 fetcher=fetcher,
                 recorder=recorder,
                 deadline=time.monotonic() + 30,
@@ -488,10 +521,24 @@ def test_public_only_refuses_media_hosts_too(media_server, tmp_path):
                 user_agent="test",
             )
         assert sorted(p.name for p in pkg.path("data").iterdir()) == ["capture.warc.gz"]
+        assert recorder.exchanges == []
     fetcher.close()
+    return info, warnings
+
+
+def test_public_only_refuses_media_hosts_too(media_server, tmp_path):
+    """yt-dlp's requests go through the one fetcher, so its address check holds.
+
+    The page itself cannot be public in a test (everything here is loopback),
+    so the media step runs alone, with the fetcher --public-only makes.
+    """
+    from evidence.capturing.fetcher import Fetcher, FetchLimits, refuse_non_public
+
+    server = media_server()
+    fetcher = Fetcher(user_agent="test", limits=FetchLimits(), check_address=refuse_non_public)
+    info, warnings = _media_alone(server.url("/tone.mp3"), fetcher, tmp_path)
     assert server.log == [], "nothing was fetched from a loopback host"
     assert info.items == () and info.failed_requests >= 1 and not info.completed
-    assert recorder.exchanges == []
     refused = f"no response for {server.url('/tone.mp3')}: destination 127.0.0.1 is not a public"
     assert any(n.startswith(refused) for n in info.notes)
     assert any(w.startswith(f"media: {refused}") for w in warnings)

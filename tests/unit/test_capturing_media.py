@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from evidence.capturing import MediaOptions, capture
 from evidence.capturing.media import MAX_INFO_JSON_BYTES, bounded_info
-from evidence.errors import ManifestError
+from evidence.errors import ManifestError, UsageError
 from evidence.manifest import CaptureInfo, MediaFile, MediaInfo, MediaItem
 from evidence.show import describe
 
@@ -119,3 +120,16 @@ def test_show_lists_media_with_hostile_text_made_harmless():
     assert "\x1b" not in shown and "\u202e" not in shown and "\r" not in shown
     title = next(line for line in shown.splitlines() if line.startswith("  title"))
     assert title.endswith("(as the site gave it)")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (MediaOptions(max_media_bytes=0), "max_media_bytes must be a positive"),
+        (MediaOptions(max_items=0), "max_items must be at least 1"),
+    ],
+)
+def test_unusable_media_options_are_refused_before_any_connection(tmp_path, options, message):
+    with pytest.raises(UsageError, match=message):
+        capture("http://127.0.0.1:9/", out=tmp_path, media=options)
+    assert list(tmp_path.iterdir()) == []

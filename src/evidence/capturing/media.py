@@ -200,7 +200,12 @@ class MediaPlan:
 
     @classmethod
     def prepare(cls, options: MediaOptions) -> MediaPlan:
-        """Raises UsageError (with the install hint) when yt-dlp is missing."""
+        """Raises UsageError for unusable options, or (with the install hint)
+        when yt-dlp is missing."""
+        if not isinstance(options.max_media_bytes, int) or options.max_media_bytes <= 0:
+            raise UsageError("max_media_bytes must be a positive number of bytes")
+        if not isinstance(options.max_items, int) or options.max_items < 1:
+            raise UsageError("max_items must be at least 1")
         try:
             import yt_dlp.version
         except ImportError as exc:
