@@ -7,7 +7,7 @@ import json
 import pytest
 
 from evidence.capturing import MediaOptions, capture
-from evidence.capturing.media import MAX_INFO_JSON_BYTES, bounded_info
+from evidence.capturing.media import MAX_INFO_JSON_BYTES, _language, bounded_info
 from evidence.errors import ManifestError, UsageError
 from evidence.manifest import CaptureInfo, MediaFile, MediaInfo, MediaItem
 from evidence.show import describe
@@ -133,3 +133,11 @@ def test_unusable_media_options_are_refused_before_any_connection(tmp_path, opti
     with pytest.raises(UsageError, match=message):
         capture("http://127.0.0.1:9/", out=tmp_path, media=options)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_subtitle_language_tags_are_reduced_to_safe_characters():
+    assert _language("00001.en.vtt") == "en"
+    assert _language("00001.pt-BR.vtt") == "pt-BR"
+    assert _language("00001.e\u202en\x1b[2J.vtt") == "en2J"
+    assert _language("00001.vtt") == "und"
+    assert _language("00001.....vtt") == "und"

@@ -405,9 +405,12 @@ def run_media(
             done.set()
 
     worker = threading.Thread(target=work, name="evidence-media", daemon=True)
-    worker.start()
-    completed = done.wait(max(deadline - time.monotonic(), 0) + _GRACE)
-    proxy.close()
+    try:
+        worker.start()
+        completed = done.wait(max(deadline - time.monotonic(), 0) + _GRACE)
+    finally:
+        # Also on Ctrl-C: nothing more is fetched or recorded.
+        proxy.close()
     if completed:
         _collect_leaks()
     try:
@@ -569,8 +572,9 @@ def _store(
         info = infos.get(by_number.get(number, ""))
         if info is None:
             info = watch.items[position - 1] if len(watch.items) >= position else {}
-        page = _text(_bounded_value(info.get("webpage_url"))) or url
-        base = f"{page}#{position}" if len(groups) > 1 else page
+        # Target URIs are built from the URL we were given, never from what
+        # yt-dlp read on the page (it is in the info JSON).
+        base = f"{url}#{position}" if len(groups) > 1 else url
         store = _Storer(recorder, workdir, date, refers_to)
         media_names = [f for f in files if not _is_subtitle(f)]
         for name in media_names:
@@ -580,13 +584,13 @@ def _store(
             if os.path.getsize(os.path.join(workdir, name)) > _MAX_SUBTITLE_BYTES:
                 notes.append(f"subtitles {name} over {_MAX_SUBTITLE_BYTES} bytes: not stored")
                 continue
-            lang = name.split(".")[1] if name.count(".") >= 2 else "und"
+            lang = _language(name)
             store.file(name, "subtitles", f"urn:media-subtitles:{lang}:{base}", language=lang)
         kept = bounded_info(info)
         store.info(f"{number}.info.json", f"urn:media-info:{base}", _dump(kept))
         items.append(
             MediaItem(
-                url=page,
+                url=url,
                 id=_text(kept.get("id")),
                 title=_text(kept.get("title")),
                 extractor=_text(kept.get("extractor")),
@@ -614,6 +618,14 @@ def _numbers(watch: _Watch, workdir: str) -> dict[str, str]:
             if os.path.dirname(os.path.abspath(path)) == os.path.abspath(workdir):
                 out.setdefault(os.path.basename(path).split(".", 1)[0], item_id)
     return out
+
+
+def _language(name: str) -> str:
+    """The language tag in ``00001.<lang>.vtt``, reduced to letters, digits and dashes."""
+    parts = name.split(".")
+    tag = parts[1] if len(parts) >= 3 else ""
+    tag = "".join(ch for ch in tag if ch.isascii() and (ch.isalnum() or ch in "-_"))[:32]
+    return tag or "und"
 
 
 def _text(value: object) -> str | None:
