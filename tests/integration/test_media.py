@@ -8,6 +8,7 @@ come from Debian (.ci/run installs them); yt-dlp from the ``media`` extra.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -614,3 +615,38 @@ def test_browser_and_media_in_one_package(media_server, media_dir, tmp_path, sig
     assert f"browser: {manifest.capture.browser.version}\r\n" in warcinfo
     assert f"media-tool: yt-dlp/{media.version}" in warcinfo
     assert verify(package, trust=[signer.pub]).outcome is Outcome.VERIFIED
+
+
+@pytest.mark.slow
+def test_a_yt_dlp_that_hangs_is_abandoned_and_the_page_kept(media_server, tmp_path):
+    """A stuck ffmpeg (here: one that only sleeps) cannot hold the capture past
+    its deadline and the grace; the package is written without yt-dlp's files."""
+    import os
+    import signal
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    pids = tmp_path / "pids"
+    script = fake / "ffmpeg"
+    script.write_text(f"#!/bin/sh\necho $$ >> {pids}\nexec sleep 30\n")
+    script.chmod(0o755)
+    server = media_server()
+    started = time.monotonic()
+    try:
+        result = capture(
+            server.url("/dash/manifest.mpd"),
+            out=tmp_path / "out",
+            options=CaptureOptions(deadline=3),
+            media=MediaOptions(ffmpeg=str(fake)),
+        )
+        assert time.monotonic() - started < 3 + 10 + 5
+        package = Path(result.path)
+        _, media = media_of(package)
+        assert media.items == () and not media.completed
+        assert any("abandoned" in n for n in media.notes)
+        assert sorted(p.name for p in (package / "data").iterdir()) == ["capture.warc.gz"]
+        assert verify(package, trust=[]).outcome is Outcome.UNTRUSTED
+    finally:
+        for pid in pids.read_text().split() if pids.exists() else ():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)

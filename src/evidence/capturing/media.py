@@ -414,13 +414,6 @@ def run_media(
     if completed:
         _collect_leaks()
     try:
-        if not completed:
-            warnings.append("yt-dlp was still running at the capture deadline and was abandoned")
-        if plan.ffmpeg is None:
-            warnings.append(
-                "ffmpeg was not found: a single-file format was chosen "
-                "(formats that need merging were skipped)"
-            )
         notes = list(dict.fromkeys(log.messages + [f for f in failed if f]))
         unsupported = any(n.startswith("Unsupported URL") for n in notes)
         for failure in proxy.failures[:_MAX_FAILURES_NOTED]:
@@ -440,14 +433,29 @@ def run_media(
         if timed_out or time.monotonic() >= deadline:
             cut = True
             notes.append("the capture deadline cut the media download; what arrived is kept")
-        items = _store(url, recorder, watch, workdir, refers_to, notes, cut=cut)
-        if not items and (unsupported or not notes):
+        items: list[MediaItem] = []
+        if completed:
+            items = _store(url, recorder, watch, workdir, refers_to, notes, cut=cut)
+        else:
+            # Its files may still be changing: what it received is in the
+            # WARC; a file it was still writing is not evidence of anything.
+            notes.append(
+                "yt-dlp was still running at the capture deadline and was abandoned; "
+                "its files were not stored (the responses it received are recorded)"
+            )
+        if not items and completed and (unsupported or not notes):
             # yt-dlp's generic extractor says "Unsupported URL" for a page
             # without media: not an error, and said once, plainly.
             notes = [n for n in notes if not n.startswith("Unsupported URL")]
             notes.append(NO_MEDIA)
         elif not items:
             notes.append("no media file was written")
+        if plan.ffmpeg is None:
+            notes.insert(
+                0,
+                "ffmpeg was not found: a single-file format was chosen "
+                "(formats that need merging were skipped)",
+            )
         warnings.extend(f"media: {n}" for n in notes if n != NO_MEDIA)
     finally:
         # Always: nothing of yt-dlp's may stay inside the package. An
