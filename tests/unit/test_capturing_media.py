@@ -141,3 +141,12 @@ def test_subtitle_language_tags_are_reduced_to_safe_characters():
     assert _language("00001.e\u202en\x1b[2J.vtt") == "en2J"
     assert _language("00001.vtt") == "und"
     assert _language("00001.....vtt") == "und"
+
+
+def test_bounded_info_stays_bounded_when_every_kept_field_is_huge():
+    big = "u" * 100_000
+    fmt = {"format_id": big, "url": big, "manifest_url": big, "protocol": big, "ext": big}
+    info = {name: big for name in ("id", "title", "uploader", "channel", "webpage_url")}
+    kept = bounded_info({**info, "requested_formats": [dict(fmt) for _ in range(50)]})
+    assert len(json.dumps(kept, indent=2)) <= MAX_INFO_JSON_BYTES
+    assert len(kept["formats_chosen"]) == 8

@@ -183,6 +183,14 @@ def bounded_info(info: typing.Mapping[str, typing.Any]) -> dict[str, typing.Any]
         out["subtitles"] = sorted(str(k)[:64] for k in list(subtitles)[:_MAX_SUBTITLES])
     while len(_dump(out)) > MAX_INFO_JSON_BYTES and out.get("description"):
         out["description"] = out["description"][: len(out["description"]) // 2]
+    for limit in (512, 64):
+        if len(_dump(out)) <= MAX_INFO_JSON_BYTES:
+            break
+        out = {k: v[:limit] if isinstance(v, str) else v for k, v in out.items()}
+        if formats:
+            out["formats_chosen"] = [
+                {k: v[:limit] if isinstance(v, str) else v for k, v in f.items()} for f in formats
+            ]
     return out
 
 
