@@ -288,6 +288,7 @@ def test_html5_video_page_keeps_the_file_and_every_byte(media_server, media_dir,
         assert dropped not in info and dropped not in info["formats_chosen"][0]
     warcinfo = records(package)[0][1].decode()
     assert f"media-tool: yt-dlp/{media.version}" in warcinfo
+    assert "media-ffmpeg: available\r\n" in warcinfo, "whether, never where"
 
     assert verify(package, trust=[signer.pub]).outcome is Outcome.VERIFIED
     shown = describe(summary(package))

@@ -222,8 +222,10 @@ class MediaPlan:
 
     def warcinfo_fields(self) -> list[tuple[str, str]]:
         """Media facts for the ``warcinfo`` record."""
+        # Whether ffmpeg was there, not its path: a path can name the
+        # operator's account (docs/media.md).
         fields = [("media-tool", f"yt-dlp/{self.version}")]
-        fields.append(("media-ffmpeg", self.ffmpeg or "none"))
+        fields.append(("media-ffmpeg", "available" if self.ffmpeg else "none"))
         return fields
 
 
