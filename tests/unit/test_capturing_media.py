@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from evidence.capturing import MediaOptions, capture
-from evidence.capturing.media import MAX_INFO_JSON_BYTES, _language, bounded_info
+from evidence.capturing.media import MAX_INFO_JSON_BYTES, _language, _Logger, bounded_info
 from evidence.errors import ManifestError, UsageError
 from evidence.manifest import CaptureInfo, MediaFile, MediaInfo, MediaItem
 from evidence.show import describe
@@ -150,3 +151,15 @@ def test_bounded_info_stays_bounded_when_every_kept_field_is_huge():
     kept = bounded_info({**info, "requested_formats": [dict(fmt) for _ in range(50)]})
     assert len(json.dumps(kept, indent=2)) <= MAX_INFO_JSON_BYTES
     assert len(kept["formats_chosen"]) == 8
+
+
+def test_yt_dlp_messages_name_no_local_path(tmp_path):
+    package = tmp_path / "archives" / ".pkg-123"
+    workdir = package / "data" / ".media-x"
+    log = _Logger([(str(workdir), "<media dir>"), (str(package), "<package>")])
+    log.error(f"ERROR: unable to open for writing: [Errno 13] {workdir}/00001.mp4.part")
+    log.warning(f"WARNING: cannot remove {package}/data/x and ~ is {Path.home()}/clips")
+    assert log.messages == [
+        "unable to open for writing: [Errno 13] <media dir>/00001.mp4.part",
+        "cannot remove <package>/data/x and ~ is ~/clips",
+    ]

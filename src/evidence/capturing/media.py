@@ -241,17 +241,34 @@ def _ffmpeg(options: MediaOptions) -> str | None:
 
 
 class _Logger:
-    """yt-dlp's logger: debug and info dropped, warnings and errors kept (bounded)."""
+    """yt-dlp's logger: debug and info dropped, warnings and errors kept (bounded).
 
-    def __init__(self) -> None:
+    Local paths in its messages (the package being built sits in the
+    operator's archive directory, often under their home) are replaced by
+    placeholders before anything is kept: they can name the operator.
+    """
+
+    def __init__(self, paths: typing.Sequence[tuple[str, str]] = ()) -> None:
         self.messages: list[str] = []
+        home = os.path.expanduser("~")
+        # Longest first, so a path inside another is replaced whole.
+        self._paths = sorted(
+            [*paths, *([(home, "~")] if home not in ("", "/") else [])],
+            key=lambda p: len(p[0]),
+            reverse=True,
+        )
+
+    def redact(self, text: str) -> str:
+        for path, placeholder in self._paths:
+            text = text.replace(path, placeholder)
+        return text
 
     def _keep(self, msg: str) -> None:
         if any(noise in msg for noise in _NOISE):
             return
         if len(self.messages) < _MAX_WARNINGS:
             text = str(msg).removeprefix("ERROR: ").removeprefix("WARNING: ")
-            text = text.split("; please report this issue", 1)[0].strip()
+            text = self.redact(text.split("; please report this issue", 1)[0].strip())
             self.messages.append(text[:500])
 
     def debug(self, msg: str) -> None:
@@ -388,9 +405,10 @@ def run_media(
         for anything yt-dlp or the site did.
     """
     warnings: list[str] = []
-    log = _Logger()
     watch = _Watch()
     workdir = tempfile.mkdtemp(prefix=".media-", dir=spool_dir)
+    package_root = os.path.dirname(os.path.abspath(spool_dir))
+    log = _Logger([(os.path.abspath(workdir), "<media dir>"), (package_root, "<package>")])
     proxy = RecordingProxy(
         fetcher,
         recorder,
@@ -410,7 +428,7 @@ def run_media(
 
             # yt-dlp has already logged a DownloadError's message.
             logged = isinstance(exc, DownloadError)
-            failed.append("" if logged else f"{type(exc).__name__}: {exc}"[:500])
+            failed.append("" if logged else log.redact(f"{type(exc).__name__}: {exc}")[:500])
         finally:
             done.set()
 
