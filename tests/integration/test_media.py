@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -651,3 +652,39 @@ def test_a_yt_dlp_that_hangs_is_abandoned_and_the_page_kept(media_server, tmp_pa
         for pid in pids.read_text().split() if pids.exists() else ():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
+
+
+def test_yt_dlp_plugins_from_the_environment_never_run(media_server, tmp_path):
+    """A yt-dlp plugin in the operator's config directory would run inside the
+    capture (yt-dlp loads them when used as a library); ours does not let it.
+    A fresh process, since plugins load once per process."""
+    plugin = tmp_path / "xdg" / "yt-dlp" / "plugins" / "p" / "yt_dlp_plugins" / "extractor"
+    plugin.mkdir(parents=True)
+    marker = tmp_path / "plugin-ran"
+    (plugin / "planted.py").write_text(
+        "from yt_dlp.extractor.common import InfoExtractor\n"
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "class PlantedIE(InfoExtractor):\n"
+        "    _VALID_URL = r'planted:never'\n"
+    )
+    server = media_server()
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    code = (
+        "import sys, yt_dlp\n"
+        "yt_dlp.YoutubeDL({'quiet': True}) if sys.argv[1] == 'control' else None\n"
+        "from evidence.cli import main\n"
+        "sys.exit(main(['capture', '--media', '--out', sys.argv[2], sys.argv[3]]))\n"
+    )
+    args = [sys.executable, "-c", code]
+    done = subprocess.run(
+        [*args, "ours", str(tmp_path / "out"), server.url("/tone.mp3")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not marker.exists(), "the planted plugin did not run"
+    done = subprocess.run(
+        [*args, "control", str(tmp_path / "out2"), server.url("/tone.mp3")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert marker.exists(), "control: plain yt-dlp in the same environment runs it"
+    assert "plugins loaded earlier by other code in this process were active" in done.stderr

@@ -519,6 +519,20 @@ def _collect_leaks() -> None:
         gc.collect()
 
 
+def _no_plugins(log: _Logger) -> None:
+    """Keep yt-dlp from loading plugins: code from the operator's config
+    directories (or anything on ``sys.path`` named ``yt_dlp_plugins``) would
+    run inside the capture and could change what is fetched and recorded."""
+    try:
+        import yt_dlp.globals as ytg
+    except ImportError:  # pragma: no cover - an older yt-dlp without plugin globals
+        return
+    if not ytg.all_plugins_loaded.value:
+        ytg.plugin_dirs.value = []
+    elif ytg.plugin_ies.value or ytg.plugin_pps.value:
+        log.warning("yt-dlp plugins loaded earlier by other code in this process were active")
+
+
 def _download(
     plan: MediaPlan,
     url: str,
@@ -532,6 +546,7 @@ def _download(
     import yt_dlp
 
     params = _params(plan, proxy, workdir, log, deadline, user_agent)
+    _no_plugins(log)
     with yt_dlp.YoutubeDL(params) as ydl:
         for pp, when in _postprocessors(watch):
             ydl.add_post_processor(pp, when=when)
