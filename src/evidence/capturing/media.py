@@ -510,7 +510,11 @@ def run_media(
 def _collect_leaks() -> None:
     """Close what yt-dlp left open on its error paths (a response socket, a
     ``.part`` file), now, quietly: they would otherwise be closed whenever the
-    collector runs, with a ResourceWarning about code that is not ours."""
+    collector runs, with a ResourceWarning about code that is not ours.
+
+    ``warnings.catch_warnings`` is process-wide: while the collector runs,
+    a ResourceWarning from another thread is dropped too. Nothing else is.
+    """
     import gc
     import warnings
 
