@@ -35,6 +35,8 @@ class RawServer:
         self.sock.listen(32)
         self.port = self.sock.getsockname()[1]
         self.requests: list[bytes] = []
+        # The (ip, port) each connection came from, to show who connected.
+        self.peers: list[tuple[str, int]] = []
         self._stop = False
         threading.Thread(target=self._loop, daemon=True).start()
 
@@ -44,9 +46,10 @@ class RawServer:
     def _loop(self) -> None:
         while not self._stop:
             try:
-                conn, _ = self.sock.accept()
+                conn, peer = self.sock.accept()
             except OSError:
                 return
+            self.peers.append((str(peer[0]), int(peer[1])))
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
