@@ -120,7 +120,9 @@ class TestProxy:
     def _misbehave(self, conn: socket.socket) -> None:
         conn.recv(4096)
         if self.hostile == "garbage":
-            wrong = b"\x05\xff" if self.kind == "connect" else b"HTTP/1.0 400 Bad Request\r\n\r\n"
+            wrong = b"SSH-2.0-OpenSSH_9.2\r\n\r\n"
+            if self.kind == "socks5":
+                wrong = b"HTTP/1.0 400 Bad Request\r\n\r\n"
             conn.sendall(wrong)
         elif self.hostile == "huge":
             # A reply that never ends: a proxy trying to fill our memory.

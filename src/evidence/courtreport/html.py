@@ -329,6 +329,10 @@ def _captured(m: Manifest | None) -> str:
         _row("Server IP", f'<span class="mono">{_opt(cap.server_ip)}</span>'),
         _row("User agent", _opt(cap.user_agent)),
     ]
+    if cap.network is not None:
+        # Through a proxy the server's address was never seen; say so rather
+        # than leave an empty field to be read as an omission.
+        rows.insert(1, _row("Network", _t(cap.network.describe())))
     op = m.operator.label if m.operator is not None else None
     rows.append(_row("Operator", _opt(op)))
     if m.software is not None:

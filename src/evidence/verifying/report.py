@@ -145,15 +145,21 @@ class Subject:
     status: int | None = None
     captured_at: str | None = None
     created: str | None = None
+    # How the servers were reached, when not directly ("captured through a
+    # socks5h proxy; server IP not observable").
+    network: str | None = None
 
     def to_json(self) -> dict[str, typing.Any]:
-        return {
+        doc: dict[str, typing.Any] = {
             "requested_url": self.requested_url,
             "final_url": self.final_url,
             "status": self.status,
             "captured_at": self.captured_at,
             "created": self.created,
         }
+        if self.network is not None:
+            doc["network"] = self.network
+        return doc
 
 
 _VERDICTS = {
@@ -269,6 +275,8 @@ class Report:
                 lines.append(f"Final URL:     {safe(s.final_url)}")
             lines.append(f"HTTP status:   {s.status if s.status is not None else '-'}")
             lines.append(f"Captured at:   {safe(s.captured_at) if s.captured_at else '-'} (UTC)")
+            if s.network is not None:
+                lines.append(f"Network:       {safe(s.network)}")
         for kid in self.trusted_signers:
             lines.append(f"Signed by:     {safe(kid)} (a key you trust)")
         for kid in self.valid_untrusted_signers:

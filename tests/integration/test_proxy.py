@@ -1,0 +1,521 @@
+"""Capturing through a proxy, and never contacting anything else (issue 16, operator safety).
+
+Real proxies (tests/socks.py: SOCKS5 and HTTP CONNECT, on 127.0.0.1) resolve
+``evidence-test.invalid`` through their own table, so a capture of that name
+can only work through them; every server remembers who connected, so a test
+can show that the target saw nothing but the proxy.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+import evidence
+from evidence.capturing import CaptureOptions, capture
+from evidence.capturing.upstream import ProxyURL
+from evidence.errors import CaptureError, UsageError
+from evidence.manifest import Manifest
+from evidence.show import describe, summary
+from evidence.verifying import verify
+from socks import TestProxy
+
+from servers import LocalCA, RawServer, closed_port, fixed_response
+from tsa import LocalTSA
+
+EVIDENCE = [sys.executable, "-m", "evidence.cli"]
+NAME = "evidence-test.invalid"
+PAGE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Odd:   spaced  \r\n"
+    b"Content-Length: 23\r\nConnection: close\r\n\r\n<p>through a proxy</p>\n"
+)
+
+
+@pytest.fixture
+def proxies():
+    made: list[TestProxy] = []
+
+    def make(kind: str, **kwargs) -> TestProxy:
+        kwargs.setdefault("names", {NAME: "127.0.0.1"})
+        p = TestProxy(kind, **kwargs)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()
+
+
+@pytest.fixture
+def origin(raw_server):
+    return raw_server(fixed_response(PAGE))
+
+
+@pytest.fixture(scope="module")
+def name_ca(tmp_path_factory):
+    """A CA whose server certificate is for evidence-test.invalid."""
+    return LocalCA(tmp_path_factory.mktemp("name-ca"), hostname=NAME)
+
+
+def _records(package: Path) -> list[tuple[dict[str, str], bytes]]:
+    data = (package / "data" / "capture.warc.gz").read_bytes()
+    out = []
+    while data:
+        import zlib
+
+        d = zlib.decompressobj(31)
+        text = d.decompress(data)
+        data = d.unused_data
+        head, _, rest = text.partition(b"\r\n\r\n")
+        headers = dict(line.split(": ", 1) for line in head.decode("utf-8").split("\r\n")[1:])
+        out.append((headers, rest[: int(headers["Content-Length"])]))
+    return out
+
+
+def _manifest(package: Path) -> Manifest:
+    return Manifest.from_bytes((package / "evidence" / "manifest.json").read_bytes())
+
+
+def _only_the_proxy_connected(server: RawServer, proxy: TestProxy) -> None:
+    assert server.peers, "the server was reached"
+    assert set(server.peers) <= set(proxy.outbound), "every connection came from the proxy"
+
+
+def _every_byte(root: Path) -> bytes:
+    """Every file under ``root``, gzip members expanded: where a secret could hide."""
+    out = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            raw = path.read_bytes()
+            out.append(raw)
+            if path.name.endswith(".gz"):
+                out.append(gzip.decompress(raw))
+    return b"\n".join(out)
+
+
+# --- what a proxied package says ----------------------------------------------------
+
+
+def test_a_name_only_the_proxy_knows_is_captured_only_through_socks5h(
+    origin, proxies, tmp_path, signer
+):
+    proxy = proxies("socks5")
+    url = origin.url("/", host=NAME)
+    for options in (CaptureOptions(), CaptureOptions(proxy=f"socks5://127.0.0.1:{proxy.port}")):
+        # Directly, and through socks5 (which resolves here), the name is unknown.
+        with pytest.raises(CaptureError) as err:
+            capture(url, out=tmp_path / "no", options=options)
+        assert err.value.kind == "dns"
+    assert origin.peers == [] and proxy.requests == []
+
+    result = capture(
+        url, out=tmp_path, options=CaptureOptions(proxy=proxy.url()), sign_with=[signer.key]
+    )
+    package = Path(result.path)
+    assert result.status == 200
+    assert [(r.host, r.port, r.address_type) for r in proxy.requests] == [
+        (NAME, origin.port, "name")
+    ], "the name went to the proxy, never resolved here"
+    _only_the_proxy_connected(origin, proxy)
+
+    recs = _records(package)
+    response = next(b for h, b in recs if h["WARC-Type"] == "response")
+    request = next(b for h, b in recs if h["WARC-Type"] == "request")
+    assert response == PAGE, "the bytes recorded are the bytes the server wrote"
+    assert [request] == origin.requests, "and the request recorded is the one it received"
+    assert not any("WARC-IP-Address" in h for h, _ in recs), "no server IP: none was seen"
+    warcinfo = recs[0][1].decode()
+    assert "proxy: socks5h\r\n" in warcinfo and "server-ip-observable: no\r\n" in warcinfo
+    assert str(proxy.port) not in warcinfo, "the proxy's address is not recorded unless asked"
+
+    m = _manifest(package)
+    assert m.capture is not None and m.capture.network is not None
+    assert m.capture.server_ip is None and m.capture.dns == {}
+    assert all(e.server_ip is None and e.dns_answers is None for e in m.exchanges)
+    assert m.capture.network.to_json() == {
+        "proxy_scheme": "socks5h",
+        "server_ip_observable": False,
+        "names_resolved_by": "proxy",
+    }
+    assert m.options is not None and m.options["proxy"] == "socks5h"
+    assert "proxy_address" not in m.options
+
+    sentence = "captured through a socks5h proxy; server IP not observable"
+    report = verify(package, trust=[signer.pub])
+    assert report.subject is not None and sentence in (report.subject.network or "")
+    assert f"Network:       {sentence}" in report.to_text()
+    assert sentence in describe(summary(package))
+    court = evidence.report(
+        package, out=tmp_path / "report.html", trust=[signer.pub], record_custody=False
+    )
+    assert court.exit_code == 0
+    assert sentence in (tmp_path / "report.html").read_text()
+
+
+def test_socks5_resolves_here_records_the_answers_and_tries_each_address(
+    raw_server, proxies, tmp_path
+):
+    origin = raw_server(fixed_response(PAGE))
+    proxy = proxies("socks5")
+    url = origin.url("/", host="localhost")  # /etc/hosts: no network lookup
+    result = capture(
+        url, out=tmp_path, options=CaptureOptions(proxy=f"socks5://127.0.0.1:{proxy.port}")
+    )
+    m = _manifest(Path(result.path))
+    assert m.capture is not None and m.capture.network is not None
+    assert m.capture.network.names_resolved_by == "local"
+    assert "127.0.0.1" in m.capture.dns["localhost"]
+    assert m.capture.server_ip is None
+    # The proxy got addresses, never the name; an address it could not reach
+    # (::1, where nothing listens) is followed by the next one.
+    assert proxy.requests and all(r.address_type != "name" for r in proxy.requests)
+    assert proxy.requests[-1].host == "127.0.0.1"
+    _only_the_proxy_connected(origin, proxy)
+
+
+def test_public_only_checks_socks5_answers_and_refuses_name_resolving_proxies(
+    origin, proxies, tmp_path
+):
+    proxy = proxies("socks5")
+    with pytest.raises(CaptureError) as err:
+        capture(
+            origin.url("/"),
+            out=tmp_path,
+            options=CaptureOptions(proxy=f"socks5://127.0.0.1:{proxy.port}", public_only=True),
+        )
+    assert err.value.kind == "refused-address"
+    assert proxy.requests == [] and origin.peers == [], "refused before anything was sent"
+    for scheme in ("socks5h", "http", "https"):
+        with pytest.raises(UsageError, match="--public-only cannot be checked"):
+            CaptureOptions(proxy=f"{scheme}://127.0.0.1:1080", public_only=True)
+
+
+@pytest.mark.parametrize("kind", ["socks5h", "http", "https"])
+def test_https_through_a_proxy_keeps_the_origins_chain_and_bytes(
+    kind, proxies, name_ca, test_ca, tmp_path, signer
+):
+    origin = RawServer(fixed_response(PAGE), tls=name_ca.server_context())
+    try:
+        proxy = proxies(
+            "socks5" if kind == "socks5h" else "connect",
+            tls=test_ca.server_context() if kind == "https" else None,
+        )
+        # One bundle: the origin's root, and the https proxy's (127.0.0.1) root.
+        bundle = tmp_path / "roots.pem"
+        bundle.write_bytes(name_ca.root_pem.read_bytes() + test_ca.root_pem.read_bytes())
+        result = capture(
+            origin.url("/", host=NAME),
+            out=tmp_path / "out",
+            options=CaptureOptions(proxy=proxy.url(), ca_bundle=str(bundle)),
+            sign_with=[signer.key],
+        )
+        package = Path(result.path)
+        m = _manifest(package)
+        assert m.capture is not None and m.capture.tls is not None
+        tls = m.capture.tls
+        assert tls.verified
+        # The chain is the origin's own, as it presented it: TLS ran end to end.
+        leaf = hashlib.sha256(name_ca.leaf.public_bytes(Encoding.DER)).hexdigest()
+        assert tls.certificate_sha256 == leaf
+        assert tls.certificates is not None
+        assert [c.sha256 for c in tls.certificates] == [
+            hashlib.sha256(c.public_bytes(Encoding.DER)).hexdigest()
+            for c in (name_ca.leaf, name_ca.inter)
+        ]
+        recs = _records(package)
+        assert next(b for h, b in recs if h["WARC-Type"] == "response") == PAGE
+        assert m.capture.network is not None and m.capture.network.proxy_scheme == kind
+        assert [r.host for r in proxy.requests] == [NAME]
+        _only_the_proxy_connected(origin, proxy)
+    finally:
+        origin.close()
+
+
+@pytest.mark.parametrize("kind", ["socks5", "connect"])
+def test_credentials_work_and_never_appear_in_the_package_or_output(
+    kind, origin, proxies, tmp_path
+):
+    user, password = "field-team", "s3cret-Pa55word"
+    proxy = proxies(kind, credentials=(user, password))
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [
+            *EVIDENCE,
+            "capture",
+            origin.url("/", host=NAME),
+            "--proxy",
+            proxy.url(user, password),
+            "--record-proxy-address",
+            "--json",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (proxy.requests[-1].user, proxy.requests[-1].password) == (user, password)
+    package = Path(json.loads(proc.stdout)["packages"][0]["package"])
+    everything = _every_byte(package)
+    for secret in (password, user):
+        assert secret.encode() not in everything
+        assert secret not in proc.stdout + proc.stderr
+    # Asked for, the address is recorded (host:port only).
+    m = _manifest(package)
+    assert m.capture is not None and m.capture.network is not None
+    assert m.capture.network.proxy_address == f"127.0.0.1:{proxy.port}"
+    shown = subprocess.run([*EVIDENCE, "show", str(package)], capture_output=True, text=True)
+    assert f"at 127.0.0.1:{proxy.port}; server IP not observable" in shown.stdout
+    assert password not in shown.stdout
+
+    # Wrong or missing credentials: a clear error, and the target is never reached.
+    peers = list(origin.peers)
+    for url, cause in (
+        (proxy.url(user, "wrong"), "rejected the user name or password"),
+        (proxy.url(), "proxy requires authentication"),
+    ):
+        with pytest.raises(CaptureError, match=cause) as err:
+            capture(origin.url("/", host=NAME), out=out, options=CaptureOptions(proxy=url))
+        assert err.value.kind == "proxy"
+        assert "wrong" not in str(err.value)
+    assert origin.peers == peers
+    assert repr(CaptureOptions(proxy=proxy.url(user, password))).count(password) == 0
+    assert password not in repr(ProxyURL.parse(proxy.url(user, password)))
+
+
+@pytest.mark.parametrize("scheme", ["socks5h", "socks5", "http", "https"])
+def test_a_dead_proxy_is_a_clear_error_and_nothing_goes_direct(scheme, origin, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [
+            *EVIDENCE,
+            "capture",
+            origin.url("/"),
+            "--proxy",
+            f"{scheme}://127.0.0.1:{closed_port()}",
+            "--json",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert doc["packages"] == []
+    assert doc["failures"][0]["kind"] == "proxy"
+    assert "cannot connect to the proxy: Connection refused" in doc["failures"][0]["error"]
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert origin.peers == [], "the target never saw a connection"
+    assert not out.exists() or not any(p for p in out.iterdir() if not p.name.startswith("."))
+
+
+@pytest.mark.parametrize("kind", ["socks5", "connect"])
+@pytest.mark.parametrize(
+    ("hostile", "cause"),
+    [
+        ("garbage", r"does not speak SOCKS5|invalid reply to CONNECT"),
+        ("huge", r"invalid SOCKS5 reply|longer than 16384 bytes"),
+        ("drip", r"did not complete the handshake within 1\.5 s"),
+        ("silent", r"did not complete the handshake within 1\.5 s"),
+        ("refuse", r"proxy refused the connection: (general failure|HTTP 403 Forbidden)"),
+    ],
+)
+def test_a_hostile_proxy_is_a_clear_error_within_the_deadline(
+    kind, hostile, cause, origin, proxies, tmp_path
+):
+    proxy = proxies(kind, hostile=hostile)
+    url = proxy.url()
+    started = time.monotonic()
+    with pytest.raises(CaptureError, match=cause) as err:
+        capture(
+            origin.url("/"),
+            out=tmp_path,
+            options=CaptureOptions(proxy=url, connect_timeout=1.5, deadline=5),
+        )
+    assert time.monotonic() - started < 4
+    assert err.value.kind == "proxy"
+    assert origin.peers == []
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("ftp://127.0.0.1:21", "must start with socks5h://"),
+        ("socks5h://127.0.0.1", "needs a port"),
+        ("socks5h://127.0.0.1:9050/path", "must not have a path"),
+        ("socks5h://:hunter2@127.0.0.1:9050", "has a password but no user name"),
+        ("127.0.0.1:9050", "must start with socks5h://"),
+    ],
+)
+def test_a_bad_proxy_url_is_a_usage_error_that_never_shows_a_password(value, message, tmp_path):
+    for env, args in ((None, ["--proxy", value]), (value, [])):
+        environ = {k: v for k, v in os.environ.items() if k != "EVIDENCE_PROXY"}
+        if env is not None:
+            environ["EVIDENCE_PROXY"] = env
+        proc = subprocess.run(
+            [*EVIDENCE, "capture", "http://127.0.0.1:9/", "--out", str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            env=environ,
+        )
+        assert proc.returncode == 2
+        assert message in proc.stderr
+        assert ("EVIDENCE_PROXY:" if env else "--proxy:") in proc.stderr
+        assert "hunter2" not in proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_evidence_proxy_sets_the_default(origin, proxies, tmp_path):
+    proxy = proxies("socks5")
+    environ = {**os.environ, "EVIDENCE_PROXY": proxy.url()}
+    proc = subprocess.run(
+        [*EVIDENCE, "capture", origin.url("/", host=NAME), "--json", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=environ,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [r.host for r in proxy.requests] == [NAME]
+    _only_the_proxy_connected(origin, proxy)
+
+
+def test_the_tsa_is_asked_through_the_proxy_too(origin, proxies, tmp_path):
+    tsa = LocalTSA()
+    try:
+        tsa_port = int(tsa.url.rsplit(":", 1)[1].split("/", 1)[0])
+        proxy = proxies("socks5", names={NAME: "127.0.0.1", "tsa.invalid": "127.0.0.1"})
+        result = capture(
+            origin.url("/", host=NAME),
+            out=tmp_path,
+            options=CaptureOptions(proxy=proxy.url()),
+            tsa_urls=[f"http://tsa.invalid:{tsa_port}/tsa"],
+            tsa_roots=[tsa.root],
+        )
+        assert tsa.requests == 1
+        assert result.warnings == ()
+        assert ("tsa.invalid", tsa_port) in [(r.host, r.port) for r in proxy.requests]
+        assert list((Path(result.path) / "evidence" / "timestamps").glob("*.tsr"))
+        # A TSA the proxy cannot reach costs the token, never a direct request.
+        before = tsa.requests
+        dead = capture(
+            origin.url("/", host=NAME),
+            out=tmp_path,
+            options=CaptureOptions(proxy=proxy.url()),
+            tsa_urls=[f"http://127.0.0.2:{tsa_port}/tsa"],
+        )
+        assert tsa.requests == before
+        assert any("proxy refused the connection" in w for w in dead.warnings)
+    finally:
+        tsa.server.shutdown()
+        tsa.server.server_close()
+
+
+def test_a_forged_task_can_neither_set_nor_unset_the_workers_proxy():
+    from evidence.queue import TaskRefusedError, check_task
+
+    worker = CaptureOptions(proxy="socks5h://127.0.0.1:9050")
+    task_id = "0b7a3f9e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+    for options in (
+        {"proxy": "http://attacker.example:8080"},
+        {"proxy": None},
+        {"record_proxy_address": True},
+    ):
+        with pytest.raises(TaskRefusedError, match="not allowed"):
+            check_task(task_id, ["https://example.org/", {"options": options}], worker)
+    # public_only cannot be checked through socks5h: refused, never silently dropped.
+    with pytest.raises(TaskRefusedError, match="--public-only cannot be checked"):
+        check_task(task_id, ["https://example.org/", {"options": {"public_only": True}}], worker)
+    task = ["https://example.org/", {"options": {"deadline": 5}}]
+    _, kept, _, _ = check_task(task_id, task, worker)
+    assert kept.proxy == worker.proxy
+
+
+# --- nothing but the target -----------------------------------------------------------
+
+_INET = re.compile(
+    r"connect\(\d+, \{sa_family=AF_INET6?, sin6?_port=htons\((\d+)\),"
+    r'.*?(?:inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)")'
+)
+_NAME = re.compile(r"getsockname\(\d+, \{sa_family=AF_INET6?, sin6?_port=htons\((\d+)\)")
+
+
+def _traced(args: list[str], tmp_path: Path, env: dict[str, str] | None = None):
+    """Run the CLI under strace; the inet destinations it connected to and its own ports."""
+    trace = tmp_path / "connect.trace"
+    proc = subprocess.run(
+        [
+            "strace",
+            "-f",
+            "-qq",
+            "-e",
+            "trace=connect,getsockname",
+            "-o",
+            str(trace),
+            *EVIDENCE,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    text = trace.read_text(errors="replace")
+    destinations = set()
+    for line in text.splitlines():
+        if "connect(" in line and "AF_INET" in line:
+            match = _INET.search(line)
+            assert match, f"an inet connect this test cannot read: {line}"
+            destinations.add((match.group(2) or match.group(3), int(match.group(1))))
+    own = {int(m.group(1)) for m in _NAME.finditer(text)}
+    return proc, destinations, own
+
+
+needs_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
+
+
+@needs_strace
+def test_a_capture_connects_to_nothing_but_the_target(origin, tmp_path):
+    proc, destinations, _ = _traced(
+        ["capture", origin.url("/"), "--out", str(tmp_path / "out")], tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert destinations == {("127.0.0.1", origin.port)}
+
+
+@needs_strace
+def test_with_a_proxy_every_connection_goes_to_the_proxy(origin, proxies, tmp_path):
+    proxy = proxies("socks5")
+    tsa = LocalTSA()
+    try:
+        tsa_port = int(tsa.url.rsplit(":", 1)[1].split("/", 1)[0])
+        proxy.names["tsa.invalid"] = "127.0.0.1"
+        proc, destinations, _ = _traced(
+            [
+                "capture",
+                origin.url("/", host=NAME),
+                "--proxy",
+                proxy.url(),
+                "--tsa",
+                f"http://tsa.invalid:{tsa_port}/tsa",
+                "--out",
+                str(tmp_path / "out"),
+            ],
+            tmp_path,
+        )
+    finally:
+        tsa.server.shutdown()
+        tsa.server.server_close()
+    assert proc.returncode == 0, proc.stderr
+    assert destinations == {("127.0.0.1", proxy.port)}
+    assert tsa.requests == 1
