@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -35,6 +36,21 @@ from servers import LocalCA, RawServer, closed_port, fixed_response
 from tsa import LocalTSA
 
 EVIDENCE = [sys.executable, "-m", "evidence.cli"]
+
+
+def _have_chromium() -> bool:
+    try:
+        import playwright.sync_api  # noqa: F401
+
+        from evidence.capturing.browser import find_chromium
+
+        find_chromium()
+    except (ImportError, UsageError):
+        return False
+    return True
+
+
+needs_chromium = pytest.mark.skipif(not _have_chromium(), reason="no Chromium or Playwright")
 NAME = "evidence-test.invalid"
 PAGE = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Odd:   spaced  \r\n"
@@ -444,25 +460,35 @@ def test_a_forged_task_can_neither_set_nor_unset_the_workers_proxy():
 
 # --- nothing but the target -----------------------------------------------------------
 
-_INET = re.compile(
-    r"connect\(\d+, \{sa_family=AF_INET6?, sin6?_port=htons\((\d+)\),"
-    r'.*?(?:inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)")'
+_ADDRESS = re.compile(
+    r"sin6?_port=htons\((\d+)\),.*?(?:inet_addr\(\"([^\"]+)\"\)|inet_pton\(AF_INET6, \"([^\"]+)\")"
 )
-_NAME = re.compile(r"getsockname\(\d+, \{sa_family=AF_INET6?, sin6?_port=htons\((\d+)\)")
+_FD = re.compile(r"^(?:\d+ +)?(\w+)\(\d+<([A-Za-z0-9]+)(?::\[([^\]]*)\])?")
+
+
+@attrs.define
+class Trace:
+    """What ``strace -f -yy`` saw the capture and every process it started do."""
+
+    tcp: set[tuple[str, int]] = attrs.Factory(set)  # TCP connect() destinations
+    udp: set[tuple[str, int]] = attrs.Factory(set)  # UDP connect() destinations
+    udp_sends: list[str] = attrs.Factory(list)  # any datagram sent on an inet socket
+    listening: set[int] = attrs.Factory(set)  # ports of our own loopback listeners
 
 
 def _traced(args: list[str], tmp_path: Path, env: dict[str, str] | None = None):
-    """Run the CLI under strace; the inet destinations it connected to and its own ports."""
-    trace = tmp_path / "connect.trace"
+    """Run the CLI under strace, following every process it starts (Chromium too)."""
+    trace_file = tmp_path / "network.trace"
     proc = subprocess.run(
         [
             "strace",
             "-f",
             "-qq",
+            "-yy",
             "-e",
-            "trace=connect,getsockname",
+            "trace=connect,getsockname,sendto,sendmsg,sendmmsg,write,writev",
             "-o",
-            str(trace),
+            str(trace_file),
             *EVIDENCE,
             *args,
         ],
@@ -470,15 +496,22 @@ def _traced(args: list[str], tmp_path: Path, env: dict[str, str] | None = None):
         text=True,
         env=env,
     )
-    text = trace.read_text(errors="replace")
-    destinations = set()
-    for line in text.splitlines():
-        if "connect(" in line and "AF_INET" in line:
-            match = _INET.search(line)
+    trace = Trace()
+    for line in trace_file.read_text(errors="replace").splitlines():
+        fd = _FD.match(line)
+        call, proto = (fd.group(1), fd.group(2)) if fd else ("", "")
+        if call == "connect" and proto in ("TCP", "TCPv6", "UDP", "UDPv6"):
+            match = _ADDRESS.search(line)
             assert match, f"an inet connect this test cannot read: {line}"
-            destinations.add((match.group(2) or match.group(3), int(match.group(1))))
-    own = {int(m.group(1)) for m in _NAME.finditer(text)}
-    return proc, destinations, own
+            dest = (match.group(2) or match.group(3), int(match.group(1)))
+            (trace.tcp if proto.startswith("TCP") else trace.udp).add(dest)
+        elif call == "connect":
+            assert "AF_INET" not in line, f"an inet connect on an unknown socket: {line}"
+        elif call.startswith(("send", "write")) and proto.startswith("UDP"):
+            trace.udp_sends.append(line)
+        elif call == "getsockname" and proto.startswith("TCP") and "->" not in (fd.group(3) or ""):
+            trace.listening.add(int((fd.group(3) or ":0").rsplit(":", 1)[1]))
+    return proc, trace
 
 
 needs_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
@@ -486,11 +519,10 @@ needs_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="strace
 
 @needs_strace
 def test_a_capture_connects_to_nothing_but_the_target(origin, tmp_path):
-    proc, destinations, _ = _traced(
-        ["capture", origin.url("/"), "--out", str(tmp_path / "out")], tmp_path
-    )
+    proc, trace = _traced(["capture", origin.url("/"), "--out", str(tmp_path / "out")], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert destinations == {("127.0.0.1", origin.port)}
+    assert trace.tcp == {("127.0.0.1", origin.port)}
+    assert trace.udp == set() and trace.udp_sends == [], "no DNS, no lookup of any kind"
 
 
 @needs_strace
@@ -500,7 +532,7 @@ def test_with_a_proxy_every_connection_goes_to_the_proxy(origin, proxies, tmp_pa
     try:
         tsa_port = int(tsa.url.rsplit(":", 1)[1].split("/", 1)[0])
         proxy.names["tsa.invalid"] = "127.0.0.1"
-        proc, destinations, _ = _traced(
+        proc, trace = _traced(
             [
                 "capture",
                 origin.url("/", host=NAME),
@@ -517,5 +549,63 @@ def test_with_a_proxy_every_connection_goes_to_the_proxy(origin, proxies, tmp_pa
         tsa.server.shutdown()
         tsa.server.server_close()
     assert proc.returncode == 0, proc.stderr
-    assert destinations == {("127.0.0.1", proxy.port)}
+    assert trace.tcp == {("127.0.0.1", proxy.port)}
+    assert trace.udp == set() and trace.udp_sends == []
     assert tsa.requests == 1
+
+
+def _browser_checks(trace: Trace, allowed_ports: set[int]) -> None:
+    # Chromium talks only to our per-capture recording proxy (a loopback
+    # listener of the capture itself); the fetcher only to allowed_ports.
+    assert trace.listening, "the recording proxy's listener was seen"
+    assert trace.tcp, "connections were seen"
+    for host, port in trace.tcp:
+        assert host == "127.0.0.1" and port in allowed_ports | trace.listening, (host, port)
+    # Chromium asks the kernel which local address would reach an IPv6
+    # address (connect() on a UDP socket, which sends nothing); a datagram
+    # would be a lookup or a probe, and none may leave.
+    assert trace.udp_sends == [], trace.udp_sends[:3]
+
+
+@needs_strace
+@needs_chromium
+def test_a_browser_capture_through_socks5h_talks_only_to_the_proxy(origin, proxies, tmp_path):
+    proxy = proxies("socks5")
+    out = tmp_path / "out"
+    proc, trace = _traced(
+        [
+            "capture",
+            origin.url("/", host=NAME),
+            "--browser",
+            "--proxy",
+            proxy.url(),
+            "--json",
+            "--out",
+            str(out),
+        ],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    _browser_checks(trace, {proxy.port})
+    assert {(r.host, r.port) for r in proxy.requests} == {(NAME, origin.port)}
+    _only_the_proxy_connected(origin, proxy)
+    package = Path(json.loads(proc.stdout)["packages"][0]["package"])
+    recs = _records(package)
+    page = [b for h, b in recs if h.get("WARC-Target-URI") == origin.url("/", host=NAME)]
+    assert page[-1] == PAGE, "the browser's page was fetched upstream through SOCKS, exactly"
+    assert not any("WARC-IP-Address" in h for h, _ in recs)
+    m = _manifest(package)
+    assert m.capture is not None and m.capture.browser is not None
+    assert m.capture.network is not None and m.capture.network.proxy_scheme == "socks5h"
+
+
+@pytest.mark.slow
+@needs_strace
+@needs_chromium
+def test_a_browser_capture_connects_to_nothing_but_the_target(origin, tmp_path):
+    proc, trace = _traced(
+        ["capture", origin.url("/"), "--browser", "--out", str(tmp_path / "out")], tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    _browser_checks(trace, {origin.port})
+    assert ("127.0.0.1", origin.port) in trace.tcp
