@@ -229,3 +229,20 @@ def test_an_https_proxy_with_an_untrusted_certificate_is_refused(test_ca):
         assert proxy.requests == []
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("host", ["exa\r\nmple.org", "bücher.example", "a b", "x\x00y"])
+def test_a_destination_that_is_not_a_host_name_never_reaches_the_proxy(host):
+    proxy = TestProxy("connect")
+    try:
+        with pytest.raises(ProxyError, match="invalid destination host name"):
+            open_tunnel(
+                ProxyURL.parse(proxy.url()),
+                host,
+                80,
+                deadline=time.monotonic() + 5,
+                connect_timeout=3,
+            )
+        assert proxy.clients == 0
+    finally:
+        proxy.close()

@@ -268,6 +268,9 @@ def open_tunnel(
         ProxyError: the proxy cannot be reached or used, or refused the destination.
     """
     host = host.strip("[]")
+    if not host.isascii() or not host.isprintable() or any(ch in host for ch in " \r\n"):
+        # urllib3 hands us IDNA (xn--) names; anything else is not a host name.
+        raise ProxyError("invalid destination host name")
     if proxy.scheme == "socks5" and _ip(host) is None:
         # The caller resolves names for socks5; never let one reach the proxy.
         raise ValueError("socks5 tunnels take an IP address; resolve the name first")
@@ -347,7 +350,7 @@ def _socks5(hs: _Handshake, proxy: ProxyURL, host: str, port: int) -> None:
         raise ProxyError(f"the proxy chose an authentication method we did not offer ({method})")
     ip = _ip(host)
     if ip is None:
-        name = host.encode("idna") if not host.isascii() else host.encode("ascii")
+        name = host.encode("ascii")
         if not 0 < len(name) <= 255:
             raise ProxyError("host name too long for SOCKS5")
         address = b"\x03" + bytes([len(name)]) + name
@@ -380,13 +383,11 @@ _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: ([^\r\n]*))?\r\n")
 def _connect(hs: _Handshake, proxy: ProxyURL, host: str, port: int) -> None:
     """HTTP CONNECT (RFC 9110 section 9.3.6)."""
     target = f"{_bracket(host)}:{port}"
-    if any(ch in target for ch in "\r\n\x00 "):
-        raise ProxyError("invalid destination for CONNECT")
     lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
     if proxy.username is not None:
         secret = f"{proxy.username}:{proxy.password or ''}".encode()
         lines.append(f"Proxy-Authorization: Basic {base64.b64encode(secret).decode('ascii')}")
-    hs.send(("\r\n".join(lines) + "\r\n\r\n").encode("idna" if not target.isascii() else "ascii"))
+    hs.send(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
     head = bytearray()
     while b"\r\n\r\n" not in head:
         if len(head) > MAX_CONNECT_REPLY:
