@@ -609,3 +609,24 @@ def test_a_browser_capture_connects_to_nothing_but_the_target(origin, tmp_path):
     assert proc.returncode == 0, proc.stderr
     _browser_checks(trace, {origin.port})
     assert ("127.0.0.1", origin.port) in trace.tcp
+
+
+def test_a_batch_goes_through_the_proxy_too(raw_server, proxies, tmp_path):
+    origin = raw_server(fixed_response(PAGE))
+    proxy = proxies("connect")
+    lst = tmp_path / "list.txt"
+    lst.write_text("".join(f"{origin.url(f'/{i}', host=NAME)}\n" for i in range(3)))
+    proc = subprocess.run(
+        [*EVIDENCE, "batch", str(lst), "--proxy", proxy.url(), "--json", "--out", tmp_path / "o"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert lines[-1]["captured"] == 3
+    assert sorted(r.port for r in proxy.requests) == [origin.port] * 3
+    _only_the_proxy_connected(origin, proxy)
+    for doc in lines[:-1]:
+        m = _manifest(Path(doc["package"]))
+        assert m.capture is not None and m.capture.network is not None
+        assert m.capture.network.proxy_scheme == "http"
