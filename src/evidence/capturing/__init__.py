@@ -194,7 +194,9 @@ def capture(
     Args:
         url: an absolute http or https URL (surrounding whitespace is ignored).
         out: the directory that receives the package (created if missing).
-        options: limits, TLS and requisite settings; defaults are safe.
+        options: limits, TLS, requisite and proxy settings; defaults are
+            safe. With ``options.proxy`` every connection (and the TSA
+            request) goes through that proxy, never directly.
         operator: who captured, recorded only when given.
         sign_with: private keys (from :func:`evidence.load_private_key`) that
             sign the manifest before the package is renamed into place, so a
