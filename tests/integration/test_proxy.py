@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -553,6 +554,43 @@ def test_with_a_proxy_every_connection_goes_to_the_proxy(origin, proxies, tmp_pa
     assert tsa.requests == 1
 
 
+def _webrtc_page(stun_port: int) -> bytes:
+    """A page whose script asks a STUN server (ours, on loopback) for its public address."""
+    html = (
+        "<html><head><title>rtc</title></head><body><p>WebRTC</p><script>"
+        f"const stun = 'stun:127.0.0.1:{stun_port}';"
+        "const pc = new RTCPeerConnection({iceServers: [{urls: stun}]});"
+        "pc.createDataChannel('x');"
+        "pc.createOffer().then(o => pc.setLocalDescription(o));"
+        "</script></body></html>"
+    ).encode()
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+        + f"Content-Length: {len(html)}\r\n\r\n".encode()
+        + html
+    )
+
+
+@pytest.fixture
+def stun_listener():
+    """A UDP socket on 127.0.0.1 that counts the datagrams it receives."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    yield sock
+    sock.close()
+
+
+def _datagrams(sock: socket.socket) -> int:
+    count = 0
+    while True:
+        try:
+            sock.recvfrom(2048)
+        except TimeoutError:
+            return count
+        count += 1
+
+
 def _browser_checks(trace: Trace, allowed_ports: set[int]) -> None:
     # Chromium talks only to our per-capture recording proxy (a loopback
     # listener of the capture itself); the fetcher only to allowed_ports.
@@ -568,7 +606,13 @@ def _browser_checks(trace: Trace, allowed_ports: set[int]) -> None:
 
 @needs_strace
 @needs_chromium
-def test_a_browser_capture_through_socks5h_talks_only_to_the_proxy(origin, proxies, tmp_path):
+def test_a_browser_capture_through_socks5h_talks_only_to_the_proxy(
+    raw_server, proxies, stun_listener, tmp_path
+):
+    # The page runs WebRTC, which would send UDP straight to the STUN server
+    # it names (past every proxy, showing the operator's address).
+    page = _webrtc_page(stun_listener.getsockname()[1])
+    origin = raw_server(fixed_response(page))
     proxy = proxies("socks5")
     out = tmp_path / "out"
     proc, trace = _traced(
@@ -576,6 +620,8 @@ def test_a_browser_capture_through_socks5h_talks_only_to_the_proxy(origin, proxi
             "capture",
             origin.url("/", host=NAME),
             "--browser",
+            "--wait",
+            "2",
             "--proxy",
             proxy.url(),
             "--json",
@@ -590,8 +636,9 @@ def test_a_browser_capture_through_socks5h_talks_only_to_the_proxy(origin, proxi
     _only_the_proxy_connected(origin, proxy)
     package = Path(json.loads(proc.stdout)["packages"][0]["package"])
     recs = _records(package)
-    page = [b for h, b in recs if h.get("WARC-Target-URI") == origin.url("/", host=NAME)]
-    assert page[-1] == PAGE, "the browser's page was fetched upstream through SOCKS, exactly"
+    got = [b for h, b in recs if h.get("WARC-Target-URI") == origin.url("/", host=NAME)]
+    assert got[-1] == page, "the browser's page was fetched upstream through SOCKS, exactly"
+    assert _datagrams(stun_listener) == 0, "WebRTC sent nothing around the proxy"
     assert not any("WARC-IP-Address" in h for h, _ in recs)
     m = _manifest(package)
     assert m.capture is not None and m.capture.browser is not None
@@ -601,13 +648,16 @@ def test_a_browser_capture_through_socks5h_talks_only_to_the_proxy(origin, proxi
 @pytest.mark.slow
 @needs_strace
 @needs_chromium
-def test_a_browser_capture_connects_to_nothing_but_the_target(origin, tmp_path):
+def test_a_browser_capture_connects_to_nothing_but_the_target(raw_server, stun_listener, tmp_path):
+    origin = raw_server(fixed_response(_webrtc_page(stun_listener.getsockname()[1])))
     proc, trace = _traced(
-        ["capture", origin.url("/"), "--browser", "--out", str(tmp_path / "out")], tmp_path
+        ["capture", origin.url("/"), "--browser", "--wait", "2", "--out", str(tmp_path / "out")],
+        tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     _browser_checks(trace, {origin.port})
     assert ("127.0.0.1", origin.port) in trace.tcp
+    assert _datagrams(stun_listener) == 0
 
 
 def test_a_batch_goes_through_the_proxy_too(raw_server, proxies, tmp_path):
