@@ -407,15 +407,22 @@ def test_evidence_proxy_sets_the_default(origin, proxies, tmp_path):
     _only_the_proxy_connected(origin, proxy)
 
 
-def test_the_tsa_is_asked_through_the_proxy_too(origin, proxies, tmp_path):
+@pytest.mark.parametrize("kind", ["socks5h", "https"])
+def test_the_tsa_is_asked_through_the_proxy_too(kind, origin, proxies, test_ca, tmp_path):
     tsa = LocalTSA()
     try:
         tsa_port = int(tsa.url.rsplit(":", 1)[1].split("/", 1)[0])
-        proxy = proxies("socks5", names={NAME: "127.0.0.1", "tsa.invalid": "127.0.0.1"})
+        proxy = proxies(
+            "socks5" if kind == "socks5h" else "connect",
+            names={NAME: "127.0.0.1", "tsa.invalid": "127.0.0.1"},
+            tls=test_ca.server_context() if kind == "https" else None,
+        )
+        # The https proxy's certificate is checked against --ca-bundle.
+        options = CaptureOptions(proxy=proxy.url(), ca_bundle=str(test_ca.root_pem))
         result = capture(
             origin.url("/", host=NAME),
             out=tmp_path,
-            options=CaptureOptions(proxy=proxy.url()),
+            options=options,
             tsa_urls=[f"http://tsa.invalid:{tsa_port}/tsa"],
             tsa_roots=[tsa.root],
         )
@@ -428,7 +435,7 @@ def test_the_tsa_is_asked_through_the_proxy_too(origin, proxies, tmp_path):
         dead = capture(
             origin.url("/", host=NAME),
             out=tmp_path,
-            options=CaptureOptions(proxy=proxy.url()),
+            options=options,
             tsa_urls=[f"http://127.0.0.2:{tsa_port}/tsa"],
         )
         assert tsa.requests == before
