@@ -32,7 +32,13 @@ import sys
 import typing
 from pathlib import Path
 
-from evidence.cli_common import add_proxy_options, add_trust_options, proxy_option
+from evidence.cli_common import (
+    add_proxy_options,
+    add_seal_option,
+    add_trust_options,
+    proxy_option,
+    seal_operator_recipients,
+)
 from evidence.cli_common import key_passphrase as _key_passphrase
 from evidence.cli_common import load_signing_key as _load_signing_key
 from evidence.cli_common import passphrase as _passphrase
@@ -172,6 +178,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     operator = None
     if args.operator_name or args.operator_org:
         operator = Operator(name=args.operator_name, organization=args.operator_org)
+    seal_to = seal_operator_recipients(args, operator)
     if args.insecure:
         _warn("TLS certificate verification is OFF (--insecure); this is recorded in the manifest")
     removed = remove_stale_temporaries(args.out)
@@ -202,6 +209,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
                     tsa_urls=args.tsa,
                     tsa_roots=tsa_roots,
                     browser=browser,
+                    seal_operator_to=seal_to,
                 )
             except (EvidenceError, OSError) as exc:
                 # One URL's failure (a refused connection, a full disk) never
@@ -541,6 +549,7 @@ def _add_capture(sub: typing.Any) -> None:
     )
     p.add_argument("--operator-name", help="record who captured (optional; omit if at risk)")
     p.add_argument("--operator-org", help="record the capturing organisation (optional)")
+    add_seal_option(p)
     p.add_argument("--ca-bundle", metavar="FILE", help="PEM file of CA certificates to trust")
     p.add_argument(
         "--insecure",
@@ -737,6 +746,9 @@ def build_parser() -> argparse.ArgumentParser:
     from evidence.cli_report import add_report_parser
 
     add_report_parser(sub)
+    from evidence.cli_unseal import add_unseal_parser
+
+    add_unseal_parser(sub)
 
     from evidence.cli_wacz import add_wacz_parser
 

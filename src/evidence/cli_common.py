@@ -19,6 +19,7 @@ __all__ = [
     "PASSPHRASE_ENV",
     "PROXY_ENV",
     "add_proxy_options",
+    "add_seal_option",
     "add_trust_options",
     "key_passphrase",
     "load_signing_key",
@@ -26,6 +27,7 @@ __all__ = [
     "positive_float",
     "print_json",
     "proxy_option",
+    "seal_operator_recipients",
     "tsa_roots",
 ]
 
@@ -183,3 +185,28 @@ def add_trust_options(p: argparse.ArgumentParser) -> None:
         metavar="SHA256",
         help="SHA-256 of a custody event you were given; fail if it is missing",
     )
+
+
+def add_seal_option(p: argparse.ArgumentParser) -> None:
+    """``--seal-operator-to`` (capture, batch, worker): docs/sealing.md."""
+    p.add_argument(
+        "--seal-operator-to",
+        action="append",
+        default=[],
+        metavar="RECIPIENT",
+        help="encrypt --operator-name/--operator-org to this age public key (age1...); "
+        "only the sealed form is recorded (repeatable; docs/sealing.md)",
+    )
+
+
+def seal_operator_recipients(args: argparse.Namespace, operator: typing.Any) -> tuple[str, ...]:
+    """The checked ``--seal-operator-to`` recipients, before any URL is fetched."""
+    if not args.seal_operator_to:
+        return ()
+    from evidence.errors import UsageError
+    from evidence.sealing import check_recipients
+
+    recipients = check_recipients(args.seal_operator_to)
+    if operator is None:
+        raise UsageError("--seal-operator-to needs --operator-name or --operator-org to seal")
+    return recipients

@@ -98,6 +98,7 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
         "package_id": manifest.package_id,
         "created": manifest.created,
         "operator": operator if isinstance(operator, dict) else None,
+        "sealed_operator": _sealed_summary(manifest),
         "labels": _dict(data.get("labels")),
         "requested_url": cap.get("requested_url"),
         "final_url": cap.get("final_url"),
@@ -131,6 +132,22 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
         ],
         "software": data.get("software") if isinstance(data.get("software"), dict) else None,
     }
+
+
+def _sealed_summary(manifest: Manifest) -> JSONDict | None:
+    """A sealed operator's recipients and any structural problem (never the plaintext)."""
+    from evidence.errors import SealError
+    from evidence.sealing import inspect_sealed
+
+    sealed = manifest.operator.sealed if manifest.operator is not None else None
+    if sealed is None:
+        return None
+    problem = None
+    try:
+        inspect_sealed(sealed)
+    except SealError as exc:
+        problem = str(exc)
+    return {"format": sealed.format, "recipients": list(sealed.recipients), "problem": problem}
 
 
 def _limited(items: list[typing.Any], lines: list[str], label: str) -> list[typing.Any]:
@@ -167,7 +184,18 @@ def describe(info: JSONDict) -> str:
     for name in sorted(labels, key=str)[:MAX_LISTED]:
         lines.append(f"Label        {_text(name)}: {_text(labels[name])}")
     op = _dict(info.get("operator"))
-    if op:
+    sealed = _dict(info.get("sealed_operator"))
+    if sealed:
+        recipients = _list(sealed.get("recipients"))
+        lines.append(
+            f"Operator     sealed to {len(recipients)} recipient(s) "
+            "(open with 'evidence unseal PACKAGE --identity KEY')"
+        )
+        for recipient in recipients[:MAX_LISTED]:
+            lines.append(f"  sealed to  {_text(recipient)}")
+        if sealed.get("problem"):
+            lines.append(f"  problem    {_text(sealed.get('problem'))}")
+    elif op:
         lines.append(f"Operator     {_text(op.get('name'))} / {_text(op.get('organization'))}")
     for hop in _limited(_list(info.get("redirects")), lines, "Redirects"):
         h = _dict(hop)

@@ -171,9 +171,31 @@ def _check_labels(labels: typing.Mapping[str, str] | None) -> dict[str, str] | N
 def _check_operator(operator: Operator | None) -> None:
     if operator is None:
         return
+    if operator.sealed is not None:
+        # A sealed part made elsewhere cannot name this package's id, which
+        # does not exist yet: unseal would rightly call it transplanted.
+        raise UsageError(
+            "give the operator in plaintext with seal_operator_to; capture seals it itself"
+        )
     for value in (operator.name, operator.organization):
         if value is not None and (not isinstance(value, str) or not value.isprintable()):
             raise UsageError("operator name and organization must be printable text on one line")
+
+
+def _seal_recipients(
+    operator: Operator | None, seal_operator_to: typing.Sequence[str]
+) -> tuple[str, ...]:
+    """The checked recipients to seal ``operator`` to (none: not sealed)."""
+    if isinstance(seal_operator_to, str):
+        seal_operator_to = [seal_operator_to]
+    if not seal_operator_to:
+        return ()
+    from evidence.sealing import check_recipients
+
+    recipients = check_recipients(seal_operator_to)
+    if operator is None or not (operator.name or operator.organization):
+        raise UsageError("seal_operator_to needs an operator name or organization to seal")
+    return recipients
 
 
 def capture(
@@ -188,6 +210,7 @@ def capture(
     labels: typing.Mapping[str, str] | None = None,
     tsa_timeout: float = 30.0,
     browser: bool | BrowserOptions = False,
+    seal_operator_to: typing.Sequence[str] = (),
 ) -> CaptureResult:
     """Capture ``url`` (and by default its page requisites) into a new package under ``out``.
 
@@ -217,6 +240,10 @@ def capture(
             headless Chromium through the recording proxy (docs/browser.md):
             everything the page requested is recorded, plus a screenshot, a
             PDF and the DOM. Needs the ``browser`` extra and a Chromium.
+        seal_operator_to: age X25519 public keys (``age1...``, legal teams):
+            ``operator`` is encrypted to them and only the sealed form goes
+            into the package (docs/sealing.md); no plaintext name is written
+            anywhere. Needs the ``seal`` extra.
 
     Returns:
         A :class:`CaptureResult` describing the package.
@@ -225,8 +252,10 @@ def capture(
         CaptureError: no package was written for this URL: no response at all
             (``kind`` says why), or the disk filled up (``kind`` ``disk``);
             nothing is left behind.
-        UsageError: ``sign_with`` or ``operator`` is not usable, or browser
-            capture was asked for without Playwright or Chromium.
+        UsageError: ``sign_with`` or ``operator`` is not usable, a
+            ``seal_operator_to`` recipient is not an age key (checked before
+            any connection), or browser capture was asked for without
+            Playwright or Chromium.
         PackageError: the output directory cannot be used.
     """
     options = options or CaptureOptions()
@@ -234,6 +263,7 @@ def capture(
     proxy = options.proxy_url
     keys = _signing_keys(sign_with)
     _check_operator(operator)
+    recipients = _seal_recipients(operator, seal_operator_to)
     labels = _check_labels(labels)
     plan: BrowserPlan | None = None
     if browser is not False:
@@ -244,6 +274,14 @@ def capture(
         )
     created = clock.now()
     package_id = make_package_id(url, created)
+    if recipients and operator is not None:
+        from evidence.sealing import seal_operator
+
+        # Sealed before anything is written: the plaintext never reaches the
+        # WARC, bag-info, the custody log or a log line (docs/sealing.md).
+        operator = seal_operator(
+            operator, recipients, package_id=package_id, created=clock.iso(created)
+        )
     fetcher = Fetcher(
         user_agent=options.user_agent,
         limits=FetchLimits(

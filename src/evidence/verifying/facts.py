@@ -14,6 +14,7 @@ import typing
 import attrs
 
 from evidence.clock import parse_iso
+from evidence.sealing import operator_text
 from evidence.verifying.report import Subject
 
 if typing.TYPE_CHECKING:
@@ -52,6 +53,7 @@ def manifest_facts(manifest: Manifest) -> ManifestFacts:
             if capture is not None and capture.network is not None
             else None
         ),
+        operator=operator_text(manifest.operator),
     )
     return ManifestFacts(
         subject=subject,

@@ -148,6 +148,9 @@ class Subject:
     # How the servers were reached, when not directly ("captured through a
     # socks5h proxy; server IP not observable").
     network: str | None = None
+    # Who captured, as the manifest says: "name / organization", or
+    # "operator identity sealed to N recipients" (evidence.sealing.operator_text).
+    operator: str | None = None
 
     def to_json(self) -> dict[str, typing.Any]:
         doc: dict[str, typing.Any] = {
@@ -156,6 +159,7 @@ class Subject:
             "status": self.status,
             "captured_at": self.captured_at,
             "created": self.created,
+            "operator": self.operator,
         }
         if self.network is not None:
             doc["network"] = self.network
@@ -277,6 +281,8 @@ class Report:
             lines.append(f"Captured at:   {safe(s.captured_at) if s.captured_at else '-'} (UTC)")
             if s.network is not None:
                 lines.append(f"Network:       {safe(s.network)}")
+            if s.operator:
+                lines.append(f"Operator:      {safe(s.operator)}")
         for kid in self.trusted_signers:
             lines.append(f"Signed by:     {safe(kid)} (a key you trust)")
         for kid in self.valid_untrusted_signers:
