@@ -686,3 +686,26 @@ def test_a_batch_goes_through_the_proxy_too(raw_server, proxies, tmp_path):
         m = _manifest(Path(doc["package"]))
         assert m.capture is not None and m.capture.network is not None
         assert m.capture.network.proxy_scheme == "http"
+
+
+def test_an_empty_evidence_proxy_and_an_address_without_a_proxy_are_usage_errors(tmp_path):
+    environ = {**os.environ, "EVIDENCE_PROXY": " "}
+    proc = subprocess.run(
+        [*EVIDENCE, "capture", "http://127.0.0.1:9/", "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        env=environ,
+    )
+    assert proc.returncode == 2
+    assert "EVIDENCE_PROXY is set but empty; unset it to capture without a proxy" in proc.stderr
+    environ.pop("EVIDENCE_PROXY")
+    proc = subprocess.run(
+        [*EVIDENCE, "capture", "http://127.0.0.1:9/", "--record-proxy-address", "--out", "o"],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert "--record-proxy-address needs --proxy" in proc.stderr
+    assert not (tmp_path / "o").exists()
