@@ -32,7 +32,13 @@ import sys
 import typing
 from pathlib import Path
 
-from evidence.cli_common import add_seal_option, add_trust_options, seal_operator_recipients
+from evidence.cli_common import (
+    add_proxy_options,
+    add_seal_option,
+    add_trust_options,
+    proxy_option,
+    seal_operator_recipients,
+)
 from evidence.cli_common import key_passphrase as _key_passphrase
 from evidence.cli_common import load_signing_key as _load_signing_key
 from evidence.cli_common import passphrase as _passphrase
@@ -130,6 +136,8 @@ def _capture_options(args: argparse.Namespace) -> CaptureOptions:
         unsafe_insecure=args.insecure,
         requisites=not args.no_requisites,
         public_only=args.public_only,
+        proxy=proxy_option(args),
+        record_proxy_address=args.record_proxy_address,
     )
     if args.user_agent:
         kwargs["user_agent"] = args.user_agent
@@ -583,6 +591,7 @@ def _add_capture(sub: typing.Any) -> None:
         action="store_true",
         help="refuse loopback, private, link-local and other non-public destinations",
     )
+    add_proxy_options(p)
     p.add_argument(
         "--no-requisites",
         action="store_true",

@@ -14,7 +14,12 @@ import sys
 import time
 import typing
 
-from evidence.cli_common import add_seal_option, seal_operator_recipients
+from evidence.cli_common import (
+    add_proxy_options,
+    add_seal_option,
+    proxy_option,
+    seal_operator_recipients,
+)
 from evidence.cli_common import load_signing_key as _load_signing_key
 from evidence.cli_common import positive_float as _positive_float
 from evidence.cli_common import print_json as _print_json
@@ -90,6 +95,7 @@ def _add_capture_options(p: argparse.ArgumentParser, *, worker: bool) -> None:
         "--public-only", action="store_true", help="refuse non-public destinations (recorded)"
     )
     p.add_argument("--no-requisites", action="store_true", help="capture only the pages")
+    add_proxy_options(p)
     for flag, dest, kind, text in _NUMERIC:
         p.add_argument(flag, dest=dest, type=kind, default=None, help=text)
     p.add_argument("--tsa", action="append", default=[], metavar="URL", help="RFC 3161 TSA")
@@ -112,6 +118,8 @@ def _options(args: argparse.Namespace) -> CaptureOptions:
         unsafe_insecure=args.insecure,
         requisites=not args.no_requisites,
         public_only=args.public_only,
+        proxy=proxy_option(args),
+        record_proxy_address=args.record_proxy_address,
         # One connection at a time per capture, so --per-host bounds the
         # connections a batch opens to a host (docs/batch.md, politeness).
         requisite_workers=1,
@@ -253,6 +261,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
         if keys or args.tsa:
             _note("with --queue, each worker signs and timestamps with its own --key and --tsa")
+        if options.proxy is not None:
+            # A task never carries a proxy: a broker message must not choose the route.
+            _note("with --queue, each worker captures through its own --proxy, not this one")
         if operator is not None or seal_to:
             # A task message never carries the operator: a forged one could
             # otherwise name someone else, or lift a worker's seal.

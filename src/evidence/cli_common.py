@@ -17,6 +17,8 @@ if typing.TYPE_CHECKING:
 __all__ = [
     "MIN_PASSPHRASE_LENGTH",
     "PASSPHRASE_ENV",
+    "PROXY_ENV",
+    "add_proxy_options",
     "add_seal_option",
     "add_trust_options",
     "key_passphrase",
@@ -24,12 +26,14 @@ __all__ = [
     "passphrase",
     "positive_float",
     "print_json",
+    "proxy_option",
     "seal_operator_recipients",
     "tsa_roots",
 ]
 
 PASSPHRASE_ENV = "EVIDENCE_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 MIN_PASSPHRASE_LENGTH = 8
+PROXY_ENV = "EVIDENCE_PROXY"
 
 
 def print_json(doc: object) -> None:
@@ -109,6 +113,48 @@ def tsa_roots(paths: list[str]) -> list[typing.Any]:
     except EvidenceError as exc:
         # A --tsa-ca file the caller named is an input error, not a TSA failure.
         raise UsageError(f"--tsa-ca: {exc}") from exc
+
+
+def add_proxy_options(p: argparse.ArgumentParser) -> None:
+    """``--proxy`` and ``--record-proxy-address`` (capture, batch, worker)."""
+    p.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="send every connection through this proxy, never directly: socks5h://, "
+        f"socks5://, http:// or https://, e.g. socks5h://127.0.0.1:9050 for Tor "
+        f"(default: ${PROXY_ENV})",
+    )
+    p.add_argument(
+        "--record-proxy-address",
+        action="store_true",
+        help="also record the proxy's host:port in the package (only its scheme otherwise)",
+    )
+
+
+def proxy_option(args: argparse.Namespace) -> str | None:
+    """The proxy URL from ``--proxy``, else from ``EVIDENCE_PROXY``, checked; or None.
+
+    Raises:
+        UsageError: the URL is not a usable proxy URL (the message never shows it,
+            as it may hold a password).
+    """
+    from evidence.capturing.upstream import ProxyURL
+    from evidence.errors import UsageError
+
+    given = args.proxy
+    source = "--proxy"
+    if given is None:
+        given = os.environ.get(PROXY_ENV)
+        source = PROXY_ENV
+        if given is not None and not given.strip():
+            raise UsageError(f"{PROXY_ENV} is set but empty; unset it to capture without a proxy")
+    if given is None:
+        return None
+    try:
+        ProxyURL.parse(given)
+    except UsageError as exc:
+        raise UsageError(f"{source}: {exc}") from None
+    return typing.cast(str, given).strip()
 
 
 def add_trust_options(p: argparse.ArgumentParser) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "MediaFile",
     "MediaInfo",
     "MediaItem",
+    "NetworkInfo",
     "Operator",
     "PayloadFile",
     "Refusal",
@@ -756,6 +757,32 @@ class MediaInfo(_Part):
 
 
 @attrs.frozen(kw_only=True)
+class NetworkInfo(_Part):
+    """How the capture reached the servers (``capture.network``; only when through a proxy)."""
+
+    # socks5, socks5h, http or https; never the proxy's credentials.
+    proxy_scheme: str = _field(_str)
+    # host:port, only when the operator chose to record it (--record-proxy-address).
+    proxy_address: str | None = _field(_str, optional=True, omit_none=True)
+    # False through a proxy: the server's IP address cannot be seen, so none is recorded.
+    server_ip_observable: bool = _field(_bool)
+    # "local" (socks5: answers recorded) or "proxy" (socks5h, http, https: none seen).
+    names_resolved_by: str = _field(_str)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
+
+    def describe(self) -> str:
+        """One sentence, e.g. "captured through a socks5h proxy; server IP not observable"."""
+        text = f"captured through a {self.proxy_scheme} proxy"
+        if self.proxy_address:
+            text += f" at {self.proxy_address}"
+        if not self.server_ip_observable:
+            text += "; server IP not observable"
+        if self.names_resolved_by == "proxy":
+            text += "; names resolved by the proxy"
+        return text
+
+
+@attrs.frozen(kw_only=True)
 class CaptureInfo(_Part):
     """What happened when the page was captured (the ``capture`` section)."""
 
@@ -778,6 +805,7 @@ class CaptureInfo(_Part):
     title: str | None = _field(_str, optional=True, omit_none=True)
     browser: BrowserInfo | None = _field(_part(BrowserInfo), optional=True, omit_none=True)
     media: MediaInfo | None = _field(_part(MediaInfo), optional=True, omit_none=True)
+    network: NetworkInfo | None = _field(_part(NetworkInfo), optional=True, omit_none=True)
     extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 

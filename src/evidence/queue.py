@@ -13,6 +13,9 @@ Security rules (the broker is a network service; treat every message as forged):
   path, or a task id that is not a UUID makes the worker refuse the task and
   report it. An option can only tighten the worker's own settings: limits
   are clamped to the worker's, ``public_only`` can be turned on, never off.
+  The proxy is the worker's own (``evidence worker --proxy``): a task that
+  names ``proxy`` or ``record_proxy_address`` is refused, so a broker message
+  can neither set nor unset the route a capture takes.
 - Private keys never travel: each worker signs with its own ``--key``; the
   result tells the submitter the key ids.
 - The operator, and whether and to whom it is sealed, are the worker's own
@@ -223,7 +226,12 @@ def check_task(
     for k, v in labels.items():
         if not isinstance(v, str) or len(k) > MAX_LABEL_CHARS or len(v) > MAX_LABEL_CHARS:
             raise TaskRefusedError("labels must be short strings")
-    return url, attrs.evolve(worker_options, **changes), final, dict(labels)
+    try:
+        options_now = attrs.evolve(worker_options, **changes)
+    except UsageError as exc:
+        # e.g. public_only turned on for a worker whose proxy resolves names.
+        raise TaskRefusedError(f"options not usable on this worker: {exc}") from exc
+    return url, options_now, final, dict(labels)
 
 
 def _capture_task(

@@ -107,6 +107,11 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
         "started": cap.get("started"),
         "ended": cap.get("ended"),
         "server_ip": cap.get("server_ip"),
+        "network": (
+            manifest.capture.network.describe()
+            if manifest.capture is not None and manifest.capture.network is not None
+            else None
+        ),
         "tls": cap.get("tls") if isinstance(cap.get("tls"), dict) else None,
         "redirects": _list(cap.get("redirects")),
         "limits_hit": _list(cap.get("limits_hit")),
@@ -168,6 +173,8 @@ def describe(info: JSONDict) -> str:
     lines.append(f"Status       HTTP {_text(info.get('status'))}")
     lines.append(f"Captured     {_text(info.get('started'))} to {_text(info.get('ended'))}")
     lines.append(f"Server IP    {_text(info.get('server_ip'))}")
+    if info.get("network"):
+        lines.append(f"Network      {_text(info.get('network'))}")
     dns = _dict(info.get("dns"))
     for host in sorted(dns, key=str)[:MAX_LISTED]:
         answers = dns[host]

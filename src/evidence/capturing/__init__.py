@@ -40,6 +40,7 @@ from evidence.manifest import (
     CaptureInfo,
     Inventory,
     Manifest,
+    NetworkInfo,
     Operator,
     PayloadFile,
 )
@@ -219,7 +220,9 @@ def capture(
     Args:
         url: an absolute http or https URL (surrounding whitespace is ignored).
         out: the directory that receives the package (created if missing).
-        options: limits, TLS and requisite settings; defaults are safe.
+        options: limits, TLS, requisite and proxy settings; defaults are
+            safe. With ``options.proxy`` every connection (and the TSA
+            request) goes through that proxy, never directly.
         operator: who captured, recorded only when given.
         sign_with: private keys (from :func:`evidence.load_private_key`) that
             sign the manifest before the package is renamed into place, so a
@@ -266,6 +269,7 @@ def capture(
     """
     options = options or CaptureOptions()
     url = validate_url(url)
+    proxy = options.proxy_url
     keys = _signing_keys(sign_with)
     _check_operator(operator)
     recipients = _seal_recipients(operator, seal_operator_to)
@@ -303,6 +307,7 @@ def capture(
         unsafe_insecure=options.unsafe_insecure,
         pool_size=max(16, options.requisite_workers * 2),
         check_address=refuse_non_public if options.public_only else None,
+        proxy=proxy,
     )
     deadline = time.monotonic() + options.deadline
     try:
@@ -367,6 +372,30 @@ def _disk_full(exc: BaseException) -> str | None:
     return None
 
 
+def _network(options: CaptureOptions) -> NetworkInfo | None:
+    """What the manifest says about the proxy: its scheme, its address only when asked."""
+    proxy = options.proxy_url
+    if proxy is None:
+        return None
+    return NetworkInfo(
+        proxy_scheme=proxy.scheme,
+        proxy_address=proxy.address if options.record_proxy_address else None,
+        server_ip_observable=False,
+        names_resolved_by="proxy" if proxy.resolves_names else "local",
+    )
+
+
+def _network_warcinfo(network: NetworkInfo | None) -> list[tuple[str, str]]:
+    if network is None:
+        return []
+    fields = [("proxy", network.proxy_scheme)]
+    if network.proxy_address:
+        fields.append(("proxy-address", network.proxy_address))
+    fields.append(("server-ip-observable", "no"))
+    fields.append(("names-resolved-by", network.names_resolved_by))
+    return fields
+
+
 def _capture_into(
     pkg: PackageWriter,
     url: str,
@@ -387,13 +416,20 @@ def _capture_into(
     browser_info = None
     media_info = None
     media_warnings: list[str] = []
-    warcinfo_extra = [
-        *(plan.warcinfo_fields() if plan is not None else ()),
-        *(media_plan.warcinfo_fields() if media_plan is not None else ()),
-    ]
+    network = _network(options)
     with open(pkg.path(WARC_PATH), "xb") as fh:
         warc = WARCWriter(fh)
-        recorder = Recorder(pkg, warc, created, operator, warcinfo_extra)
+        recorder = Recorder(
+            pkg,
+            warc,
+            created,
+            operator,
+            [
+                *(plan.warcinfo_fields() if plan is not None else ()),
+                *(media_plan.warcinfo_fields() if media_plan is not None else ()),
+                *_network_warcinfo(network),
+            ],
+        )
         fault_point("warc-started")
         if plan is None:
             crawl = Crawl(fetcher, recorder, options, str(pkg.path("data"))).run(url, deadline)
@@ -460,6 +496,7 @@ def _capture_into(
             title=crawl.title,
             browser=browser_info,
             media=media_info,
+            network=network,
         ),
         certificate_chains=dict(recorder.chains),
         custody_log=CUSTODY_PATH,
@@ -477,6 +514,7 @@ def _capture_into(
         tsa_urls=tsa_urls,
         tsa_roots=tsa_roots,
         tsa_timeout=tsa_timeout,
+        tsa_proxy=options.proxy_url,
         actor=operator.label if operator is not None else None,
         note=f"captured {url}",
         warnings=warnings,

@@ -330,6 +330,10 @@ def _captured(m: Manifest | None) -> str:
         _row("Server IP", f'<span class="mono">{_opt(cap.server_ip)}</span>'),
         _row("User agent", _opt(cap.user_agent)),
     ]
+    if cap.network is not None:
+        # Through a proxy the server's address was never seen; say so rather
+        # than leave an empty field to be read as an omission.
+        rows.insert(1, _row("Network", _t(cap.network.describe())))
     rows.append(_row("Operator", _opt(operator_text(m.operator))))
     if m.software is not None:
         sw = m.software

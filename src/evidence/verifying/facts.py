@@ -48,6 +48,11 @@ def manifest_facts(manifest: Manifest) -> ManifestFacts:
         status=capture.status if capture is not None else None,
         captured_at=started or created,
         created=created,
+        network=(
+            capture.network.describe()
+            if capture is not None and capture.network is not None
+            else None
+        ),
         operator=operator_text(manifest.operator),
     )
     return ManifestFacts(

@@ -145,12 +145,15 @@ class Subject:
     status: int | None = None
     captured_at: str | None = None
     created: str | None = None
+    # How the servers were reached, when not directly ("captured through a
+    # socks5h proxy; server IP not observable").
+    network: str | None = None
     # Who captured, as the manifest says: "name / organization", or
     # "operator identity sealed to N recipients" (evidence.sealing.operator_text).
     operator: str | None = None
 
     def to_json(self) -> dict[str, typing.Any]:
-        return {
+        doc: dict[str, typing.Any] = {
             "requested_url": self.requested_url,
             "final_url": self.final_url,
             "status": self.status,
@@ -158,6 +161,9 @@ class Subject:
             "created": self.created,
             "operator": self.operator,
         }
+        if self.network is not None:
+            doc["network"] = self.network
+        return doc
 
 
 _VERDICTS = {
@@ -273,6 +279,8 @@ class Report:
                 lines.append(f"Final URL:     {safe(s.final_url)}")
             lines.append(f"HTTP status:   {s.status if s.status is not None else '-'}")
             lines.append(f"Captured at:   {safe(s.captured_at) if s.captured_at else '-'} (UTC)")
+            if s.network is not None:
+                lines.append(f"Network:       {safe(s.network)}")
             if s.operator:
                 lines.append(f"Operator:      {safe(s.operator)}")
         for kid in self.trusted_signers:
