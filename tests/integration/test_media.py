@@ -688,3 +688,31 @@ def test_yt_dlp_plugins_from_the_environment_never_run(media_server, tmp_path):
     )  # fmt: skip
     assert marker.exists(), "control: plain yt-dlp in the same environment runs it"
     assert "plugins loaded earlier by other code in this process were active" in done.stderr
+
+
+def test_media_through_a_socks5h_proxy_reaches_a_name_only_the_proxy_knows(
+    media_server, media_dir, tmp_path
+):
+    """yt-dlp's requests go through the one fetcher, so --proxy covers them too:
+    the host name exists only in the proxy's table, and no server IP is made up."""
+    from socks import TestProxy
+
+    name = "evidence-media.invalid"
+    proxy = TestProxy("socks5", names={name: "127.0.0.1"})
+    try:
+        server = media_server()
+        url = f"http://{name}:{server.port}/tone.mp3"
+        result = capture(
+            url, out=tmp_path, options=CaptureOptions(deadline=60, proxy=proxy.url()), media=True
+        )
+        manifest, media = media_of(Path(result.path))
+        fetched = [e for e in manifest.exchanges if e.role == "media"]
+        assert fetched and all(e.server_ip is None and e.dns_answers is None for e in fetched)
+        assert len(proxy.requests) == len(manifest.exchanges), "every request went to the proxy"
+        assert {(r.host, r.address_type) for r in proxy.requests} == {(name, "name")}
+        stored = next(f for f in media.items[0].files if f.kind == "media")
+        blocks = {h["WARC-Record-ID"]: b for h, b in records(Path(result.path))}
+        assert blocks[stored.record] == (media_dir / "tone.mp3").read_bytes()
+        assert not any("WARC-IP-Address" in h for h, _ in records(Path(result.path)))
+    finally:
+        proxy.close()
