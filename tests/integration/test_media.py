@@ -290,6 +290,7 @@ def test_html5_video_page_keeps_the_file_and_every_byte(media_server, media_dir,
     warcinfo = records(package)[0][1].decode()
     assert f"media-tool: yt-dlp/{media.version}" in warcinfo
     assert "media-ffmpeg: available\r\n" in warcinfo, "whether, never where"
+    assert "media-format-selector: bv*+ba/b\r\n" in warcinfo
 
     assert verify(package, trust=[signer.pub]).outcome is Outcome.VERIFIED
     shown = describe(summary(package))

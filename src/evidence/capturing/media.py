@@ -226,7 +226,15 @@ class MediaPlan:
         # operator's account (docs/media.md).
         fields = [("media-tool", f"yt-dlp/{self.version}")]
         fields.append(("media-ffmpeg", "available" if self.ffmpeg else "none"))
+        # The formats chosen are known only after the download, when this
+        # record is long written: they are in capture.media and the info JSON.
+        fields.append(("media-format-selector", self.format_selector))
         return fields
+
+    @property
+    def format_selector(self) -> str:
+        """The yt-dlp format selector this capture uses."""
+        return self.options.format or ("bv*+ba/b" if self.ffmpeg else "b")
 
 
 def _ffmpeg(options: MediaOptions) -> str | None:
@@ -330,7 +338,7 @@ def _params(
     plan: MediaPlan, proxy: str, workdir: str, log: _Logger, deadline: float, user_agent: str
 ) -> dict[str, typing.Any]:
     opts = plan.options
-    fmt = opts.format or ("bv*+ba/b" if plan.ffmpeg else "b")
+    fmt = plan.format_selector
     return {
         "proxy": proxy,
         # Only the loopback hop to our proxy; the proxy checks the server.
@@ -493,7 +501,7 @@ def run_media(
         tool="yt-dlp",
         version=plan.version,
         ffmpeg=plan.ffmpeg is not None,
-        format_selector=plan.options.format or ("bv*+ba/b" if plan.ffmpeg else "b"),
+        format_selector=plan.format_selector,
         max_media_bytes=plan.options.max_media_bytes,
         received_bytes=proxy.body_bytes,
         requests=sum(1 for e in recorder.exchanges if e.role == "media"),
