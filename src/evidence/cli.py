@@ -36,6 +36,7 @@ from evidence.cli_common import (
     add_proxy_options,
     add_seal_option,
     add_trust_options,
+    add_tsa_proxy_option,
     proxy_option,
     seal_operator_recipients,
 )
@@ -237,11 +238,12 @@ def cmd_timestamp(args: argparse.Namespace) -> int:
     from evidence.attach import add_timestamp
 
     roots = _tsa_roots(args.tsa_ca)
+    proxy = proxy_option(args)
     done: list[dict[str, typing.Any]] = []
     for package in args.packages:
         for tsa in args.tsa:
             kwargs = {"timeout": args.timeout} if args.timeout is not None else {}
-            token, stored = add_timestamp(package, tsa, roots=roots, **kwargs)
+            token, stored = add_timestamp(package, tsa, roots=roots, proxy=proxy, **kwargs)
             done.append(
                 {
                     "package": package,
@@ -687,6 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="time-stamping authority URL (repeatable)",
     )
     _add_tsa_ca(p, "TSA root certificate to check the token against on receipt")
+    add_tsa_proxy_option(p)
     _option(
         p,
         "--timeout",

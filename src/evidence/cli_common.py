@@ -21,6 +21,7 @@ __all__ = [
     "add_proxy_options",
     "add_seal_option",
     "add_trust_options",
+    "add_tsa_proxy_option",
     "key_passphrase",
     "load_signing_key",
     "passphrase",
@@ -128,6 +129,16 @@ def add_proxy_options(p: argparse.ArgumentParser) -> None:
         "--record-proxy-address",
         action="store_true",
         help="also record the proxy's host:port in the package (only its scheme otherwise)",
+    )
+
+
+def add_tsa_proxy_option(p: argparse.ArgumentParser) -> None:
+    """``--proxy`` for commands whose only connections go to a TSA (timestamp, checkpoint)."""
+    p.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="reach the TSA through this proxy only, never directly: socks5h://, socks5://, "
+        f"http:// or https:// (default: ${PROXY_ENV})",
     )
 
 

@@ -445,6 +445,56 @@ def test_the_tsa_is_asked_through_the_proxy_too(kind, origin, proxies, test_ca, 
         tsa.server.server_close()
 
 
+def test_timestamp_and_ledger_checkpoint_reach_the_tsa_only_through_the_proxy(
+    origin, proxies, tmp_path
+):
+    """`evidence timestamp --proxy` and `ledger checkpoint` (EVIDENCE_PROXY) also
+    keep the operator's address from the TSA; a dead proxy is an error, never a
+    direct request."""
+    from evidence.keys import write_keypair
+
+    tsa = LocalTSA()
+    try:
+        tsa_port = int(tsa.url.rsplit(":", 1)[1].split("/", 1)[0])
+        tsa_url = f"http://tsa.invalid:{tsa_port}/tsa"
+        proxy = proxies("socks5", names={"tsa.invalid": "127.0.0.1"})
+        out = tmp_path / "archive"
+        package = capture(origin.url("/"), out=out).path
+        environ = {k: v for k, v in os.environ.items() if k != "EVIDENCE_PROXY"}
+
+        def run(*args: str, env: dict[str, str] = environ) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*EVIDENCE, *args], capture_output=True, text=True, env=env)
+
+        done = run("timestamp", package, "--tsa", tsa_url, "--proxy", proxy.url())
+        assert done.returncode == 0, done.stderr
+        assert tsa.requests == 1
+        assert [(r.host, r.port) for r in proxy.requests] == [("tsa.invalid", tsa_port)]
+        # The name is the proxy's to resolve: without it the TSA cannot be reached.
+        assert run("timestamp", package, "--tsa", tsa_url).returncode != 0
+        assert tsa.requests == 1
+
+        key = tmp_path / "ledger.key"
+        write_keypair(key, None)
+        assert run("ledger", "init", str(out)).returncode == 0
+        assert run("ledger", "add", str(out), package).returncode == 0
+        with_env = {**environ, "EVIDENCE_PROXY": proxy.url()}
+        done = run(
+            "ledger", "checkpoint", str(out), "--key", str(key), "--tsa", tsa_url, env=with_env
+        )
+        assert done.returncode == 0, done.stderr
+        assert tsa.requests == 2
+        assert len(proxy.requests) == 2
+
+        dead = {**environ, "EVIDENCE_PROXY": f"socks5h://127.0.0.1:{closed_port()}"}
+        failed = run("timestamp", package, "--tsa", f"http://127.0.0.1:{tsa_port}/tsa", env=dead)
+        assert failed.returncode != 0
+        assert "proxy" in failed.stderr and len(failed.stderr.strip().splitlines()) == 1
+        assert tsa.requests == 2
+    finally:
+        tsa.server.shutdown()
+        tsa.server.server_close()
+
+
 def test_a_forged_task_can_neither_set_nor_unset_the_workers_proxy():
     from evidence.queue import TaskRefusedError, check_task
 
