@@ -563,6 +563,8 @@ def test_cli_capture_media(media_server, tmp_path, capsys):
     assert (
         manifest.options is not None and manifest.options["media_max_media_bytes"] == 50 * 1024**2
     )
+    assert main(["extract", out.strip(), str(tmp_path / "x")]) == 0
+    assert "0 artefact(s), 2 media file(s), 3 response bodies" in capsys.readouterr().out
     assert main(["capture", "--max-media-bytes", "1M", "--out", str(tmp_path), "x"]) == 2
     assert "--max-media-bytes only applies with --media" in capsys.readouterr().err
 
