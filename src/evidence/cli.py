@@ -176,6 +176,9 @@ def cmd_capture(args: argparse.Namespace) -> int:
     from evidence.cli_browser import browser_option
 
     browser = browser_option(args)
+    from evidence.cli_media import media_option
+
+    media = media_option(args)
     operator = None
     if args.operator_name or args.operator_org:
         operator = Operator(name=args.operator_name, organization=args.operator_org)
@@ -210,6 +213,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
                     tsa_urls=args.tsa,
                     tsa_roots=tsa_roots,
                     browser=browser,
+                    media=media,
                     seal_operator_to=seal_to,
                 )
             except (EvidenceError, OSError) as exc:
@@ -490,10 +494,10 @@ def _library_defaults() -> dict[str, str]:
     import attrs
 
     from evidence.attach import add_timestamp
-    from evidence.capturing import CaptureOptions
+    from evidence.capturing import CaptureOptions, MediaOptions
 
     shown: dict[str, str] = {}
-    for field in attrs.fields(CaptureOptions):
+    for field in (*attrs.fields(CaptureOptions), *attrs.fields(MediaOptions)):
         value = field.default
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
@@ -761,6 +765,9 @@ def build_parser() -> argparse.ArgumentParser:
     from evidence.cli_browser import add_browser_parser
 
     add_browser_parser(sub)
+    from evidence.cli_media import add_media_options
+
+    add_media_options(sub.choices["capture"], _size)
     return parser
 
 

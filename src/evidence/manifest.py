@@ -43,6 +43,9 @@ __all__ = [
     "InventoryRecord",
     "LimitHit",
     "Manifest",
+    "MediaFile",
+    "MediaInfo",
+    "MediaItem",
     "NetworkInfo",
     "Operator",
     "PayloadFile",
@@ -704,6 +707,56 @@ class BrowserInfo(_Part):
 
 
 @attrs.frozen(kw_only=True)
+class MediaFile(_Part):
+    """A file yt-dlp wrote (media, subtitles) or its info JSON, as a WARC resource record."""
+
+    kind: str = _field(_str)
+    target_uri: str = _field(_str)
+    record: str = _field(_str)
+    name: str = _field(_str)
+    content_type: str = _field(_str)
+    size: int = _field(_int)
+    sha256: str = _field(_str)
+    language: str | None = _field(_str, optional=True, omit_none=True)
+    # False for a file cut short (limit, deadline, live stream): what arrived.
+    complete: bool = _field(_bool, optional=True, default=True)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
+
+
+@attrs.frozen(kw_only=True)
+class MediaItem(_Part):
+    """One video or audio item yt-dlp found, and the files stored for it."""
+
+    url: str = _field(_str)
+    id: str | None = _field(_str, optional=True, omit_none=True)
+    title: str | None = _field(_str, optional=True, omit_none=True)
+    extractor: str | None = _field(_str, optional=True, omit_none=True)
+    format_ids: tuple[str, ...] = _field(_list_of(_str), optional=True, default=())
+    live: bool = _field(_bool, optional=True, default=False)
+    complete: bool = _field(_bool)
+    files: tuple[MediaFile, ...] = _field(_list_of(_part(MediaFile)), optional=True, default=())
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
+
+
+@attrs.frozen(kw_only=True)
+class MediaInfo(_Part):
+    """How media was captured (``capture.media``, only for ``--media`` captures)."""
+
+    tool: str = _field(_str)
+    version: str = _field(_str)
+    ffmpeg: bool = _field(_bool)
+    format_selector: str = _field(_str)
+    max_media_bytes: int = _field(_int)
+    received_bytes: int = _field(_int)
+    requests: int = _field(_int)
+    failed_requests: int = _field(_int, optional=True, default=0)
+    completed: bool = _field(_bool)
+    items: tuple[MediaItem, ...] = _field(_list_of(_part(MediaItem)), optional=True, default=())
+    notes: tuple[str, ...] = _field(_list_of(_str), optional=True, default=())
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
+
+
+@attrs.frozen(kw_only=True)
 class NetworkInfo(_Part):
     """How the capture reached the servers (``capture.network``; only when through a proxy)."""
 
@@ -751,6 +804,7 @@ class CaptureInfo(_Part):
     warnings: tuple[str, ...] = _field(_list_of(_str), optional=True, default=())
     title: str | None = _field(_str, optional=True, omit_none=True)
     browser: BrowserInfo | None = _field(_part(BrowserInfo), optional=True, omit_none=True)
+    media: MediaInfo | None = _field(_part(MediaInfo), optional=True, omit_none=True)
     network: NetworkInfo | None = _field(_part(NetworkInfo), optional=True, omit_none=True)
     extra: collections.abc.Mapping[str, Json] = _EXTRA
 

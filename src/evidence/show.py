@@ -119,6 +119,7 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
         "dns": _dict(cap.get("dns")),
         "requisites": cap.get("requisites") if isinstance(cap.get("requisites"), dict) else None,
         "browser": cap.get("browser") if isinstance(cap.get("browser"), dict) else None,
+        "media": cap.get("media") if isinstance(cap.get("media"), dict) else None,
         "certificate_chains": _dict(data.get("certificate_chains")),
         "options": data.get("options") if isinstance(data.get("options"), dict) else None,
         "exchanges": [_exchange(e) for e in _list(data.get("exchanges"))],
@@ -220,6 +221,7 @@ def describe(info: JSONDict) -> str:
             if f:
                 lines.append(f"             {_text(f.get('error'))}")
     lines.extend(_browser_lines(info.get("browser")))
+    lines.extend(_media_lines(info.get("media")))
     lines.append("Exchanges")
     for ex in _limited(_list(info.get("exchanges")), lines, "Exchanges"):
         e = _dict(ex)
@@ -278,6 +280,42 @@ def _browser_lines(browser: object) -> list[str]:
             f"Browser      {len(failed)} request(s) without a response, "
             f"{_text(b.get('blocked'), '0')} browser-service request(s) blocked"
         )
+    return lines
+
+
+def _media_lines(media: object) -> list[str]:
+    """A media capture's tool and each item with its stored files."""
+    m = _dict(media)
+    if not m:
+        return []
+    state = "complete" if m.get("completed") is True else "INCOMPLETE (see warnings)"
+    lines = [
+        f"Media        {_text(m.get('tool'))} {_text(m.get('version'))}, "
+        f"{_text(m.get('requests'), '0')} request(s), "
+        f"{_text(m.get('received_bytes'), '0')} bytes received, {state}"
+    ]
+    items = _list(m.get("items"))
+    if not items:
+        lines.append("Media        no media stored")
+    for item in items[:MAX_LISTED]:
+        it = _dict(item)
+        formats = ", ".join(_text(f) for f in _list(it.get("format_ids"))[:20]) or "-"
+        flags = "" if it.get("complete") is True else " (INCOMPLETE: what arrived)"
+        if it.get("live") is True:
+            flags += " (live stream)"
+        lines.append(f"  item       {_text(it.get('url'))}{flags}")
+        if it.get("title"):
+            lines.append(f"  title      {_text(it.get('title'))} (as the site gave it)")
+        lines.append(f"  formats    {formats}")
+        for entry in _list(it.get("files"))[:MAX_LISTED]:
+            f = _dict(entry)
+            lines.append(
+                f"  {_text(f.get('kind')):<10} {_text(f.get('name'))}: "
+                f"{_text(f.get('content_type'))}, {_text(f.get('size'))} bytes, "
+                f"record {_text(f.get('record'))}"
+            )
+    for note in _list(m.get("notes"))[:20]:
+        lines.append(f"  note       {_text(note)}")
     return lines
 
 

@@ -30,7 +30,7 @@ import attrs
 from evidence import clock
 from evidence.capturing.crawl import Crawl
 from evidence.capturing.fetcher import Fetcher, FetchLimits, refuse_non_public
-from evidence.capturing.options import BrowserOptions, CaptureOptions
+from evidence.capturing.options import BrowserOptions, CaptureOptions, MediaOptions
 from evidence.capturing.record import WARC_PATH, Recorder
 from evidence.errors import CaptureError, EvidenceError, PackageError, UsageError
 from evidence.keys import key_id
@@ -54,6 +54,7 @@ if typing.TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from evidence.capturing.browser import BrowserPlan
+    from evidence.capturing.media import MediaPlan
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ __all__ = [
     "BrowserOptions",
     "CaptureOptions",
     "CaptureResult",
+    "MediaOptions",
     "Operator",
     "capture",
     "validate_url",
@@ -210,6 +212,7 @@ def capture(
     labels: typing.Mapping[str, str] | None = None,
     tsa_timeout: float = 30.0,
     browser: bool | BrowserOptions = False,
+    media: bool | MediaOptions = False,
     seal_operator_to: typing.Sequence[str] = (),
 ) -> CaptureResult:
     """Capture ``url`` (and by default its page requisites) into a new package under ``out``.
@@ -240,6 +243,12 @@ def capture(
             headless Chromium through the recording proxy (docs/browser.md):
             everything the page requested is recorded, plus a screenshot, a
             PDF and the DOM. Needs the ``browser`` extra and a Chromium.
+        media: ``True`` or a :class:`MediaOptions` to run yt-dlp on the page
+            through the recording proxy after the page is captured
+            (docs/media.md): every playlist, manifest and segment is recorded,
+            and the media file it wrote, its info JSON and subtitles are
+            stored as resource records. yt-dlp's failures are warnings; the
+            page's capture stands. Needs the ``media`` extra.
         seal_operator_to: age X25519 public keys (``age1...``, legal teams):
             ``operator`` is encrypted to them and only the sealed form goes
             into the package (docs/sealing.md); no plaintext name is written
@@ -254,8 +263,8 @@ def capture(
             nothing is left behind.
         UsageError: ``sign_with`` or ``operator`` is not usable, a
             ``seal_operator_to`` recipient is not an age key (checked before
-            any connection), or browser capture was asked for without
-            Playwright or Chromium.
+            any connection), browser capture was asked for without
+            Playwright or Chromium, or media capture without yt-dlp.
         PackageError: the output directory cannot be used.
     """
     options = options or CaptureOptions()
@@ -272,6 +281,11 @@ def capture(
         plan = BrowserPlan.prepare(
             browser if isinstance(browser, BrowserOptions) else BrowserOptions()
         )
+    media_plan: MediaPlan | None = None
+    if media is not False:
+        from evidence.capturing.media import MediaPlan
+
+        media_plan = MediaPlan.prepare(media if isinstance(media, MediaOptions) else MediaOptions())
     created = clock.now()
     package_id = make_package_id(url, created)
     if recipients and operator is not None:
@@ -312,6 +326,7 @@ def capture(
                 labels,
                 tsa_timeout,
                 plan,
+                media_plan,
             )
     except (OSError, PackageError) as exc:
         # A full disk anywhere (spool, WARC, chain files, tag files) loses this
@@ -395,9 +410,12 @@ def _capture_into(
     labels: dict[str, str] | None,
     tsa_timeout: float,
     plan: BrowserPlan | None = None,
+    media_plan: MediaPlan | None = None,
 ) -> CaptureResult:
     created = clock.iso(created_at)
     browser_info = None
+    media_info = None
+    media_warnings: list[str] = []
     network = _network(options)
     with open(pkg.path(WARC_PATH), "xb") as fh:
         warc = WARCWriter(fh)
@@ -408,6 +426,7 @@ def _capture_into(
             operator,
             [
                 *(plan.warcinfo_fields() if plan is not None else ()),
+                *(media_plan.warcinfo_fields() if media_plan is not None else ()),
                 *_network_warcinfo(network),
             ],
         )
@@ -425,6 +444,19 @@ def _capture_into(
                 deadline=deadline,
                 spool_dir=str(pkg.path("data")),
             )
+        if media_plan is not None:
+            from evidence.capturing.media import run_media
+
+            media_info, media_warnings = run_media(
+                media_plan,
+                url,
+                fetcher=fetcher,
+                recorder=recorder,
+                deadline=deadline,
+                spool_dir=str(pkg.path("data")),
+                user_agent=options.user_agent,
+                refers_to=crawl.page.response_record,
+            )
         fh.flush()
         os.fsync(fh.fileno())
     records = Inventory()
@@ -437,6 +469,8 @@ def _capture_into(
     options_json = options.to_json()
     if plan is not None:
         options_json.update({f"browser_{k}": v for k, v in plan.options.to_json().items()})
+    if media_plan is not None:
+        options_json.update({f"media_{k}": v for k, v in media_plan.options.to_json().items()})
     warc_file = PayloadFile(path=WARC_PATH, size=warc.size, sha256=warc.file_sha256())
     manifest = Manifest(
         package_id=pkg.package_id,
@@ -458,9 +492,10 @@ def _capture_into(
             requisites=crawl.requisites,
             refused=crawl.refused,
             limits_hit=crawl.limits_hit,
-            warnings=crawl.warnings,
+            warnings=(*crawl.warnings, *media_warnings),
             title=crawl.title,
             browser=browser_info,
+            media=media_info,
             network=network,
         ),
         certificate_chains=dict(recorder.chains),
@@ -472,7 +507,7 @@ def _capture_into(
         records=records,
     )
     manifest_bytes = manifest.to_bytes()
-    warnings = list(crawl.warnings)
+    warnings = [*crawl.warnings, *media_warnings]
     attachments = seal_attachments(
         manifest_bytes,
         keys=keys,

@@ -160,6 +160,9 @@ class _State:
         self.verify_tls = True
         self.deadline_hit = False
         self.tee: _Tee | None = None
+        # Called with every piece of the response as it is recorded (the
+        # recording proxy streams it on to its client).
+        self.on_data: Callable[[bytes], None] | None = None
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -234,6 +237,8 @@ class _Tee:
         self.block_hash.update(data)
         self.spool.write(data)
         self.length += len(data)
+        if self._state.on_data is not None:
+            self._state.on_data(bytes(data))
         if self.truncated:
             raise _StopRecording()
 
@@ -629,6 +634,8 @@ class Fetcher:
         method: str = "GET",
         headers: typing.Sequence[tuple[str, str]] = (),
         body: bytes | None = None,
+        on_data: Callable[[bytes], None] | None = None,
+        max_body_bytes: int | None = None,
     ) -> Exchange:
         """Perform one request (GET unless told) without following redirects and record it.
 
@@ -641,6 +648,11 @@ class Fetcher:
             headers: request headers sent in addition to (or instead of) the
                 session's; ``Accept-Encoding`` stays the fetcher's own.
             body: the request body, for methods that carry one.
+            on_data: called with each piece of the response (head included)
+                as soon as it is recorded, in order; exactly the bytes stored.
+                It must not raise.
+            max_body_bytes: a tighter body limit for this exchange alone (the
+                smaller of it and ``limits.max_response_bytes`` applies).
 
         Returns:
             The recorded exchange. A response cut short (size limit, deadline,
@@ -649,7 +661,11 @@ class Fetcher:
         Raises:
             CaptureError: no response headers could be received.
         """
-        state = _State(spool_dir, deadline, self.limits, self.check_address, self.proxy)
+        limits = self.limits
+        if max_body_bytes is not None and max_body_bytes < limits.max_response_bytes:
+            limits = attrs.evolve(limits, max_response_bytes=max(max_body_bytes, 0))
+        state = _State(spool_dir, deadline, limits, self.check_address, self.proxy)
+        state.on_data = on_data
         state.verify_tls = self.verify is not False
         started = _dt.datetime.now(_dt.timezone.utc)
         _local.state = state
@@ -689,7 +705,7 @@ class Fetcher:
                         pass
                 except _StopRecording:
                     truncated = "length"
-                    detail = f"body cut at max_response_bytes={self.limits.max_response_bytes}"
+                    detail = f"body cut at max_response_bytes={limits.max_response_bytes}"
                 except (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException) as exc:
                     kind, cause = _describe(exc, state, deadline_seconds)
                     if kind == "disk":

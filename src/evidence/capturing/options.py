@@ -10,7 +10,7 @@ from evidence.capturing.upstream import ProxyURL
 from evidence.errors import UsageError
 from evidence.software import default_user_agent
 
-__all__ = ["BrowserOptions", "CaptureOptions", "parse_viewport"]
+__all__ = ["BrowserOptions", "CaptureOptions", "MediaOptions", "parse_viewport"]
 
 
 @attrs.frozen(kw_only=True)
@@ -154,4 +154,36 @@ class BrowserOptions:
             "screenshot": self.screenshot,
             "pdf": self.pdf,
             "dom": self.dom,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class MediaOptions:
+    """How media (video, audio) is captured with yt-dlp (docs/media.md).
+
+    Attributes:
+        max_media_bytes: response body bytes over every request yt-dlp makes
+            (playlists, manifests, segments), enforced by the recording proxy;
+            what arrived before the limit is kept, marked incomplete.
+        max_items: media items taken from one page at most (a page or
+            playlist with more keeps the first ones).
+        subtitles: also store the subtitles the site offers.
+        format: a yt-dlp format selector; by default the best video with the
+            best audio when ffmpeg can merge them, else the best single file.
+        ffmpeg: the ffmpeg binary or its directory (else ``ffmpeg`` on PATH);
+            it only merges downloaded files, never fetches.
+    """
+
+    max_media_bytes: int = 4 * 1024**3
+    max_items: int = 20
+    subtitles: bool = True
+    format: str | None = None
+    ffmpeg: str | None = None
+
+    def to_json(self) -> dict[str, typing.Any]:
+        return {
+            "max_media_bytes": self.max_media_bytes,
+            "max_items": self.max_items,
+            "subtitles": self.subtitles,
+            "format": self.format,
         }
