@@ -349,3 +349,155 @@ def test_cli_capture_with_browser_options(raw_server, tmp_path, capsys):
     assert manifest.options is not None
     assert manifest.options["browser_scroll"] is False
     assert manifest.options["browser_viewport"] == "800x600"
+
+
+def _log_of(package: Path, manifest: Manifest) -> tuple[dict[str, str], dict]:
+    """The browser log record (headers, parsed JSON), found through the manifest."""
+    assert manifest.capture is not None and manifest.capture.browser is not None
+    log = manifest.capture.browser.log
+    assert log is not None
+    by_id = {h["WARC-Record-ID"]: (h, b) for h, b in records(package)}
+    headers, block = by_id[log.record]
+    assert len(block) == log.size
+    return headers, json.loads(block)
+
+
+BIG = os.urandom(25 * 1024 * 1024)  # larger than DevTools' inspector cache (20 MB)
+
+EVERYTHING = b"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Everything</title></head><body>
+<p id="sw">sw pending</p><p id="big">big pending</p><p id="redir">redir pending</p>
+<img src="/missing.png" width="10" height="10">
+<a id="dl" href="/file.bin">download</a>
+<a id="blank" href="/popup-b" target="_blank">open</a>
+<script>
+console.log("console from the page: \\u001b[31mred\\u202e");
+console.warn("a warning");
+setTimeout(() => { throw new TypeError("page error on purpose"); }, 0);
+const put = (id, text) => { document.getElementById(id).textContent = text; };
+fetch("/big").then(r => r.arrayBuffer()).then(b => put("big", "big " + b.byteLength));
+fetch("/redir").then(r => r.text()).then(t => put("redir", t));
+window.open("/popup-a");
+setTimeout(() => document.getElementById("blank").click(), 50);
+setTimeout(() => document.getElementById("dl").click(), 100);
+navigator.serviceWorker.register("/sw.js")
+  .then(() => navigator.serviceWorker.ready)
+  .then(() => navigator.serviceWorker.controller ? null : new Promise(
+        r => navigator.serviceWorker.addEventListener("controllerchange", r)))
+  .then(() => fetch("/via-sw")).then(r => r.text()).then(t => put("sw", t))
+  .catch(e => put("sw", "sw failed " + e));
+setTimeout(() => alert("a dialog"), 200);
+</script></body></html>
+"""
+
+SERVICE_WORKER = b"""
+self.addEventListener("install", (e) => self.skipWaiting());
+self.addEventListener("activate", (e) => e.waitUntil(clients.claim()));
+self.addEventListener("fetch", (e) => {
+  if (new URL(e.request.url).pathname === "/via-sw") e.respondWith(fetch("/from-sw"));
+});
+"""
+
+EVERYTHING_SITE = {
+    "/": _response("200 OK", [("Content-Type", "text/html; charset=utf-8")], EVERYTHING),
+    "/sw.js": _response("200 OK", [("Content-Type", "text/javascript")], SERVICE_WORKER),
+    "/from-sw": _response("200 OK", [("Content-Type", "text/plain")], b"answered by the worker"),
+    "/big": _response("200 OK", [("Content-Type", "application/octet-stream")], BIG),
+    "/redir": _response(
+        "302 Found", [("Location", "/redir-target"), ("Content-Type", "text/plain")], b"moved\n"
+    ),
+    "/redir-target": _response("200 OK", [("Content-Type", "text/plain")], b"after redirect"),
+    "/missing.png": _response("404 Not Found", [("Content-Type", "text/plain")], b"no png\n"),
+    "/file.bin": _response(
+        "200 OK",
+        [
+            ("Content-Type", "application/octet-stream"),
+            ("Content-Disposition", 'attachment; filename="report.pdf"'),
+        ],
+        b"%PDF-1.4 pretend\n" * 100,
+    ),
+    "/popup-a": _response("200 OK", [("Content-Type", "text/html")], b"<title>A</title>pop-up A"),
+    "/popup-b": _response("200 OK", [("Content-Type", "text/html")], b"<title>B</title>pop-up B"),
+}
+
+
+@needs_chromium
+def test_every_request_is_one_record_or_one_failure(raw_server, tmp_path, signer):
+    """Service worker and its fetch, pop-ups, a refused download, a 25 MB body, a
+    redirect with its body, a 404: each request the server saw is recorded once,
+    the browser's log lists what the browser reported, and nothing is unaccounted."""
+    server = raw_server(routed(EVERYTHING_SITE))
+    result = capture(
+        server.url("/"),
+        out=tmp_path,
+        options=CaptureOptions(deadline=60),
+        sign_with=[signer.key],
+        browser=BrowserOptions(pdf=False, scroll=False),
+    )
+    package = Path(result.path)
+    recs = records(package)
+    origin = server.url("")
+    responses = [(h, b) for h, b in recs if h["WARC-Type"] == "response"]
+    # Every request the server received is one request record, byte for byte
+    # (so nothing was fetched twice, nor left out), and every response record
+    # is exactly what the server wrote.
+    assert sorted(b for h, b in recs if h["WARC-Type"] == "request") == sorted(server.requests)
+    paths = [h["WARC-Target-URI"][len(origin) :] for h, _ in responses]
+    for path, raw in EVERYTHING_SITE.items():
+        assert paths.count(path) == 1, path
+        block = next(b for h, b in responses if h["WARC-Target-URI"] == origin + path)
+        assert block == raw, path
+    assert "/via-sw" not in paths, "the worker answered it: only the worker's fetch is on the wire"
+
+    manifest = Manifest.from_bytes((package / "evidence" / "manifest.json").read_bytes())
+    assert manifest.capture is not None and manifest.capture.browser is not None
+    browser = manifest.capture.browser
+    assert browser.unrecorded == ()
+    assert browser.failed == ()
+    dom = next(b for h, b in recs if h.get("WARC-Target-URI", "").startswith("urn:dom:"))
+    assert b'<p id="sw">answered by the worker</p>' in dom
+    assert f'<p id="big">big {len(BIG)}</p>'.encode() in dom
+    assert b'<p id="redir">after redirect</p>' in dom
+
+    # The refused download: its response is in the WARC, the manifest says refused.
+    file_record = next(h for h, _ in responses if h["WARC-Target-URI"] == origin + "/file.bin")
+    assert [(d.url, d.filename, d.state, d.record) for d in browser.downloads] == [
+        (origin + "/file.bin", "report.pdf", "refused", file_record["WARC-Record-ID"])
+    ]
+    assert sorted(browser.popups) == [origin + "/popup-a", origin + "/popup-b"]
+
+    # The browser's log: a metadata record about the page, never the page's URI.
+    headers, log = _log_of(package, manifest)
+    assert headers["WARC-Type"] == "metadata"
+    assert headers["WARC-Target-URI"] == f"urn:browser-log:{origin}/"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["WARC-Refers-To"] == manifest.page_exchange.response_record
+    assert browser.log is not None and browser.log.record in {r.id for r in manifest.records}
+    assert log["format"] == "evidence-browser-log/1" and log["page"] == origin + "/"
+    by_path = {r["url"][len(origin) :]: r for r in log["requests"]}
+    assert by_path["/"]["navigation"] and by_path["/"]["resource_type"] == "document"
+    assert by_path["/via-sw"]["from_service_worker"] and by_path["/via-sw"]["status"] == 200
+    assert by_path["/from-sw"]["by_service_worker"]
+    assert by_path["/sw.js"]["by_service_worker"]
+    assert by_path["/missing.png"]["status"] == 404
+    assert by_path["/redir"]["status"] == 302 and by_path["/redir-target"]["status"] == 200
+    assert by_path["/file.bin"]["failure"] == "net::ERR_ABORTED"
+    assert by_path["/big"]["status"] == 200
+    texts = [m["text"] for m in log["console"]]
+    assert "console from the page: \x1b[31mred\u202e" in texts, "text kept as data"
+    assert any(m["level"] == "warning" and m["text"] == "a warning" for m in log["console"])
+    assert [e["message"] for e in log["page_errors"]] == ["page error on purpose"]
+    assert log["dialogs"] == [{"type": "alert", "message": "a dialog", "action": "dismissed"}]
+    assert log["downloads"][0]["suggested_filename"] == "report.pdf"
+    assert browser.log.requests == len(log["requests"])
+    assert browser.log.console_messages == len(log["console"]) and browser.log.page_errors == 1
+
+    assert verify(package, trust=[signer.pub]).outcome is Outcome.VERIFIED
+    shown = describe(summary(package))
+    assert "Browser log  " in shown and "Download     refused: " in shown
+    assert "Pop-up       closed: " in shown
+    assert "\x1b" not in shown
+    extracted = extract(package, tmp_path / "x")
+    index = json.loads(Path(extracted.index).read_text())
+    assert index["artefacts"]["log"]["file"] == "browser-log.json"
+    assert json.loads((tmp_path / "x" / "browser-log.json").read_bytes()) == log

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import signal
@@ -48,17 +49,20 @@ from evidence.capturing.proxy import (
 from evidence.errors import CaptureError, UsageError
 from evidence.manifest import (
     BrowserArtefact,
+    BrowserDownload,
     BrowserFailure,
     BrowserInfo,
+    BrowserLog,
     ExchangeInfo,
     Hop,
+    LimitHit,
     Refusal,
     RequisiteFailure,
     Requisites,
 )
 
 if typing.TYPE_CHECKING:
-    from evidence.capturing.fetcher import Fetcher
+    from evidence.capturing.fetcher import Exchange, Fetcher
     from evidence.capturing.record import Recorder
 
 logger = logging.getLogger(__name__)
@@ -78,6 +82,8 @@ INSTALL_HINT = (
 PLAYWRIGHT_HINT = "browser capture needs Playwright: pip install 'evidence-archive[browser]'"
 _DEBIAN_WRAPPER = "/usr/bin/chromium"
 _DEBIAN_BINARY = "/usr/lib/chromium/chromium"
+
+_JS_HEAP_MB = 512
 
 # Flags that switch Chromium's own network services off before the proxy has
 # to refuse them, and keep the run reproducible.
@@ -100,6 +106,13 @@ BASE_FLAGS: tuple[str, ...] = (
     "CalculateNativeWinOcclusion,DialMediaRouteProvider",
     "--hide-scrollbars",
     "--mute-audio",
+    # Memory bounds for hostile pages: a JavaScript heap that grows without
+    # end makes its renderer fail (the capture keeps what arrived), and a
+    # page cannot spawn renderer processes without end. The watchdog also
+    # kills the browser when its processes together hold more than
+    # BrowserOptions.max_browser_memory_mb.
+    f"--js-flags=--max-old-space-size={_JS_HEAP_MB}",
+    "--renderer-process-limit=4",
     # Loopback would otherwise skip the proxy (and go unrecorded).
     "--proxy-bypass-list=<-loopback>",
 )
@@ -239,6 +252,154 @@ class BrowserPlan:
         ]
 
 
+# Caps on what the browser's log keeps: a hostile page controls all of it.
+MAX_LOG_REQUESTS = 10_000
+MAX_CONSOLE_MESSAGES = 1_000
+MAX_PAGE_ERRORS = 200
+MAX_EVENTS = 100  # pop-ups, downloads, dialogs each
+MAX_TEXT_CHARS = 2_000
+MAX_URL_CHARS = 4_096
+# Failures listed in the manifest at most (all of them are counted).
+MAX_LISTED_FAILURES = 1_000
+LOG_FORMAT = "evidence-browser-log/1"
+LOG_CONTENT_TYPE = "application/json"
+_MAX_UNRECORDED = 200
+_MEMORY_POLL = 0.5
+_KILL_GRACE = 2.0
+
+
+class _Log:
+    """What the browser reported about the page, bounded, in the order it came.
+
+    Fed by Playwright events on the driver thread. Every text is the page's
+    (hostile) text, kept as data; lists stop at their caps and count the rest.
+    """
+
+    def __init__(self) -> None:
+        self.console: list[dict[str, typing.Any]] = []
+        self.page_errors: list[dict[str, typing.Any]] = []
+        self.requests: list[dict[str, typing.Any]] = []
+        self.popups: list[str] = []
+        self.downloads: list[dict[str, typing.Any]] = []
+        self.dialogs: list[dict[str, typing.Any]] = []
+        self.dropped: dict[str, int] = dict.fromkeys(
+            ("console", "page_errors", "requests", "popups", "downloads", "dialogs"), 0
+        )
+        self.cut = 0
+        # Entries of requests still in flight, by Playwright's Request object
+        # (the API hands out one object per request); forgotten once finished.
+        self._open: dict[object, dict[str, typing.Any]] = {}
+
+    def _text(self, value: object, limit: int = MAX_TEXT_CHARS) -> str:
+        text = value if isinstance(value, str) else str(value)
+        if len(text) > limit:
+            self.cut += 1
+            return text[:limit]
+        return text
+
+    def _room(self, kind: str, items: list[typing.Any], cap: int) -> bool:
+        if len(items) < cap:
+            return True
+        self.dropped[kind] += 1
+        return False
+
+    def request(self, request: typing.Any) -> None:
+        if not self._room("requests", self.requests, MAX_LOG_REQUESTS):
+            return
+        entry: dict[str, typing.Any] = {
+            "method": self._text(request.method, 20),
+            "url": self._text(request.url, MAX_URL_CHARS),
+            "resource_type": self._text(request.resource_type, 40),
+            "navigation": bool(request.is_navigation_request()),
+            "by_service_worker": request.service_worker is not None,
+            "status": None,
+            "from_service_worker": False,
+            "failure": None,
+        }
+        self.requests.append(entry)
+        self._open[request] = entry
+
+    def response(self, response: typing.Any) -> None:
+        entry = self._open.get(response.request)
+        if entry is not None:
+            entry["status"] = response.status
+            entry["from_service_worker"] = bool(response.from_service_worker)
+
+    def finished(self, request: typing.Any) -> None:
+        self._open.pop(request, None)
+
+    def failed(self, request: typing.Any) -> None:
+        entry = self._open.pop(request, None)
+        if entry is not None:
+            entry["failure"] = self._text(request.failure or "failed", 300)
+
+    def console_message(self, message: typing.Any) -> None:
+        if not self._room("console", self.console, MAX_CONSOLE_MESSAGES):
+            return
+        location = message.location if isinstance(message.location, dict) else {}
+        self.console.append(
+            {
+                "level": self._text(message.type, 40),
+                "text": self._text(message.text),
+                "url": self._text(location.get("url") or "", MAX_URL_CHARS),
+                "line": location.get("lineNumber"),
+                "column": location.get("columnNumber"),
+            }
+        )
+
+    def page_error(self, error: typing.Any) -> None:
+        if not self._room("page_errors", self.page_errors, MAX_PAGE_ERRORS):
+            return
+        err = getattr(error, "error", error)
+        self.page_errors.append(
+            {
+                "name": self._text(getattr(err, "name", "") or "", 200),
+                "message": self._text(getattr(err, "message", None) or str(err)),
+                "stack": self._text(getattr(err, "stack", "") or ""),
+            }
+        )
+
+    def popup(self, url: str) -> None:
+        if self._room("popups", self.popups, MAX_EVENTS):
+            self.popups.append(self._text(url, MAX_URL_CHARS))
+
+    def download(self, url: str, filename: str) -> None:
+        if self._room("downloads", self.downloads, MAX_EVENTS):
+            self.downloads.append(
+                {
+                    "url": self._text(url, MAX_URL_CHARS),
+                    "suggested_filename": self._text(filename, 500),
+                    "state": "refused",
+                }
+            )
+
+    def dialog(self, kind: str, message: str) -> None:
+        if self._room("dialogs", self.dialogs, MAX_EVENTS):
+            self.dialogs.append(
+                {
+                    "type": self._text(kind, 40),
+                    "message": self._text(message),
+                    "action": "dismissed",
+                }
+            )
+
+    def to_bytes(self, page_url: str) -> bytes:
+        """The log record's JSON (docs/browser.md); ASCII, so hostile text stays data."""
+        document = {
+            "format": LOG_FORMAT,
+            "page": page_url,
+            "console": self.console,
+            "page_errors": self.page_errors,
+            "requests": self.requests,
+            "popups": [{"url": u, "action": "closed"} for u in self.popups],
+            "downloads": self.downloads,
+            "dialogs": self.dialogs,
+            "dropped": self.dropped,
+            "texts_cut": self.cut,
+        }
+        return json.dumps(document, ensure_ascii=True, indent=1).encode("ascii") + b"\n"
+
+
 @attrs.define
 class _Run:
     final_url: str | None = None
@@ -251,17 +412,34 @@ class _Run:
     dom: bytes | None = None
     notes: list[str] = attrs.Factory(list)
     completed: bool = False
-    # URLs Playwright reported for the page and its workers, for the cross-check.
-    seen: dict[str, None] = attrs.Factory(dict)
+    log: _Log = attrs.Factory(_Log)
+    # Why the watchdog killed the browser ("deadline", "memory"), if it did.
+    killed: list[str] = attrs.Factory(list)
 
 
-_MAX_SEEN = 20_000
-_MAX_UNRECORDED = 200
+class _CountingFetcher:
+    """The capture's fetcher, refusing every request past ``limit`` (the proxy lists
+    them as failures), so a page that requests forever cannot grow the capture."""
 
+    def __init__(self, fetcher: Fetcher, limit: int) -> None:
+        self._fetcher = fetcher
+        self._limit = limit
+        self._lock = threading.Lock()
+        self.used = 0
+        self.refused = 0
 
-def _saw(run: _Run, url: str) -> None:
-    if len(run.seen) < _MAX_SEEN and url.startswith(("http://", "https://")):
-        run.seen.setdefault(url.split("#", 1)[0], None)
+    def fetch(self, url: str, **kwargs: typing.Any) -> Exchange:
+        with self._lock:
+            if self.used >= self._limit:
+                self.refused += 1
+                raise CaptureError(
+                    url, f"request limit reached ({self._limit} per browser capture)", "limit"
+                )
+            self.used += 1
+        return self._fetcher.fetch(url, **kwargs)
+
+    def __getattr__(self, name: str) -> typing.Any:
+        return getattr(self._fetcher, name)
 
 
 def _our_processes(token: str) -> list[int]:
@@ -294,12 +472,50 @@ def _our_processes(token: str) -> list[int]:
     return sorted(found)
 
 
+def _memory_kib(pids: typing.Iterable[int]) -> int:
+    """Proportional resident memory (PSS) of ``pids`` together, in KiB.
+
+    PSS shares pages between the processes that map them, so Chromium's
+    shared libraries are not counted once per process.
+    """
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+                for line in fh:
+                    if line.startswith(b"Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def _kill(token: str) -> int:
     pids = _our_processes(token)
     for pid in pids:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
     return len(pids)
+
+
+def _watch(
+    token: str, deadline: float, memory_kib: int, stop: threading.Event, killed: list[str]
+) -> None:
+    """Kill the browser at the deadline (plus a grace) or when it holds too much memory."""
+    while True:
+        left = deadline + _KILL_GRACE - time.monotonic()
+        if left <= 0:
+            reason = "deadline"
+            break
+        if stop.wait(min(left, _MEMORY_POLL)):
+            return
+        if _memory_kib(_our_processes(token)) > memory_kib:
+            reason = "memory"
+            break
+    killed.append(reason)
+    if _kill(token):
+        logger.warning("browser killed: %s", reason)
 
 
 def run_browser(
@@ -316,28 +532,39 @@ def run_browser(
     Raises:
         CaptureError: the page itself gave no response at all.
     """
-    proxy = RecordingProxy(fetcher, recorder, deadline=deadline, spool_dir=spool_dir, ca=plan.ca)
+    counting = _CountingFetcher(fetcher, plan.options.max_requests)
+    proxy = RecordingProxy(
+        # The proxy only calls fetch(); the counter passes the rest through.
+        typing.cast("Fetcher", counting),
+        recorder,
+        deadline=deadline,
+        spool_dir=spool_dir,
+        ca=plan.ca,
+    )
     run = _Run()
-    killed = threading.Event()
-
-    def watchdog() -> None:
-        killed.set()
-        if _kill(plan.token):
-            logger.warning("browser killed at the capture deadline")
-
-    timer = threading.Timer(max(deadline - time.monotonic(), 0) + 2.0, watchdog)
-    timer.daemon = True
-    timer.start()
+    stop = threading.Event()
+    watchdog = threading.Thread(
+        target=_watch,
+        args=(plan.token, deadline, plan.options.max_browser_memory_mb * 1024, stop, run.killed),
+        name="evidence-browser-watchdog",
+        daemon=True,
+    )
+    watchdog.start()
     try:
         _drive(plan, url, proxy.server, deadline, run)
     finally:
-        timer.cancel()
+        stop.set()
+        watchdog.join()
         _kill(plan.token)
         proxy.close()
-    if killed.is_set():
+    if run.killed:
         run.completed = False
-        run.notes.append("the browser was killed at the capture deadline; what arrived is kept")
-    return _results(plan, url, run, proxy, recorder)
+        what = {
+            "deadline": "at the capture deadline",
+            "memory": f"above {plan.options.max_browser_memory_mb} MiB of memory",
+        }[run.killed[0]]
+        run.notes.append(f"the browser was killed {what}; what arrived is kept")
+    return _results(plan, url, run, proxy, recorder, counting)
 
 
 def _remaining_ms(deadline: float, cap: float | None = None) -> float:
@@ -353,6 +580,7 @@ def _drive(plan: BrowserPlan, url: str, proxy_server: str, deadline: float, run:
 
     opts = plan.options
     width, height = opts.viewport
+    log = run.log
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
@@ -369,10 +597,17 @@ def _drive(plan: BrowserPlan, url: str, proxy_server: str, deadline: float, run:
                     accept_downloads=False,
                     java_script_enabled=True,
                 )
+                context.on("request", log.request)
+                context.on("response", log.response)
+                context.on("requestfinished", log.finished)
+                context.on("requestfailed", log.failed)
+                context.on("console", log.console_message)
+                context.on("weberror", log.page_error)
+                context.on("dialog", lambda d: _dialog(d, log))
                 page = context.new_page()
-                page.on("dialog", lambda d: _quietly(d.dismiss))
-                context.on("page", lambda p: _popup(p, page, run))
-                context.on("request", lambda r: _saw(run, r.url))
+                page.on("download", lambda d: log.download(d.url, d.suggested_filename))
+                page.on("crash", lambda _: run.notes.append("the page's renderer crashed"))
+                context.on("page", lambda p: _popup(p, page, log))
                 _steps(page, url, deadline, opts, run)
             finally:
                 with contextlib.suppress(PlaywrightError):
@@ -388,10 +623,17 @@ def _quietly(action: typing.Callable[[], object]) -> None:
         action()
 
 
-def _popup(popup: typing.Any, main: typing.Any, run: _Run) -> None:
+def _dialog(dialog: typing.Any, log: _Log) -> None:
+    log.dialog(dialog.type, dialog.message)
+    _quietly(dialog.dismiss)
+
+
+def _popup(popup: typing.Any, main: typing.Any, log: _Log) -> None:
     if popup is main:
         return
-    run.notes.append(f"pop-up closed: {popup.url[:500]}")
+    # Listed and closed; what it loaded went through the proxy like the rest.
+    log.popup(popup.url)
+    popup.on("download", lambda d: log.download(d.url, d.suggested_filename))
     _quietly(popup.close)
 
 
@@ -457,7 +699,12 @@ def _steps(page: typing.Any, url: str, deadline: float, opts: BrowserOptions, ru
 
 
 def _results(
-    plan: BrowserPlan, url: str, run: _Run, proxy: RecordingProxy, recorder: Recorder
+    plan: BrowserPlan,
+    url: str,
+    run: _Run,
+    proxy: RecordingProxy,
+    recorder: Recorder,
+    counting: _CountingFetcher,
 ) -> tuple[CrawlResult, BrowserInfo]:
     exchanges = recorder.exchanges
     chain = run.chain or [url]
@@ -504,13 +751,48 @@ def _results(
                 sha256=hashlib.sha256(data).hexdigest(),
             )
         )
-    failures = tuple(_failure(f) for f in proxy.failures)
+    log = run.log
+    log_bytes = log.to_bytes(page.url)
+    log_target = f"urn:browser-log:{page.url}"
+    log_record = recorder.record_resource(
+        log_target,
+        LOG_CONTENT_TYPE,
+        log_bytes,
+        date=date,
+        refers_to=page.response_record,
+        record_type="metadata",
+    )
+    browser_log = BrowserLog(
+        record=log_record,
+        target_uri=log_target,
+        content_type=LOG_CONTENT_TYPE,
+        size=len(log_bytes),
+        sha256=hashlib.sha256(log_bytes).hexdigest(),
+        console_messages=len(log.console),
+        page_errors=len(log.page_errors),
+        requests=len(log.requests),
+        dropped=sum(log.dropped.values()),
+    )
+    failures = list(proxy.failures)
     warnings = [*run.notes]
+    limits: list[LimitHit] = []
     # Cross-check: everything the browser says the page requested is either
     # recorded or a listed failure. Browser-internal requests never appear in
     # Playwright's events, so a page request to a blocked host shows up here.
-    accounted = {e.url for e in exchanges} | {f.url for f in proxy.failures}
-    unrecorded = [u for u in run.seen if u not in accounted]
+    # A request a service worker answered never reached the network: the
+    # worker's own requests (listed too) are what was fetched.
+    accounted = {e.url for e in exchanges} | {f.url for f in failures}
+    unrecorded: list[str] = []
+    for entry in log.requests:
+        address = entry["url"].split("#", 1)[0]
+        if (
+            entry["from_service_worker"]
+            or not address.startswith(("http://", "https://"))
+            or address in accounted
+            or address in unrecorded
+        ):
+            continue
+        unrecorded.append(address)
     blocked_for_page = [u for u in unrecorded if is_browser_service(_host(u))]
     if blocked_for_page:
         warnings.append(
@@ -520,12 +802,66 @@ def _results(
     if len(unrecorded) > len(blocked_for_page):
         warnings.append(
             f"{len(unrecorded) - len(blocked_for_page)} request(s) the browser reported "
-            "have no recorded exchange (see capture.browser.unrecorded)"
+            "have no recorded exchange (see capture.browser.unrecorded and the browser log)"
+        )
+    if log.dropped["requests"]:
+        warnings.append(
+            f"the browser log lists the first {MAX_LOG_REQUESTS} requests; "
+            f"{log.dropped['requests']} more were not listed or cross-checked"
         )
     if page.status >= 400:
         warnings.insert(0, f"the server answered HTTP {page.status} {page.reason or ''}".rstrip())
-    if proxy.failures:
-        warnings.append(f"{len(proxy.failures)} request(s) of the page got no response")
+    if failures:
+        warnings.append(f"{len(failures)} request(s) of the page got no response")
+    if counting.refused:
+        limits.append(
+            LimitHit(
+                limit="browser_requests",
+                url=page.url,
+                detail=f"{counting.refused} request(s) past {plan.options.max_requests} refused",
+            )
+        )
+        warnings.append(
+            f"the page made more than {plan.options.max_requests} requests; "
+            f"{counting.refused} later one(s) were refused, not fetched"
+        )
+    if "deadline" in run.killed:
+        limits.append(LimitHit(limit="deadline", url=page.url, detail="browser killed"))
+    if "memory" in run.killed:
+        limits.append(
+            LimitHit(
+                limit="browser_memory",
+                url=page.url,
+                detail=f"above {plan.options.max_browser_memory_mb} MiB, browser killed",
+            )
+        )
+    for info in exchanges:
+        if info.truncated and len(limits) < MAX_LISTED_FAILURES:
+            limit = {"length": "max_response_bytes", "time": "deadline"}.get(
+                info.truncated, "disconnect"
+            )
+            limits.append(
+                LimitHit(limit=limit, url=info.url, detail=f"truncated: {info.truncated}")
+            )
+    if len(failures) > MAX_LISTED_FAILURES:
+        warnings.append(
+            f"only the first {MAX_LISTED_FAILURES} of {len(failures)} failures are listed"
+        )
+        failures = failures[:MAX_LISTED_FAILURES]
+    by_url = {e.url: e for e in exchanges}
+    downloads = tuple(
+        BrowserDownload(
+            url=d["url"],
+            filename=d["suggested_filename"] or None,
+            state=d["state"],
+            record=by_url[d["url"]].response_record if d["url"] in by_url else None,
+        )
+        for d in log.downloads
+    )
+    if downloads:
+        warnings.append(f"{len(downloads)} download(s) started by the page were refused")
+    if log.popups:
+        warnings.append(f"{len(log.popups)} pop-up(s) opened by the page were closed")
     w, h = plan.options.viewport
     browser_info = BrowserInfo(
         name="chromium",
@@ -537,10 +873,13 @@ def _results(
         interception_spki_sha256=plan.ca.spki_pin,
         completed=run.completed,
         artefacts=tuple(artefacts),
-        failed=failures,
+        failed=tuple(_failure(f) for f in failures),
         blocked=len(proxy.blocked),
         unrecorded=tuple(unrecorded[:_MAX_UNRECORDED]),
         notes=tuple(run.notes),
+        log=browser_log,
+        popups=tuple(log.popups),
+        downloads=downloads,
     )
     crawl = CrawlResult(
         page=page,
@@ -548,16 +887,12 @@ def _results(
         requisites=Requisites(
             enabled=True,
             fetched=sum(1 for e in exchanges if e.role == "browser"),
-            failed=tuple(
-                RequisiteFailure(url=f.url, kind=f.kind, error=f.error) for f in proxy.failures
-            ),
+            failed=tuple(RequisiteFailure(url=f.url, kind=f.kind, error=f.error) for f in failures),
         ),
         refused=tuple(
-            Refusal(url=f.url, reason=f.error)
-            for f in proxy.failures
-            if f.kind == "refused-address"
+            Refusal(url=f.url, reason=f.error) for f in failures if f.kind == "refused-address"
         ),
-        limits_hit=(),
+        limits_hit=tuple(limits),
         warnings=tuple(warnings),
         title=run.title,
     )
