@@ -501,3 +501,84 @@ def test_every_request_is_one_record_or_one_failure(raw_server, tmp_path, signer
     index = json.loads(Path(extracted.index).read_text())
     assert index["artefacts"]["log"]["file"] == "browser-log.json"
     assert json.loads((tmp_path / "x" / "browser-log.json").read_bytes()) == log
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_pywb_replays_the_text_the_script_inserted(raw_server, tmp_path, judge_tools):
+    """The package's WARC alone, replayed by pywb with no live server, shows the
+    text the page's script fetched and inserted, when loaded in Chromium."""
+    import socket
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    from evidence.capturing.browser import find_chromium
+
+    assert TEXT.encode() not in ARTICLE, "only the script's fetch() brings the text"
+    server = raw_server(routed(SITE))
+    url = server.url("/article")
+    result = capture(url, out=tmp_path / "pkg", browser=BrowserOptions(pdf=False, screenshot=False))
+    server.close()  # replay must come from the WARC alone
+    root = tmp_path / "replay"
+    subprocess.run(
+        [str(judge_tools / "wb-manager"), "init", "evidence"],
+        cwd=root.mkdir() or root,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    subprocess.run(
+        [
+            str(judge_tools / "wb-manager"),
+            "add",
+            "evidence",
+            str(Path(result.path) / "data" / "capture.warc.gz"),
+        ],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(judge_tools / "wayback"), "--bind", "127.0.0.1", "-p", str(port)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        created = Manifest.from_bytes(
+            (Path(result.path) / "evidence" / "manifest.json").read_bytes()
+        ).created
+        stamp = "".join(ch for ch in created if ch.isdigit())[:14]
+        replay = f"http://127.0.0.1:{port}/evidence/{stamp}mp_/{url}"
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=find_chromium())
+            try:
+                page = browser.new_page()
+                page.goto(replay, wait_until="load", timeout=30_000)
+                # pywb shows a top-level mp_ URL in its frame: the page is the iframe.
+                text = page.frame_locator("iframe#replay_iframe").locator("#text")
+                text.wait_for(timeout=30_000)
+                page.wait_for_function(
+                    "t => { const f = document.querySelector('iframe#replay_iframe');"
+                    " const e = f && f.contentDocument && f.contentDocument.getElementById('text');"
+                    " return e && e.textContent === t; }",
+                    arg=TEXT,
+                    timeout=20_000,
+                )
+                assert text.inner_text() == TEXT
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

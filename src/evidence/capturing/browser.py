@@ -253,7 +253,10 @@ class BrowserPlan:
 
 
 # Caps on what the browser's log keeps: a hostile page controls all of it.
-MAX_LOG_REQUESTS = 10_000
+# Past MAX_LOG_REQUESTS the log stops listening to network events: each one
+# costs the driver thread time, and a page requesting forever would otherwise
+# starve the steps that make the snapshot.
+MAX_LOG_REQUESTS = 2_000
 MAX_CONSOLE_MESSAGES = 1_000
 MAX_PAGE_ERRORS = 200
 MAX_EVENTS = 100  # pop-ups, downloads, dialogs each
@@ -276,6 +279,12 @@ class _Log:
     """
 
     def __init__(self) -> None:
+        # Called once per list ("requests", "console", "page_errors") when it
+        # is full, to stop listening to its events.
+        self.when_full: typing.Callable[[str], None] | None = None
+        # Set when the capture's request cap is reached: the request list then
+        # counts as full too (the page is requesting without end).
+        self.capped = threading.Event()
         self.console: list[dict[str, typing.Any]] = []
         self.page_errors: list[dict[str, typing.Any]] = []
         self.requests: list[dict[str, typing.Any]] = []
@@ -300,11 +309,14 @@ class _Log:
     def _room(self, kind: str, items: list[typing.Any], cap: int) -> bool:
         if len(items) < cap:
             return True
+        if not self.dropped[kind] and self.when_full is not None:
+            self.when_full(kind)
         self.dropped[kind] += 1
         return False
 
     def request(self, request: typing.Any) -> None:
-        if not self._room("requests", self.requests, MAX_LOG_REQUESTS):
+        cap = len(self.requests) if self.capped.is_set() else MAX_LOG_REQUESTS
+        if not self._room("requests", self.requests, cap):
             return
         entry: dict[str, typing.Any] = {
             "method": self._text(request.method, 20),
@@ -415,16 +427,18 @@ class _Run:
     log: _Log = attrs.Factory(_Log)
     # Why the watchdog killed the browser ("deadline", "memory"), if it did.
     killed: list[str] = attrs.Factory(list)
+    crashed: bool = False
 
 
 class _CountingFetcher:
     """The capture's fetcher, refusing every request past ``limit`` (the proxy lists
     them as failures), so a page that requests forever cannot grow the capture."""
 
-    def __init__(self, fetcher: Fetcher, limit: int) -> None:
+    def __init__(self, fetcher: Fetcher, limit: int, capped: threading.Event) -> None:
         self._fetcher = fetcher
         self._limit = limit
         self._lock = threading.Lock()
+        self._capped = capped
         self.used = 0
         self.refused = 0
 
@@ -432,6 +446,7 @@ class _CountingFetcher:
         with self._lock:
             if self.used >= self._limit:
                 self.refused += 1
+                self._capped.set()
                 raise CaptureError(
                     url, f"request limit reached ({self._limit} per browser capture)", "limit"
                 )
@@ -532,7 +547,8 @@ def run_browser(
     Raises:
         CaptureError: the page itself gave no response at all.
     """
-    counting = _CountingFetcher(fetcher, plan.options.max_requests)
+    run = _Run()
+    counting = _CountingFetcher(fetcher, plan.options.max_requests, run.log.capped)
     proxy = RecordingProxy(
         # The proxy only calls fetch(); the counter passes the rest through.
         typing.cast("Fetcher", counting),
@@ -541,7 +557,6 @@ def run_browser(
         spool_dir=spool_dir,
         ca=plan.ca,
     )
-    run = _Run()
     stop = threading.Event()
     watchdog = threading.Thread(
         target=_watch,
@@ -592,21 +607,38 @@ def _drive(plan: BrowserPlan, url: str, proxy_server: str, deadline: float, run:
                 handle_sighup=False,
             )
             try:
-                context = browser.new_context(
+                # Typed Any: events are subscribed by name from a table below,
+                # which Playwright's per-event overloads cannot check.
+                context: typing.Any = browser.new_context(
                     viewport={"width": width, "height": height},
                     accept_downloads=False,
                     java_script_enabled=True,
                 )
-                context.on("request", log.request)
-                context.on("response", log.response)
-                context.on("requestfinished", log.finished)
-                context.on("requestfailed", log.failed)
-                context.on("console", log.console_message)
-                context.on("weberror", log.page_error)
+                listeners: dict[str, list[tuple[str, typing.Callable[[typing.Any], None]]]] = {
+                    "requests": [
+                        ("request", log.request),
+                        ("response", log.response),
+                        ("requestfinished", log.finished),
+                        ("requestfailed", log.failed),
+                    ],
+                    "console": [("console", log.console_message)],
+                    "page_errors": [("weberror", log.page_error)],
+                }
+                for pairs in listeners.values():
+                    for event, listener in pairs:
+                        context.on(event, listener)
+
+                def stop_listening(kind: str) -> None:
+                    # Every event costs the driver thread time; a full list needs none.
+                    logger.debug("browser log: %s full, no longer listened to", kind)
+                    for event, listener in listeners.get(kind, ()):
+                        context.remove_listener(event, listener)
+
+                log.when_full = stop_listening
                 context.on("dialog", lambda d: _dialog(d, log))
                 page = context.new_page()
                 page.on("download", lambda d: log.download(d.url, d.suggested_filename))
-                page.on("crash", lambda _: run.notes.append("the page's renderer crashed"))
+                page.on("crash", lambda _: _crashed(run))
                 context.on("page", lambda p: _popup(p, page, log))
                 _steps(page, url, deadline, opts, run)
             finally:
@@ -621,6 +653,12 @@ def _quietly(action: typing.Callable[[], object]) -> None:
 
     with contextlib.suppress(PlaywrightError):
         action()
+
+
+def _crashed(run: _Run) -> None:
+    # Out of memory (the heap cap) or a renderer bug: nothing more to wait for.
+    run.crashed = True
+    run.notes.append("the page's renderer crashed (out of memory?)")
 
 
 def _dialog(dialog: typing.Any, log: _Log) -> None:
@@ -660,11 +698,17 @@ def _steps(page: typing.Any, url: str, deadline: float, opts: BrowserOptions, ru
         if deadline - time.monotonic() <= 0:
             run.notes.append(f"{name}: skipped, capture deadline reached")
             return None
+        if run.crashed:
+            run.notes.append(f"{name}: skipped, the page crashed")
+            return None
+        began = time.monotonic()
         try:
             return action()
         except PlaywrightError as exc:
             run.notes.append(f"{name}: {str(exc).splitlines()[0][:300]}")
             return None
+        finally:
+            logger.debug("browser step %s took %.3f s", name, time.monotonic() - began)
 
     idle = opts.network_idle_timeout
     step(
@@ -782,17 +826,17 @@ def _results(
     # A request a service worker answered never reached the network: the
     # worker's own requests (listed too) are what was fetched.
     accounted = {e.url for e in exchanges} | {f.url for f in failures}
-    unrecorded: list[str] = []
+    missing: dict[str, None] = {}
     for entry in log.requests:
         address = entry["url"].split("#", 1)[0]
         if (
             entry["from_service_worker"]
             or not address.startswith(("http://", "https://"))
             or address in accounted
-            or address in unrecorded
         ):
             continue
-        unrecorded.append(address)
+        missing.setdefault(address, None)
+    unrecorded = list(missing)
     blocked_for_page = [u for u in unrecorded if is_browser_service(_host(u))]
     if blocked_for_page:
         warnings.append(
@@ -806,8 +850,8 @@ def _results(
         )
     if log.dropped["requests"]:
         warnings.append(
-            f"the browser log lists the first {MAX_LOG_REQUESTS} requests; "
-            f"{log.dropped['requests']} more were not listed or cross-checked"
+            f"the browser log lists the first {len(log.requests)} requests; later ones "
+            "were not listed or cross-checked"
         )
     if page.status >= 400:
         warnings.insert(0, f"the server answered HTTP {page.status} {page.reason or ''}".rstrip())
