@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -79,6 +80,22 @@ def leftover_browsers() -> list[int]:
             if b"--evidence-capture=" in cmdline:
                 found.append(int(entry))
     return found
+
+
+def _profiles() -> set[str]:
+    return {
+        name
+        for name in os.listdir(tempfile.gettempdir())
+        if name.startswith("playwright_chromiumdev_profile-")
+    }
+
+
+@pytest.fixture(autouse=True)
+def no_profile_left_behind():
+    """A killed browser's temporary profile is removed too (Playwright leaves it)."""
+    before = _profiles()
+    yield
+    assert _profiles() - before == set()
 
 
 def _manifest(result) -> Manifest:

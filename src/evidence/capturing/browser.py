@@ -16,8 +16,9 @@ Threat model notes:
   the capture deadline; a watchdog kills the browser's processes at the
   deadline (plus a short grace) even when a script never yields, and every
   process this capture started is killed before it returns.
-* No persistent profile (a fresh temporary one per launch, removed by
-  Playwright), downloads refused, dialogs dismissed, pop-ups closed.
+* No persistent profile: an off-the-record context in a fresh temporary
+  profile, removed by Playwright, or by us when the browser had to be
+  killed; downloads refused, dialogs dismissed, pop-ups closed.
 * Chromium's own services are switched off by flags and refused by the proxy.
 """
 
@@ -28,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -118,13 +120,15 @@ BASE_FLAGS: tuple[str, ...] = (
 )
 
 # Scroll down one window at a time so lazy content loads, back to the top,
-# then wait (capped) for images still loading: Playwright's "networkidle"
-# fires once per navigation, so waiting for it again after scrolling would
-# return at once.
+# then wait (capped) for images still loading. The scroll runs while the page
+# settles towards network idle (Playwright's "networkidle": 500 ms without
+# requests, once per navigation), not after it: requests the scroll starts
+# postpone idle, so the two waits overlap instead of adding up. If the page
+# grew while it settled, the rest of it is scrolled afterwards.
 _SCROLL_JS = """
-async ([stepMs, maxSteps, imageWaitMs]) => {
+async ([stepMs, maxSteps, imageWaitMs, startY]) => {
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  let y = 0;
+  let y = startY;
   for (let i = 0; i < maxSteps; i++) {
     const h = Math.max(document.body ? document.body.scrollHeight : 0,
                        document.documentElement.scrollHeight);
@@ -140,6 +144,13 @@ async ([stepMs, maxSteps, imageWaitMs]) => {
   await Promise.race([Promise.all(pending), sleep(imageWaitMs)]);
   return y;
 }
+"""
+
+_SCROLL_STEP_MS = 50
+# True when the page is taller than what the scroll reached (it grew while settling).
+_GREW_JS = """
+(y) => Math.max(document.body ? document.body.scrollHeight : 0,
+                document.documentElement.scrollHeight) > y + window.innerHeight
 """
 
 
@@ -184,7 +195,22 @@ def _real_binary(path: str) -> str:
     return path
 
 
+# Version strings by (path, size, mtime): asking the binary costs a process start.
+_VERSIONS: dict[tuple[str, int, int], str] = {}
+
+
 def _chromium_version(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise UsageError(f"cannot run Chromium at {path}: {exc}") from exc
+    key = (path, st.st_size, st.st_mtime_ns)
+    if key not in _VERSIONS:
+        _VERSIONS[key] = _ask_version(path)
+    return _VERSIONS[key]
+
+
+def _ask_version(path: str) -> str:
     try:
         done = subprocess.run(
             [path, "--version"], capture_output=True, timeout=20, check=False, text=True
@@ -268,6 +294,7 @@ LOG_FORMAT = "evidence-browser-log/1"
 LOG_CONTENT_TYPE = "application/json"
 _MAX_UNRECORDED = 200
 _MEMORY_POLL = 0.5
+_PROFILE_PREFIX = "playwright_chromiumdev_profile-"
 _KILL_GRACE = 2.0
 
 
@@ -428,6 +455,8 @@ class _Run:
     # Why the watchdog killed the browser ("deadline", "memory"), if it did.
     killed: list[str] = attrs.Factory(list)
     crashed: bool = False
+    # Profile directories of browser processes that had to be killed.
+    profiles: set[str] = attrs.Factory(set)
 
 
 class _CountingFetcher:
@@ -506,16 +535,41 @@ def _memory_kib(pids: typing.Iterable[int]) -> int:
     return total
 
 
-def _kill(token: str) -> int:
+def _profile_dirs(pids: typing.Iterable[int]) -> set[str]:
+    """The temporary profile directories (``--user-data-dir``) Playwright gave ``pids``."""
+    found: set[str] = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                args = fh.read().split(b"\0")
+        except OSError:
+            continue
+        for arg in args:
+            if arg.startswith(b"--user-data-dir="):
+                path = os.fsdecode(arg.partition(b"=")[2])
+                # Only Playwright's own temporary profiles, never a user's.
+                if os.path.isabs(path) and os.path.basename(path).startswith(_PROFILE_PREFIX):
+                    found.add(path)
+    return found
+
+
+def _kill(token: str) -> set[str]:
+    """Kill every process of this capture's browser; returns their profile directories."""
     pids = _our_processes(token)
+    profiles = _profile_dirs(pids)
     for pid in pids:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-    return len(pids)
+    return profiles
 
 
 def _watch(
-    token: str, deadline: float, memory_kib: int, stop: threading.Event, killed: list[str]
+    token: str,
+    deadline: float,
+    memory_kib: int,
+    stop: threading.Event,
+    killed: list[str],
+    profiles: set[str],
 ) -> None:
     """Kill the browser at the deadline (plus a grace) or when it holds too much memory."""
     while True:
@@ -529,8 +583,8 @@ def _watch(
             reason = "memory"
             break
     killed.append(reason)
-    if _kill(token):
-        logger.warning("browser killed: %s", reason)
+    profiles.update(_kill(token))
+    logger.warning("browser killed: %s", reason)
 
 
 def run_browser(
@@ -560,7 +614,14 @@ def run_browser(
     stop = threading.Event()
     watchdog = threading.Thread(
         target=_watch,
-        args=(plan.token, deadline, plan.options.max_browser_memory_mb * 1024, stop, run.killed),
+        args=(
+            plan.token,
+            deadline,
+            plan.options.max_browser_memory_mb * 1024,
+            stop,
+            run.killed,
+            run.profiles,
+        ),
         name="evidence-browser-watchdog",
         daemon=True,
     )
@@ -570,8 +631,13 @@ def run_browser(
     finally:
         stop.set()
         watchdog.join()
-        _kill(plan.token)
+        run.profiles.update(_kill(plan.token))
         proxy.close()
+        # Playwright removes the browser's temporary profile when the browser
+        # closes, not when it was killed; then we do, once no process of it
+        # is left to write into it.
+        for profile in run.profiles:
+            shutil.rmtree(profile, ignore_errors=True)
     if run.killed:
         run.completed = False
         what = {
@@ -607,8 +673,10 @@ def _drive(plan: BrowserPlan, url: str, proxy_server: str, deadline: float, run:
                 handle_sighup=False,
             )
             try:
-                # Typed Any: events are subscribed by name from a table below,
-                # which Playwright's per-event overloads cannot check.
+                # An off-the-record context: the page's cache, cookies and
+                # storage stay in memory. Typed Any: events are subscribed by
+                # name from a table below, which Playwright's per-event
+                # overloads cannot check.
                 context: typing.Any = browser.new_context(
                     viewport={"width": width, "height": height},
                     accept_downloads=False,
@@ -711,19 +779,29 @@ def _steps(page: typing.Any, url: str, deadline: float, opts: BrowserOptions, ru
             logger.debug("browser step %s took %.3f s", name, time.monotonic() - began)
 
     idle = opts.network_idle_timeout
+
+    def scroll(start: int) -> int:
+        image_wait = int(min(idle, 5.0, max(deadline - time.monotonic(), 0)) * 1000)
+        done = step(
+            "scroll", lambda: page.evaluate(_SCROLL_JS, [_SCROLL_STEP_MS, 60, image_wait, start])
+        )
+        return done if isinstance(done, int) else start
+
+    scrolled = scroll(0) if opts.scroll else 0
     step(
         "network idle",
         lambda: page.wait_for_load_state("networkidle", timeout=_remaining_ms(deadline, idle)),
     )
     if opts.scroll:
-        image_wait = int(min(idle, 5.0, max(deadline - time.monotonic(), 0)) * 1000)
-        step("scroll", lambda: page.evaluate(_SCROLL_JS, [100, 60, image_wait]))
+        grown = step("page height", lambda: page.evaluate(_GREW_JS, scrolled))
+        if grown is True:
+            scroll(scrolled)
     step("fonts", lambda: page.evaluate("document.fonts.ready.then(() => true)"))
     if opts.wait > 0:
         step("wait", lambda: page.wait_for_timeout(_remaining_ms(deadline, opts.wait)))
-    ua = step("user agent", lambda: page.evaluate("navigator.userAgent"))
-    run.user_agent = ua if isinstance(ua, str) else ""
-    title = step("title", page.title)
+    facts = step("user agent", lambda: page.evaluate("[navigator.userAgent, document.title]"))
+    ua, title = facts if isinstance(facts, list) and len(facts) == 2 else ("", None)
+    run.user_agent = ua[:1000] if isinstance(ua, str) else ""
     run.title = title[:1000] if isinstance(title, str) and title else None
     if opts.screenshot:
         shot = step(
