@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from evidence.capturing import BrowserOptions, CaptureOptions, capture
-from evidence.errors import UsageError
+from evidence.errors import PackageError, UsageError
 from evidence.extract import extract
 from evidence.manifest import Manifest
 from evidence.show import describe, summary
@@ -271,6 +271,20 @@ def test_https_page_through_interception_with_a_failed_subresource(site, test_ca
         if h.get("WARC-Target-URI", "").startswith("urn:dom:")
     )
     assert TEXT in dom.decode("utf-8")
+
+    # The browser log is sealed like every record: one changed byte in it is
+    # a verification failure, and extract refuses to write it out.
+    log = manifest.capture.browser.log
+    assert log is not None
+    member = next(r for r in manifest.records if r.id == log.record)
+    warc = Path(result.path) / "data" / "capture.warc.gz"
+    data = bytearray(warc.read_bytes())
+    data[member.offset + member.length // 2] ^= 0x01
+    warc.write_bytes(bytes(data))
+    assert verify(Path(result.path), trust=[]).outcome is Outcome.FAILED
+    with pytest.raises(PackageError, match="does not match the sealed inventory"):
+        extract(Path(result.path), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 @needs_chromium

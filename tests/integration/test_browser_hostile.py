@@ -267,6 +267,10 @@ def test_a_page_that_never_reaches_network_idle_ends_in_time(raw_server, tmp_pat
     assert [a.kind for a in browser.artefacts] == ["screenshot", "dom"], "the snapshot was made"
     assert any(n.startswith("network idle:") for n in browser.notes), browser.notes
     assert manifest.capture.title == "never idle, scripted"
+    # Still waiting when the capture ended: recorded failures, not gaps.
+    assert browser.unrecorded == ()
+    waiting = {(f.url, f.kind) for f in browser.failed}
+    assert {(server.url("/poll"), "timeout"), (server.url("/events"), "timeout")} <= waiting
     assert verify(Path(result.path), trust=[]).outcome is Outcome.UNTRUSTED
 
 

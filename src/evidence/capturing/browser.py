@@ -913,6 +913,24 @@ def _results(
             or address in accounted
         ):
             continue
+        if entry["status"] is None and not is_browser_service(_host(address)):
+            # No response reached the browser: still waiting when the
+            # capture ended (a long-poll, an event stream: the proxy was still
+            # fetching it), or given up by the browser itself before it
+            # reached the proxy. A recorded failure, not a gap.
+            failure = entry["failure"]
+            failures.append(
+                ProxyFailure(
+                    url=address,
+                    method=entry["method"],
+                    kind="browser" if failure else "timeout",
+                    error=f"the browser gave up: {failure}"
+                    if failure
+                    else "no complete response before the capture ended",
+                )
+            )
+            accounted.add(address)
+            continue
         missing.setdefault(address, None)
     unrecorded = list(missing)
     blocked_for_page = [u for u in unrecorded if is_browser_service(_host(u))]
