@@ -350,6 +350,10 @@ def test_cli_capture_with_browser_options(raw_server, tmp_path, capsys):
             "--viewport",
             "800x600",
             "--no-scroll",
+            "--max-browser-requests",
+            "100",
+            "--browser-memory",
+            "1500",
             "--out",
             str(tmp_path),
             server.url("/article"),
@@ -363,6 +367,14 @@ def test_cli_capture_with_browser_options(raw_server, tmp_path, capsys):
     assert manifest.options is not None
     assert manifest.options["browser_scroll"] is False
     assert manifest.options["browser_viewport"] == "800x600"
+    assert manifest.options["browser_max_requests"] == 100
+    assert manifest.options["browser_max_browser_memory_mb"] == 1500
+    for bad in (["--max-browser-requests", "0"], ["--browser-memory", "x"]):
+        with pytest.raises(SystemExit) as stopped:
+            main(["capture", "--browser", *bad, server.url("/article")])
+        assert stopped.value.code == 2
+    assert main(["capture", "--browser-memory", "900", server.url("/article")]) == 2
+    assert "only apply with --browser" in capsys.readouterr().err
 
 
 def _log_of(package: Path, manifest: Manifest) -> tuple[dict[str, str], dict]:
@@ -596,3 +608,49 @@ def test_pywb_replays_the_text_the_script_inserted(raw_server, tmp_path, judge_t
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@needs_chromium
+def test_a_service_worker_registers_over_intercepted_https(site, test_ca, tmp_path):
+    """The browser trusts the per-capture key by its pin (not by ignoring errors),
+    so a service worker registers over HTTPS, and its fetch is recorded."""
+    page = (
+        b'<!DOCTYPE html><title>S</title><p id="sw">pending</p><script>'
+        b'navigator.serviceWorker.register("/sw.js")'
+        b".then(() => navigator.serviceWorker.ready)"
+        b".then(() => navigator.serviceWorker.controller ? null : new Promise("
+        b'r => navigator.serviceWorker.addEventListener("controllerchange", r)))'
+        b'.then(() => fetch("/via-sw")).then(r => r.text())'
+        b'.then(t => { document.getElementById("sw").textContent = t; })'
+        b'.catch(e => { document.getElementById("sw").textContent = "failed " + e; });'
+        b"</script>"
+    )
+    server = site(
+        {
+            "/": (200, [("Content-Type", "text/html")], page),
+            "/sw.js": (200, [("Content-Type", "text/javascript")], SERVICE_WORKER),
+            "/from-sw": (200, [("Content-Type", "text/plain")], b"worker over https"),
+        },
+        tls=test_ca.server_context(),
+    )
+    result = capture(
+        server.url("/"),
+        out=tmp_path,
+        options=CaptureOptions(ca_bundle=str(test_ca.root_pem), deadline=60),
+        browser=BrowserOptions(pdf=False, scroll=False, screenshot=False),
+    )
+    package = Path(result.path)
+    manifest = Manifest.from_bytes((package / "evidence" / "manifest.json").read_bytes())
+    recs = records(package)
+    dom = next(b for h, b in recs if h.get("WARC-Target-URI", "").startswith("urn:dom:"))
+    assert b'<p id="sw">worker over https</p>' in dom
+    urls = [e.url for e in manifest.exchanges]
+    assert urls.count(server.url("/sw.js")) == 1 and urls.count(server.url("/from-sw")) == 1
+    assert server.url("/via-sw") not in urls
+    assert all(e.tls is not None and e.tls.verified for e in manifest.exchanges)
+    _, log = _log_of(package, manifest)
+    by_url = {r["url"]: r for r in log["requests"]}
+    assert by_url[server.url("/via-sw")]["from_service_worker"]
+    assert by_url[server.url("/from-sw")]["by_service_worker"]
+    assert manifest.capture is not None and manifest.capture.browser is not None
+    assert manifest.capture.browser.unrecorded == () and manifest.capture.browser.failed == ()
