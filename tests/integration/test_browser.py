@@ -309,6 +309,9 @@ def test_hostile_page_ends_at_the_deadline_with_no_process_left(raw_server, tmp_
     manifest = Manifest.from_bytes((Path(result.path) / "evidence" / "manifest.json").read_bytes())
     assert manifest.capture is not None and manifest.capture.browser is not None
     assert not manifest.capture.browser.completed
+    # Killed by the watchdog, or ended by Playwright's timeouts just before.
+    assert [h.limit for h in manifest.capture.limits_hit] == ["deadline"]
+    assert manifest.capture.limits_hit[0].detail in ("browser killed", "browser steps cut short")
     assert manifest.page_exchange is not None, "what arrived is kept"
     assert verify(Path(result.path), trust=[]).outcome is Outcome.UNTRUSTED
 

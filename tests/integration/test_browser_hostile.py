@@ -139,6 +139,7 @@ def test_a_page_that_requests_forever_is_capped_and_marked(raw_server, tmp_path)
     assert verify(Path(result.path), trust=[]).outcome is Outcome.UNTRUSTED
 
 
+@pytest.mark.slow
 def test_our_memory_stays_bounded_while_a_page_requests_forever(raw_server, tmp_path):
     """Peak RSS of the capturing Python process, measured in a child process: the
     proxy and the log keep per-request state only up to their caps."""

@@ -455,6 +455,7 @@ class _Run:
     # Why the watchdog killed the browser ("deadline", "memory"), if it did.
     killed: list[str] = attrs.Factory(list)
     crashed: bool = False
+    deadline_hit: bool = False
     # Profile directories of browser processes that had to be killed.
     profiles: set[str] = attrs.Factory(set)
 
@@ -638,6 +639,9 @@ def run_browser(
         # is left to write into it.
         for profile in run.profiles:
             shutil.rmtree(profile, ignore_errors=True)
+    # Past the deadline, some step was cut short (or skipped) even when
+    # Playwright's own timeouts ended it before the watchdog had to.
+    run.deadline_hit = time.monotonic() >= deadline
     if run.killed:
         run.completed = False
         what = {
@@ -967,6 +971,8 @@ def _results(
         )
     if "deadline" in run.killed:
         limits.append(LimitHit(limit="deadline", url=page.url, detail="browser killed"))
+    elif run.deadline_hit:
+        limits.append(LimitHit(limit="deadline", url=page.url, detail="browser steps cut short"))
     if "memory" in run.killed:
         limits.append(
             LimitHit(
