@@ -43,6 +43,7 @@ def _have_chromium() -> bool:
 
 needs_chromium = pytest.mark.skipif(not _have_chromium(), reason="no Chromium installed")
 
+_MARK = "EVIDENCE_TEST_BROWSER"
 TEXT = "Statement of 3 December: 声明全文 — ئۇيغۇرچە بايانات"
 
 
@@ -136,16 +137,33 @@ def records(package: Path) -> list[tuple[dict[str, str], bytes]]:
     return out
 
 
+@pytest.fixture(autouse=True)
+def own_browsers(tmp_path_factory, monkeypatch):
+    """Marks the browsers this test starts and gives them a temporary directory of
+    their own, so that leftovers found are this test's, never those of another
+    run on the same machine; no Playwright profile may be left in it."""
+    monkeypatch.setenv(_MARK, os.urandom(8).hex())
+    tmp = tmp_path_factory.mktemp("browser-tmp")
+    monkeypatch.setenv("TMPDIR", str(tmp))  # where Playwright makes its profiles
+    yield
+    assert [n for n in os.listdir(tmp) if n.startswith("playwright_chromiumdev_profile-")] == []
+
+
 def leftover_browsers() -> list[int]:
-    """Pids of any process started by a browser capture (they carry this flag)."""
+    """Pids of this test's browser processes still running (they carry a marker
+    flag, and this test's mark in their environment)."""
+    mark = f"{_MARK}={os.environ[_MARK]}".encode()
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+                if b"--evidence-capture=" not in cmdline:
+                    continue
+                environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"--evidence-capture=" in cmdline:
+            if mark in environ:
                 found.append(int(entry))
     return found
 

@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ def _have_chromium() -> bool:
 
 
 pytestmark = pytest.mark.skipif(not _have_chromium(), reason="no Chromium installed")
+_MARK = "EVIDENCE_TEST_BROWSER"
 
 
 def _response(body: bytes, content_type: str = "text/html") -> bytes:
@@ -68,34 +68,35 @@ def _page_server(raw_server, page: bytes, others=None):
     return raw_server(respond)
 
 
+@pytest.fixture(autouse=True)
+def own_browsers(tmp_path_factory, monkeypatch):
+    """Marks the browsers this test starts and gives them a temporary directory of
+    their own, so that leftovers found are this test's, never those of another
+    run on the same machine; no Playwright profile may be left in it."""
+    monkeypatch.setenv(_MARK, os.urandom(8).hex())
+    tmp = tmp_path_factory.mktemp("browser-tmp")
+    monkeypatch.setenv("TMPDIR", str(tmp))  # where Playwright makes its profiles
+    yield
+    assert [n for n in os.listdir(tmp) if n.startswith("playwright_chromiumdev_profile-")] == []
+
+
 def leftover_browsers() -> list[int]:
-    """Pids of any process started by a browser capture (they carry a marker flag)."""
+    """Pids of this test's browser processes still running (they carry a marker
+    flag, and this test's mark in their environment)."""
+    mark = f"{_MARK}={os.environ[_MARK]}".encode()
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+                if b"--evidence-capture=" not in cmdline:
+                    continue
+                environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"--evidence-capture=" in cmdline:
+            if mark in environ:
                 found.append(int(entry))
     return found
-
-
-def _profiles() -> set[str]:
-    return {
-        name
-        for name in os.listdir(tempfile.gettempdir())
-        if name.startswith("playwright_chromiumdev_profile-")
-    }
-
-
-@pytest.fixture(autouse=True)
-def no_profile_left_behind():
-    """A killed browser's temporary profile is removed too (Playwright leaves it)."""
-    before = _profiles()
-    yield
-    assert _profiles() - before == set()
 
 
 def _manifest(result) -> Manifest:
@@ -325,3 +326,31 @@ def test_stopping_the_cli_mid_capture_leaves_no_browser_and_no_package(raw_serve
         time.sleep(0.1)
     assert leftover_browsers() == []
     assert not out.exists() or list(out.iterdir()) == [], "nothing half-written is left"
+
+
+def test_a_page_that_breaks_its_own_timers_and_fonts_still_gets_its_snapshot(raw_server, tmp_path):
+    """The waits before the snapshot are timed by Playwright, not by the page: a
+    page that replaces setTimeout and document.fonts cannot hold them forever."""
+    page = b"""<!DOCTYPE html><title>no timers</title><p>tall</p>
+    <div style="height: 5000px"></div>
+    <script>
+    window.setTimeout = () => 0;
+    window.requestAnimationFrame = () => 0;
+    Object.defineProperty(document, "fonts", {value: {ready: new Promise(() => {}),
+                                                      status: "loading"}});
+    </script>"""
+    server = _page_server(raw_server, page)
+    started = time.monotonic()
+    result = capture(
+        server.url("/"),
+        out=tmp_path,
+        options=CaptureOptions(deadline=40),
+        browser=BrowserOptions(pdf=False),
+    )
+    elapsed = time.monotonic() - started
+    assert elapsed < 25, f"{elapsed}: bounded by the step caps, not by the 40 s deadline"
+    assert leftover_browsers() == []
+    manifest = _manifest(result)
+    assert manifest.capture is not None and manifest.capture.browser is not None
+    assert [a.kind for a in manifest.capture.browser.artefacts] == ["screenshot", "dom"]
+    assert manifest.capture.browser.completed, manifest.capture.browser.notes

@@ -124,34 +124,18 @@ BASE_FLAGS: tuple[str, ...] = (
 # settles towards network idle (Playwright's "networkidle": 500 ms without
 # requests, once per navigation), not after it: requests the scroll starts
 # postpone idle, so the two waits overlap instead of adding up. If the page
-# grew while it settled, the rest of it is scrolled afterwards.
-_SCROLL_JS = """
-async ([stepMs, maxSteps, imageWaitMs, startY]) => {
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  let y = startY;
-  for (let i = 0; i < maxSteps; i++) {
-    const h = Math.max(document.body ? document.body.scrollHeight : 0,
-                       document.documentElement.scrollHeight);
-    if (y >= h) break;
-    y += Math.max(window.innerHeight, 200);
-    window.scrollTo(0, y);
-    await sleep(stepMs);
-  }
-  window.scrollTo(0, 0);
-  const pending = Array.from(document.images).filter((img) => !img.complete)
-    .map((img) => new Promise((r) => { img.addEventListener("load", r);
-                                       img.addEventListener("error", r); }));
-  await Promise.race([Promise.all(pending), sleep(imageWaitMs)]);
-  return y;
-}
-"""
-
+# grew while it settled, the rest of it is scrolled afterwards. Python drives
+# the steps and Playwright times them, never the page's own timers: a page
+# that replaces setTimeout or document.fonts cannot make a step wait forever.
 _SCROLL_STEP_MS = 50
-# True when the page is taller than what the scroll reached (it grew while settling).
-_GREW_JS = """
-(y) => Math.max(document.body ? document.body.scrollHeight : 0,
-                document.documentElement.scrollHeight) > y + window.innerHeight
+_SCROLL_MAX_STEPS = 60
+_HEIGHT_JS = """
+() => Math.max(document.body ? document.body.scrollHeight : 0,
+               document.documentElement.scrollHeight)
 """
+_IMAGES_DONE_JS = "() => Array.from(document.images).every((img) => img.complete)"
+_FONTS_DONE_JS = "() => document.fonts.status === 'loaded'"
+_FONTS_WAIT = 5.0
 
 
 def _playwright_browser() -> str | None:
@@ -749,6 +733,7 @@ def _popup(popup: typing.Any, main: typing.Any, log: _Log) -> None:
 
 def _steps(page: typing.Any, url: str, deadline: float, opts: BrowserOptions, run: _Run) -> None:
     from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
     try:
         response = page.goto(url, wait_until="load", timeout=_remaining_ms(deadline))
@@ -784,23 +769,46 @@ def _steps(page: typing.Any, url: str, deadline: float, opts: BrowserOptions, ru
 
     idle = opts.network_idle_timeout
 
-    def scroll(start: int) -> int:
-        image_wait = int(min(idle, 5.0, max(deadline - time.monotonic(), 0)) * 1000)
-        done = step(
-            "scroll", lambda: page.evaluate(_SCROLL_JS, [_SCROLL_STEP_MS, 60, image_wait, start])
-        )
-        return done if isinstance(done, int) else start
+    step_height = opts.viewport[1]
 
-    scrolled = scroll(0) if opts.scroll else 0
+    def height() -> float:
+        value = page.evaluate(_HEIGHT_JS)
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    def scroll(start: int) -> int:
+        y = start
+        for _ in range(_SCROLL_MAX_STEPS):
+            if deadline - time.monotonic() <= 0 or y >= height():
+                break
+            y += step_height
+            page.evaluate("(y) => window.scrollTo(0, y)", y)
+            page.wait_for_timeout(_SCROLL_STEP_MS)
+        page.evaluate("() => window.scrollTo(0, 0)")
+        # Images still loading, at most a few seconds; a page that never
+        # finishes one still gets its snapshot.
+        with contextlib.suppress(PlaywrightTimeoutError):
+            page.wait_for_function(_IMAGES_DONE_JS, timeout=_remaining_ms(deadline, min(idle, 5.0)))
+        return y
+
+    done = step("scroll", lambda: scroll(0)) if opts.scroll else None
+    scrolled = done if isinstance(done, int) else 0
     step(
         "network idle",
         lambda: page.wait_for_load_state("networkidle", timeout=_remaining_ms(deadline, idle)),
     )
     if opts.scroll:
-        grown = step("page height", lambda: page.evaluate(_GREW_JS, scrolled))
-        if grown is True:
-            scroll(scrolled)
-    step("fonts", lambda: page.evaluate("document.fonts.ready.then(() => true)"))
+        grown = step("page height", height)
+        if isinstance(grown, float) and grown > scrolled + step_height:
+            step("scroll", lambda: scroll(scrolled))
+
+    def fonts() -> None:
+        # Playwright's timeout, not the page's promise: a page can replace
+        # document.fonts with one that never settles. Fonts still loading
+        # after a few seconds are not worth the snapshot.
+        with contextlib.suppress(PlaywrightTimeoutError):
+            page.wait_for_function(_FONTS_DONE_JS, timeout=_remaining_ms(deadline, _FONTS_WAIT))
+
+    step("fonts", fonts)
     if opts.wait > 0:
         step("wait", lambda: page.wait_for_timeout(_remaining_ms(deadline, opts.wait)))
     facts = step("user agent", lambda: page.evaluate("[navigator.userAgent, document.title]"))
