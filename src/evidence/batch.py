@@ -429,6 +429,7 @@ def capture_one(
     tsa_roots: typing.Sequence[x509.Certificate] = (),
     discard_transient: bool = False,
     labels: typing.Mapping[str, str] | None = None,
+    seal_operator_to: typing.Sequence[str] = (),
 ) -> BatchResult:
     """One attempt at ``url`` under ``task_id``; safe to repeat after a crash (module docstring).
 
@@ -462,6 +463,7 @@ def capture_one(
                 tsa_urls=tsa_urls,
                 tsa_roots=tsa_roots,
                 labels=labels or None,
+                seal_operator_to=seal_operator_to,
             )
         except CaptureError as exc:
             shutil.rmtree(staging, ignore_errors=True)
@@ -733,6 +735,7 @@ def capture_many(
     new_run: bool = False,
     executor: Executor | None = None,
     on_start: typing.Callable[[BatchRun], None] | None = None,
+    seal_operator_to: typing.Sequence[str] = (),
 ) -> typing.Iterator[BatchResult]:
     """Capture every URL of a list into ``out``, yielding each URL's final result as it finishes.
 
@@ -753,6 +756,8 @@ def capture_many(
         executor: where attempts run (default: ``workers`` local threads).
         on_start: called with the :class:`BatchRun` once the state is read and
             after every change (an attempt started or finished), for progress.
+        seal_operator_to: as for :func:`evidence.capture` (checked before
+            anything starts; with a Celery executor each worker seals with its own).
 
     Raises:
         UsageError: bad arguments, an unreadable list, or another batch running in ``out``.
@@ -761,6 +766,12 @@ def capture_many(
     """
     if workers < 1 or per_host < 1 or retries < 0 or delay < 0 or backoff < 0:
         raise UsageError("workers and per_host must be >= 1; retries, delay, backoff >= 0")
+    if seal_operator_to:
+        from evidence.sealing import check_recipients
+
+        seal_operator_to = check_recipients(seal_operator_to)
+        if operator is None:
+            raise UsageError("seal_operator_to needs an operator name or organization to seal")
     batch_list = source if isinstance(source, BatchList) else read_list(source)
     root = Path(out)
     try:
@@ -803,6 +814,7 @@ def capture_many(
                     "sign_with": sign_with,
                     "tsa_urls": tsa_urls,
                     "tsa_roots": tsa_roots,
+                    "seal_operator_to": seal_operator_to,
                 },
             )
         if on_start is not None:

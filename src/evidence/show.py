@@ -98,6 +98,7 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
         "package_id": manifest.package_id,
         "created": manifest.created,
         "operator": operator if isinstance(operator, dict) else None,
+        "sealed_operator": _sealed_summary(manifest),
         "labels": _dict(data.get("labels")),
         "requested_url": cap.get("requested_url"),
         "final_url": cap.get("final_url"),
@@ -106,6 +107,11 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
         "started": cap.get("started"),
         "ended": cap.get("ended"),
         "server_ip": cap.get("server_ip"),
+        "network": (
+            manifest.capture.network.describe()
+            if manifest.capture is not None and manifest.capture.network is not None
+            else None
+        ),
         "tls": cap.get("tls") if isinstance(cap.get("tls"), dict) else None,
         "redirects": _list(cap.get("redirects")),
         "limits_hit": _list(cap.get("limits_hit")),
@@ -126,6 +132,22 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
         ],
         "software": data.get("software") if isinstance(data.get("software"), dict) else None,
     }
+
+
+def _sealed_summary(manifest: Manifest) -> JSONDict | None:
+    """A sealed operator's recipients and any structural problem (never the plaintext)."""
+    from evidence.errors import SealError
+    from evidence.sealing import inspect_sealed
+
+    sealed = manifest.operator.sealed if manifest.operator is not None else None
+    if sealed is None:
+        return None
+    problem = None
+    try:
+        inspect_sealed(sealed)
+    except SealError as exc:
+        problem = str(exc)
+    return {"format": sealed.format, "recipients": list(sealed.recipients), "problem": problem}
 
 
 def _limited(items: list[typing.Any], lines: list[str], label: str) -> list[typing.Any]:
@@ -150,6 +172,8 @@ def describe(info: JSONDict) -> str:
     lines.append(f"Status       HTTP {_text(info.get('status'))}")
     lines.append(f"Captured     {_text(info.get('started'))} to {_text(info.get('ended'))}")
     lines.append(f"Server IP    {_text(info.get('server_ip'))}")
+    if info.get("network"):
+        lines.append(f"Network      {_text(info.get('network'))}")
     dns = _dict(info.get("dns"))
     for host in sorted(dns, key=str)[:MAX_LISTED]:
         answers = dns[host]
@@ -160,7 +184,18 @@ def describe(info: JSONDict) -> str:
     for name in sorted(labels, key=str)[:MAX_LISTED]:
         lines.append(f"Label        {_text(name)}: {_text(labels[name])}")
     op = _dict(info.get("operator"))
-    if op:
+    sealed = _dict(info.get("sealed_operator"))
+    if sealed:
+        recipients = _list(sealed.get("recipients"))
+        lines.append(
+            f"Operator     sealed to {len(recipients)} recipient(s) "
+            "(open with 'evidence unseal PACKAGE --identity KEY')"
+        )
+        for recipient in recipients[:MAX_LISTED]:
+            lines.append(f"  sealed to  {_text(recipient)}")
+        if sealed.get("problem"):
+            lines.append(f"  problem    {_text(sealed.get('problem'))}")
+    elif op:
         lines.append(f"Operator     {_text(op.get('name'))} / {_text(op.get('organization'))}")
     for hop in _limited(_list(info.get("redirects")), lines, "Redirects"):
         h = _dict(hop)

@@ -40,6 +40,7 @@ from evidence.manifest import (
     CaptureInfo,
     Inventory,
     Manifest,
+    NetworkInfo,
     Operator,
     PayloadFile,
 )
@@ -170,9 +171,31 @@ def _check_labels(labels: typing.Mapping[str, str] | None) -> dict[str, str] | N
 def _check_operator(operator: Operator | None) -> None:
     if operator is None:
         return
+    if operator.sealed is not None:
+        # A sealed part made elsewhere cannot name this package's id, which
+        # does not exist yet: unseal would rightly call it transplanted.
+        raise UsageError(
+            "give the operator in plaintext with seal_operator_to; capture seals it itself"
+        )
     for value in (operator.name, operator.organization):
         if value is not None and (not isinstance(value, str) or not value.isprintable()):
             raise UsageError("operator name and organization must be printable text on one line")
+
+
+def _seal_recipients(
+    operator: Operator | None, seal_operator_to: typing.Sequence[str]
+) -> tuple[str, ...]:
+    """The checked recipients to seal ``operator`` to (none: not sealed)."""
+    if isinstance(seal_operator_to, str):
+        seal_operator_to = [seal_operator_to]
+    if not seal_operator_to:
+        return ()
+    from evidence.sealing import check_recipients
+
+    recipients = check_recipients(seal_operator_to)
+    if operator is None or not (operator.name or operator.organization):
+        raise UsageError("seal_operator_to needs an operator name or organization to seal")
+    return recipients
 
 
 def capture(
@@ -187,13 +210,16 @@ def capture(
     labels: typing.Mapping[str, str] | None = None,
     tsa_timeout: float = 30.0,
     browser: bool | BrowserOptions = False,
+    seal_operator_to: typing.Sequence[str] = (),
 ) -> CaptureResult:
     """Capture ``url`` (and by default its page requisites) into a new package under ``out``.
 
     Args:
         url: an absolute http or https URL (surrounding whitespace is ignored).
         out: the directory that receives the package (created if missing).
-        options: limits, TLS and requisite settings; defaults are safe.
+        options: limits, TLS, requisite and proxy settings; defaults are
+            safe. With ``options.proxy`` every connection (and the TSA
+            request) goes through that proxy, never directly.
         operator: who captured, recorded only when given.
         sign_with: private keys (from :func:`evidence.load_private_key`) that
             sign the manifest before the package is renamed into place, so a
@@ -214,6 +240,10 @@ def capture(
             headless Chromium through the recording proxy (docs/browser.md):
             everything the page requested is recorded, plus a screenshot, a
             PDF and the DOM. Needs the ``browser`` extra and a Chromium.
+        seal_operator_to: age X25519 public keys (``age1...``, legal teams):
+            ``operator`` is encrypted to them and only the sealed form goes
+            into the package (docs/sealing.md); no plaintext name is written
+            anywhere. Needs the ``seal`` extra.
 
     Returns:
         A :class:`CaptureResult` describing the package.
@@ -222,14 +252,18 @@ def capture(
         CaptureError: no package was written for this URL: no response at all
             (``kind`` says why), or the disk filled up (``kind`` ``disk``);
             nothing is left behind.
-        UsageError: ``sign_with`` or ``operator`` is not usable, or browser
-            capture was asked for without Playwright or Chromium.
+        UsageError: ``sign_with`` or ``operator`` is not usable, a
+            ``seal_operator_to`` recipient is not an age key (checked before
+            any connection), or browser capture was asked for without
+            Playwright or Chromium.
         PackageError: the output directory cannot be used.
     """
     options = options or CaptureOptions()
     url = validate_url(url)
+    proxy = options.proxy_url
     keys = _signing_keys(sign_with)
     _check_operator(operator)
+    recipients = _seal_recipients(operator, seal_operator_to)
     labels = _check_labels(labels)
     plan: BrowserPlan | None = None
     if browser is not False:
@@ -240,6 +274,14 @@ def capture(
         )
     created = clock.now()
     package_id = make_package_id(url, created)
+    if recipients and operator is not None:
+        from evidence.sealing import seal_operator
+
+        # Sealed before anything is written: the plaintext never reaches the
+        # WARC, bag-info, the custody log or a log line (docs/sealing.md).
+        operator = seal_operator(
+            operator, recipients, package_id=package_id, created=clock.iso(created)
+        )
     fetcher = Fetcher(
         user_agent=options.user_agent,
         limits=FetchLimits(
@@ -251,6 +293,7 @@ def capture(
         unsafe_insecure=options.unsafe_insecure,
         pool_size=max(16, options.requisite_workers * 2),
         check_address=refuse_non_public if options.public_only else None,
+        proxy=proxy,
     )
     deadline = time.monotonic() + options.deadline
     try:
@@ -314,6 +357,30 @@ def _disk_full(exc: BaseException) -> str | None:
     return None
 
 
+def _network(options: CaptureOptions) -> NetworkInfo | None:
+    """What the manifest says about the proxy: its scheme, its address only when asked."""
+    proxy = options.proxy_url
+    if proxy is None:
+        return None
+    return NetworkInfo(
+        proxy_scheme=proxy.scheme,
+        proxy_address=proxy.address if options.record_proxy_address else None,
+        server_ip_observable=False,
+        names_resolved_by="proxy" if proxy.resolves_names else "local",
+    )
+
+
+def _network_warcinfo(network: NetworkInfo | None) -> list[tuple[str, str]]:
+    if network is None:
+        return []
+    fields = [("proxy", network.proxy_scheme)]
+    if network.proxy_address:
+        fields.append(("proxy-address", network.proxy_address))
+    fields.append(("server-ip-observable", "no"))
+    fields.append(("names-resolved-by", network.names_resolved_by))
+    return fields
+
+
 def _capture_into(
     pkg: PackageWriter,
     url: str,
@@ -331,10 +398,18 @@ def _capture_into(
 ) -> CaptureResult:
     created = clock.iso(created_at)
     browser_info = None
+    network = _network(options)
     with open(pkg.path(WARC_PATH), "xb") as fh:
         warc = WARCWriter(fh)
         recorder = Recorder(
-            pkg, warc, created, operator, plan.warcinfo_fields() if plan is not None else ()
+            pkg,
+            warc,
+            created,
+            operator,
+            [
+                *(plan.warcinfo_fields() if plan is not None else ()),
+                *_network_warcinfo(network),
+            ],
         )
         fault_point("warc-started")
         if plan is None:
@@ -386,6 +461,7 @@ def _capture_into(
             warnings=crawl.warnings,
             title=crawl.title,
             browser=browser_info,
+            network=network,
         ),
         certificate_chains=dict(recorder.chains),
         custody_log=CUSTODY_PATH,
@@ -403,6 +479,7 @@ def _capture_into(
         tsa_urls=tsa_urls,
         tsa_roots=tsa_roots,
         tsa_timeout=tsa_timeout,
+        tsa_proxy=options.proxy_url,
         actor=operator.label if operator is not None else None,
         note=f"captured {url}",
         warnings=warnings,

@@ -23,6 +23,10 @@ Threat model notes:
   system resolver's own timeout.
 * Header size is bounded by http.client (64 KiB per line, 100 header lines);
   body size by ``max_response_bytes``.
+* With a proxy (:mod:`evidence.capturing.upstream`) every connection is a
+  tunnel through it, never a direct one; the server's IP address is then not
+  observable, so ``server_ip`` stays None (never the proxy's address), and DNS
+  answers exist only when this machine resolved the name (``socks5``).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ import urllib3
 import urllib3.connection
 import urllib3.exceptions
 
+from evidence.capturing.upstream import ProxyError, ProxyURL, open_tunnel
 from evidence.errors import CaptureError
 
 logger = logging.getLogger(__name__)
@@ -141,8 +146,10 @@ class _State:
         deadline: float,
         limits: FetchLimits,
         check_address: AddressCheck | None,
+        proxy: ProxyURL | None = None,
     ) -> None:
         self.spool_dir = spool_dir
+        self.proxy = proxy
         self.deadline = deadline
         self.limits = limits
         self.check_address = check_address
@@ -349,6 +356,8 @@ class _RecordingMixin:
     def _new_conn(self) -> socket.socket:
         state = _state()
         host, port = self._dns_host, self.port
+        if state is not None and state.proxy is not None:
+            return self._new_tunnel(state, state.proxy)
         try:
             infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
@@ -384,6 +393,51 @@ class _RecordingMixin:
             f"Failed to establish a new connection: {error}",
         ) from error
 
+    def _new_tunnel(self, state: _State, proxy: ProxyURL) -> socket.socket:
+        """A tunnel through ``proxy``; never a direct connection, whatever fails."""
+        host, port = self._dns_host.strip("[]"), self.port
+        targets = [host]
+        if not proxy.resolves_names:
+            # socks5: resolve here, check every answer, send the proxy an address.
+            try:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except socket.gaierror as exc:
+                raise urllib3.exceptions.NameResolutionError(host, self, exc) from exc  # type: ignore[arg-type]  # mixed into a urllib3 connection
+            targets = list(dict.fromkeys(str(info[4][0]) for info in infos))
+            state.dns = tuple(targets)
+            if state.check_address is not None:
+                for address in targets:
+                    state.check_address(address)
+        elif state.check_address is not None:
+            # The proxy resolves the name, so its address cannot be checked
+            # here. CaptureOptions refuses this combination; fail closed anyway.
+            raise AddressRefused(
+                f"{proxy.scheme} proxies resolve names themselves, so --public-only "
+                "cannot check the destination"
+            )
+        error: ProxyError | None = None
+        for target in targets:
+            try:
+                sock = open_tunnel(
+                    proxy,
+                    target,
+                    port,
+                    deadline=state.deadline,
+                    connect_timeout=state.limits.connect_timeout,
+                    socket_options=self.socket_options or (),
+                )
+            except ProxyError as exc:
+                error = exc
+                if exc.try_next:
+                    continue
+                break
+            sock.settimeout(min(state.limits.connect_timeout, max(state.remaining(), 0.001)))
+            return sock
+        raise urllib3.exceptions.NewConnectionError(
+            self,  # type: ignore[arg-type]  # mixed into a urllib3 connection
+            f"proxy: {error}",
+        ) from error
+
     def send(self, data: typing.Any) -> None:
         state = _state()
         if state is not None and isinstance(data, (bytes, bytearray, memoryview)):
@@ -395,10 +449,14 @@ class _RecordingMixin:
         if state is None:  # pragma: no cover - only our fetcher mounts these classes
             return super().getresponse()  # type: ignore[misc]  # super() is urllib3's class
         sock = self.sock
-        peer = sock.getpeername()
-        state.peer = (str(peer[0]), int(peer[1]))
-        if state.check_address is not None:
-            state.check_address(state.peer[0])
+        if state.proxy is None:
+            peer = sock.getpeername()
+            state.peer = (str(peer[0]), int(peer[1]))
+            if state.check_address is not None:
+                state.check_address(state.peer[0])
+        # Through a proxy the peer is the proxy (or our relay): not the server,
+        # so nothing is recorded as the server's address. A TLS socket here is
+        # always the origin's own TLS, end to end through the tunnel.
         state.tls = _tls_info(sock, state.verify_tls)
         self.response_class = functools.partial(_RecordingHTTPResponse, state=state)
         return super().getresponse()  # type: ignore[misc]  # super() is urllib3's class
@@ -465,6 +523,7 @@ def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> tup
     specific: list[
         tuple[type[BaseException] | tuple[type[BaseException], ...], str, str | None]
     ] = [
+        (ProxyError, "proxy", None),
         (AddressRefused, "refused-address", None),
         (
             (urllib3.exceptions.NameResolutionError, socket.gaierror),
@@ -497,7 +556,7 @@ def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> tup
                 continue
             if text is not None:
                 return kind, text
-            if isinstance(item, AddressRefused):
+            if isinstance(item, (AddressRefused, ProxyError)):
                 return kind, str(item)
             if isinstance(item, ssl.SSLCertVerificationError):
                 return kind, (
@@ -525,6 +584,7 @@ class Fetcher:
         check_address: called with every IP address before connecting to it and
             with the address actually connected to; raises :class:`AddressRefused`
             to refuse it.
+        proxy: send every connection through this proxy (never directly).
     """
 
     def __init__(
@@ -536,8 +596,10 @@ class Fetcher:
         unsafe_insecure: bool = False,
         check_address: AddressCheck | None = None,
         pool_size: int = 16,
+        proxy: ProxyURL | None = None,
     ) -> None:
         self.limits = limits
+        self.proxy = proxy
         self.user_agent = user_agent
         self.verify: bool | str = False if unsafe_insecure else (ca_bundle or True)
         self.check_address = check_address
@@ -587,7 +649,7 @@ class Fetcher:
         Raises:
             CaptureError: no response headers could be received.
         """
-        state = _State(spool_dir, deadline, self.limits, self.check_address)
+        state = _State(spool_dir, deadline, self.limits, self.check_address, self.proxy)
         state.verify_tls = self.verify is not False
         started = _dt.datetime.now(_dt.timezone.utc)
         _local.state = state

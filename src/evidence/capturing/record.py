@@ -84,6 +84,10 @@ def warcinfo_block(
     fields.extend((f"library-{k}", v) for k, v in sw.libraries.items() if v)
     fields.append(("created", created))
     if operator is not None:
+        if operator.sealed is not None:
+            # Only that it is sealed, and to how many keys: never the identity.
+            count = len(operator.sealed.recipients)
+            fields.append(("operator-sealed", f"age, {count} recipient(s); see the manifest"))
         if operator.name:
             fields.append(("operator", operator.name))
         if operator.organization:
