@@ -426,7 +426,8 @@ fetch("/big").then(r => r.arrayBuffer()).then(b => put("big", "big " + b.byteLen
 fetch("/redir").then(r => r.text()).then(t => put("redir", t));
 window.open("/popup-a");
 setTimeout(() => document.getElementById("blank").click(), 50);
-setTimeout(() => document.getElementById("dl").click(), 100);
+// After load: a download started while the page loads cuts its load short.
+addEventListener("load", () => setTimeout(() => document.getElementById("dl").click(), 50));
 navigator.serviceWorker.register("/sw.js")
   .then(() => navigator.serviceWorker.ready)
   .then(() => navigator.serviceWorker.controller ? null : new Promise(

@@ -354,3 +354,38 @@ def test_a_page_that_breaks_its_own_timers_and_fonts_still_gets_its_snapshot(raw
     assert manifest.capture is not None and manifest.capture.browser is not None
     assert [a.kind for a in manifest.capture.browser.artefacts] == ["screenshot", "dom"]
     assert manifest.capture.browser.completed, manifest.capture.browser.notes
+
+
+def test_a_page_whose_load_never_comes_still_gets_its_snapshot(raw_server, tmp_path):
+    """An image that never ends holds the load event for ever: the load wait takes
+    at most half the time left, then the snapshot is made."""
+    page = b"""<!DOCTYPE html><title>never loads</title><p>text</p>
+    <img src="/never.png" width="10" height="10">"""
+
+    def others(conn, path: str) -> bool:
+        if path == "/never.png":
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 99\r\n\r\n"
+            )
+            time.sleep(40)
+            return True
+        return False
+
+    server = _page_server(raw_server, page, others)
+    deadline = 30
+    started = time.monotonic()
+    result = capture(
+        server.url("/"),
+        out=tmp_path,
+        options=CaptureOptions(deadline=deadline),
+        browser=BrowserOptions(network_idle_timeout=3, pdf=False, scroll=False),
+    )
+    elapsed = time.monotonic() - started
+    assert elapsed < deadline, elapsed
+    assert leftover_browsers() == []
+    manifest = _manifest(result)
+    assert manifest.capture is not None and manifest.capture.browser is not None
+    browser = manifest.capture.browser
+    assert [a.kind for a in browser.artefacts] == ["screenshot", "dom"], browser.notes
+    assert any(n.startswith("page did not finish loading") for n in browser.notes)
+    assert (server.url("/never.png"), "timeout") in {(f.url, f.kind) for f in browser.failed}

@@ -132,6 +132,9 @@ BASE_FLAGS: tuple[str, ...] = (
 # the steps and Playwright times them, never the page's own timers: a page
 # that replaces setTimeout or document.fonts cannot make a step wait forever.
 _SCROLL_STEP_MS = 50
+# The share of the time left that the load event may take; the rest is for
+# the waits and the snapshot.
+_LOAD_SHARE = 0.5
 _SCROLL_MAX_STEPS = 60
 _HEIGHT_JS = """
 () => Math.max(document.body ? document.body.scrollHeight : 0,
@@ -739,11 +742,20 @@ def _steps(page: typing.Any, url: str, deadline: float, opts: BrowserOptions, ru
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+    # The page's response may take the whole deadline; its load event may
+    # not: a page whose load never comes (an image that never ends, a
+    # navigation cut short by a download) still gets its snapshot.
     try:
-        response = page.goto(url, wait_until="load", timeout=_remaining_ms(deadline))
+        response = page.goto(url, wait_until="commit", timeout=_remaining_ms(deadline))
     except PlaywrightError as exc:
-        run.notes.append(f"page did not finish loading: {str(exc).splitlines()[0][:300]}")
+        run.notes.append(f"page did not load: {str(exc).splitlines()[0][:300]}")
         response = None
+    if response is not None:
+        load_wait = max(deadline - time.monotonic(), 0) * _LOAD_SHARE
+        try:
+            page.wait_for_load_state("load", timeout=load_wait * 1000)
+        except PlaywrightError as exc:
+            run.notes.append(f"page did not finish loading: {str(exc).splitlines()[0][:300]}")
     if response is not None:
         request = response.request
         chain = [request.url]
