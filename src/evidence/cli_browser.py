@@ -39,6 +39,8 @@ def browser_option(args: argparse.Namespace) -> BrowserOptions | bool:
             ("--viewport", getattr(args, "viewport", None)),
             ("--wait", getattr(args, "wait", None)),
             ("--no-scroll", getattr(args, "no_scroll", False) or None),
+            ("--max-browser-requests", getattr(args, "max_browser_requests", None)),
+            ("--browser-memory", getattr(args, "browser_memory", None)),
         )
         if value is not None
     ]
@@ -52,11 +54,23 @@ def browser_option(args: argparse.Namespace) -> BrowserOptions | bool:
         viewport=parse_viewport(args.viewport) if args.viewport else defaults.viewport,
         wait=args.wait if args.wait is not None else defaults.wait,
         scroll=not args.no_scroll,
+        max_requests=args.max_browser_requests or defaults.max_requests,
+        max_browser_memory_mb=args.browser_memory or defaults.max_browser_memory_mb,
     )
     from evidence.capturing.browser import BrowserPlan
 
     BrowserPlan.check(options)
     return options
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -109,6 +123,20 @@ def add_browser_parser(subparsers: typing.Any) -> None:
             "--no-scroll",
             action="store_true",
             help="do not scroll through the page before the snapshot",
+        )
+        group.add_argument(
+            "--max-browser-requests",
+            type=_positive_int,
+            metavar="N",
+            help="requests the page may have fetched at most; later ones are refused "
+            "and marked (default: 5000)",
+        )
+        group.add_argument(
+            "--browser-memory",
+            type=_positive_int,
+            metavar="MIB",
+            help="memory the browser's processes may hold together before they are "
+            "killed and the capture marked (default: 2048)",
         )
 
     p = subparsers.add_parser(

@@ -1,10 +1,10 @@
 """Write a package's contents as ordinary files: the picture without WARC tools.
 
 ``evidence extract PACKAGE DIR`` writes the browser's artefacts (screenshot,
-PDF, rendered DOM), the media files of a ``--media`` capture with their info
-JSON and subtitles (under ``media/``), and every response body,
-content-decoded, with an ``index.json`` mapping each URL to its file. It works
-on plain captures too (they have no artefacts).
+PDF, rendered DOM, the browser's log), the media files of a ``--media``
+capture with their info JSON and subtitles (under ``media/``), and every
+response body, content-decoded, with an ``index.json`` mapping each URL to
+its file. It works on plain captures too (they have no artefacts).
 
 Extraction is not verification: it does not check signatures or
 timestamps (``evidence verify`` does). It does check every record it reads
@@ -33,7 +33,7 @@ import attrs
 
 from evidence.capturing.requisites import decode_body
 from evidence.errors import PackageError, UsageError
-from evidence.manifest import Manifest
+from evidence.manifest import BrowserArtefact, Manifest
 from evidence.package import (
     open_regular_file,
     read_manifest_bytes,
@@ -67,7 +67,12 @@ _EXTENSIONS = {
     "font/woff2": ".woff2",
     "font/woff": ".woff",
 }
-_ARTEFACT_NAMES = {"screenshot": "screenshot.png", "pdf": "page.pdf", "dom": "dom.html"}
+_ARTEFACT_NAMES = {
+    "screenshot": "screenshot.png",
+    "pdf": "page.pdf",
+    "dom": "dom.html",
+    "log": "browser-log.json",
+}
 # Media files are named by item number and content type, never by the name
 # in the manifest (a package is untrusted input).
 _MEDIA_EXTENSIONS = {
@@ -254,7 +259,20 @@ def _extract_into(root: Path, manifest: Manifest, work: Path) -> ExtractResult:
     browser = manifest.capture.browser if manifest.capture is not None else None
     fd = open_regular_file(root / manifest.warc_path)
     with os.fdopen(fd, "rb") as warc:
-        for artefact in browser.artefacts if browser is not None else ():
+        listed = [*browser.artefacts] if browser is not None else []
+        if browser is not None and browser.log is not None:
+            # The browser's log (a metadata record) is written out like an artefact.
+            listed.append(
+                BrowserArtefact(
+                    kind="log",
+                    target_uri=browser.log.target_uri,
+                    record=browser.log.record,
+                    content_type=browser.log.content_type,
+                    size=browser.log.size,
+                    sha256=browser.log.sha256,
+                )
+            )
+        for artefact in listed:
             rec = by_id.get(artefact.record)
             name = _ARTEFACT_NAMES.get(artefact.kind)
             if rec is None or name is None:

@@ -33,8 +33,10 @@ __all__ = [
     "MAX_SEALED_CHARS",
     "MAX_SEAL_RECIPIENTS",
     "BrowserArtefact",
+    "BrowserDownload",
     "BrowserFailure",
     "BrowserInfo",
+    "BrowserLog",
     "CaptureInfo",
     "CertificateInfo",
     "ExchangeInfo",
@@ -679,6 +681,42 @@ class BrowserFailure(_Part):
 
 
 @attrs.frozen(kw_only=True)
+class BrowserLog(_Part):
+    """The browser's view, stored as a WARC ``metadata`` record (``urn:browser-log:<url>``).
+
+    The record holds JSON (docs/browser.md): console messages, page errors,
+    the requests the browser reported, pop-ups, downloads and dialogs, each
+    list capped; ``dropped`` counts the entries left out at the caps.
+    """
+
+    record: str = _field(_str)
+    target_uri: str = _field(_str)
+    content_type: str = _field(_str)
+    size: int = _field(_int)
+    sha256: str = _field(_str)
+    console_messages: int = _field(_int, optional=True, default=0)
+    page_errors: int = _field(_int, optional=True, default=0)
+    requests: int = _field(_int, optional=True, default=0)
+    dropped: int = _field(_int, optional=True, default=0)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
+
+
+@attrs.frozen(kw_only=True)
+class BrowserDownload(_Part):
+    """A download the page started: refused (never saved by the browser).
+
+    ``record`` is the response record of the download's URL when the proxy
+    had already fetched it (the server sent it, so it is evidence).
+    """
+
+    url: str = _field(_str)
+    filename: str | None = _field(_str, optional=True, omit_none=True)
+    state: str = _field(_str)
+    record: str | None = _field(_str, optional=True, omit_none=True)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
+
+
+@attrs.frozen(kw_only=True)
 class BrowserInfo(_Part):
     """How a browser capture was made (``capture.browser``, only for browser captures)."""
 
@@ -703,6 +741,13 @@ class BrowserInfo(_Part):
     # exchange nor a listed failure (at most 200).
     unrecorded: tuple[str, ...] = _field(_list_of(_str), optional=True, default=())
     notes: tuple[str, ...] = _field(_list_of(_str), optional=True, default=())
+    log: BrowserLog | None = _field(_part(BrowserLog), optional=True, omit_none=True)
+    # Pop-ups the page opened (closed at once; what they loaded is recorded
+    # like any other request) and downloads it started (refused), at most 100 each.
+    popups: tuple[str, ...] = _field(_list_of(_str), optional=True, default=())
+    downloads: tuple[BrowserDownload, ...] = _field(
+        _list_of(_part(BrowserDownload)), optional=True, default=()
+    )
     extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 

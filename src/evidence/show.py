@@ -259,7 +259,7 @@ def describe(info: JSONDict) -> str:
 
 
 def _browser_lines(browser: object) -> list[str]:
-    """A browser capture's browser and its artefacts (screenshot, PDF, DOM)."""
+    """A browser capture's browser, its artefacts (screenshot, PDF, DOM) and its log."""
     b = _dict(browser)
     if not b:
         return []
@@ -273,6 +273,23 @@ def _browser_lines(browser: object) -> list[str]:
         lines.append(
             f"Artefact     {_text(a.get('kind'))}: {_text(a.get('content_type'))}, "
             f"{_text(a.get('size'))} bytes, record {_text(a.get('record'))}"
+        )
+    log = _dict(b.get("log"))
+    if log:
+        lines.append(
+            f"Browser log  {_text(log.get('requests'), '0')} request(s), "
+            f"{_text(log.get('console_messages'), '0')} console message(s), "
+            f"{_text(log.get('page_errors'), '0')} page error(s), "
+            f"{_text(log.get('size'))} bytes, record {_text(log.get('record'))}"
+        )
+    for popup in _list(b.get("popups"))[:MAX_LISTED]:
+        lines.append(f"Pop-up       closed: {_text(popup)}")
+    for item in _list(b.get("downloads"))[:MAX_LISTED]:
+        d = _dict(item)
+        kept = " (response recorded)" if d.get("record") else ""
+        lines.append(
+            f"Download     {_text(d.get('state'))}: {_text(d.get('url'))}, "
+            f"file name {_text(d.get('filename'))}{kept}"
         )
     failed = _list(b.get("failed"))
     if failed or b.get("blocked"):

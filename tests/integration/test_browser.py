@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from evidence.capturing import BrowserOptions, CaptureOptions, capture
-from evidence.errors import UsageError
+from evidence.errors import PackageError, UsageError
 from evidence.extract import extract
 from evidence.manifest import Manifest
 from evidence.show import describe, summary
@@ -43,6 +43,7 @@ def _have_chromium() -> bool:
 
 needs_chromium = pytest.mark.skipif(not _have_chromium(), reason="no Chromium installed")
 
+_MARK = "EVIDENCE_TEST_BROWSER"
 TEXT = "Statement of 3 December: 声明全文 — ئۇيغۇرچە بايانات"
 
 
@@ -136,16 +137,33 @@ def records(package: Path) -> list[tuple[dict[str, str], bytes]]:
     return out
 
 
+@pytest.fixture(autouse=True)
+def own_browsers(tmp_path_factory, monkeypatch):
+    """Marks the browsers this test starts and gives them a temporary directory of
+    their own, so that leftovers found are this test's, never those of another
+    run on the same machine; no Playwright profile may be left in it."""
+    monkeypatch.setenv(_MARK, os.urandom(8).hex())
+    tmp = tmp_path_factory.mktemp("browser-tmp")
+    monkeypatch.setenv("TMPDIR", str(tmp))  # where Playwright makes its profiles
+    yield
+    assert [n for n in os.listdir(tmp) if n.startswith("playwright_chromiumdev_profile-")] == []
+
+
 def leftover_browsers() -> list[int]:
-    """Pids of any process started by a browser capture (they carry this flag)."""
+    """Pids of this test's browser processes still running (they carry a marker
+    flag, and this test's mark in their environment)."""
+    mark = f"{_MARK}={os.environ[_MARK]}".encode()
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+                if b"--evidence-capture=" not in cmdline:
+                    continue
+                environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"--evidence-capture=" in cmdline:
+            if mark in environ:
                 found.append(int(entry))
     return found
 
@@ -272,6 +290,20 @@ def test_https_page_through_interception_with_a_failed_subresource(site, test_ca
     )
     assert TEXT in dom.decode("utf-8")
 
+    # The browser log is sealed like every record: one changed byte in it is
+    # a verification failure, and extract refuses to write it out.
+    log = manifest.capture.browser.log
+    assert log is not None
+    member = next(r for r in manifest.records if r.id == log.record)
+    warc = Path(result.path) / "data" / "capture.warc.gz"
+    data = bytearray(warc.read_bytes())
+    data[member.offset + member.length // 2] ^= 0x01
+    warc.write_bytes(bytes(data))
+    assert verify(Path(result.path), trust=[]).outcome is Outcome.FAILED
+    with pytest.raises(PackageError, match="does not match the sealed inventory"):
+        extract(Path(result.path), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
 
 @needs_chromium
 @pytest.mark.slow
@@ -295,6 +327,9 @@ def test_hostile_page_ends_at_the_deadline_with_no_process_left(raw_server, tmp_
     manifest = Manifest.from_bytes((Path(result.path) / "evidence" / "manifest.json").read_bytes())
     assert manifest.capture is not None and manifest.capture.browser is not None
     assert not manifest.capture.browser.completed
+    # Killed by the watchdog, or ended by Playwright's timeouts just before.
+    assert [h.limit for h in manifest.capture.limits_hit] == ["deadline"]
+    assert manifest.capture.limits_hit[0].detail in ("browser killed", "browser steps cut short")
     assert manifest.page_exchange is not None, "what arrived is kept"
     assert verify(Path(result.path), trust=[]).outcome is Outcome.UNTRUSTED
 
@@ -336,6 +371,10 @@ def test_cli_capture_with_browser_options(raw_server, tmp_path, capsys):
             "--viewport",
             "800x600",
             "--no-scroll",
+            "--max-browser-requests",
+            "100",
+            "--browser-memory",
+            "1500",
             "--out",
             str(tmp_path),
             server.url("/article"),
@@ -349,3 +388,291 @@ def test_cli_capture_with_browser_options(raw_server, tmp_path, capsys):
     assert manifest.options is not None
     assert manifest.options["browser_scroll"] is False
     assert manifest.options["browser_viewport"] == "800x600"
+    assert manifest.options["browser_max_requests"] == 100
+    assert manifest.options["browser_max_browser_memory_mb"] == 1500
+    for bad in (["--max-browser-requests", "0"], ["--browser-memory", "x"]):
+        with pytest.raises(SystemExit) as stopped:
+            main(["capture", "--browser", *bad, server.url("/article")])
+        assert stopped.value.code == 2
+    assert main(["capture", "--browser-memory", "900", server.url("/article")]) == 2
+    assert "only apply with --browser" in capsys.readouterr().err
+
+
+def _log_of(package: Path, manifest: Manifest) -> tuple[dict[str, str], dict]:
+    """The browser log record (headers, parsed JSON), found through the manifest."""
+    assert manifest.capture is not None and manifest.capture.browser is not None
+    log = manifest.capture.browser.log
+    assert log is not None
+    by_id = {h["WARC-Record-ID"]: (h, b) for h, b in records(package)}
+    headers, block = by_id[log.record]
+    assert len(block) == log.size
+    return headers, json.loads(block)
+
+
+BIG = os.urandom(25 * 1024 * 1024)  # larger than DevTools' inspector cache (20 MB)
+
+EVERYTHING = b"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Everything</title></head><body>
+<p id="sw">sw pending</p><p id="big">big pending</p><p id="redir">redir pending</p>
+<img src="/missing.png" width="10" height="10">
+<a id="dl" href="/file.bin">download</a>
+<a id="blank" href="/popup-b" target="_blank">open</a>
+<script>
+console.log("console from the page: \\u001b[31mred\\u202e");
+console.warn("a warning");
+setTimeout(() => { throw new TypeError("page error on purpose"); }, 0);
+const put = (id, text) => { document.getElementById(id).textContent = text; };
+fetch("/big").then(r => r.arrayBuffer()).then(b => put("big", "big " + b.byteLength));
+fetch("/redir").then(r => r.text()).then(t => put("redir", t));
+window.open("/popup-a");
+setTimeout(() => document.getElementById("blank").click(), 50);
+// After load: a download started while the page loads cuts its load short.
+addEventListener("load", () => setTimeout(() => document.getElementById("dl").click(), 50));
+navigator.serviceWorker.register("/sw.js")
+  .then(() => navigator.serviceWorker.ready)
+  .then(() => navigator.serviceWorker.controller ? null : new Promise(
+        r => navigator.serviceWorker.addEventListener("controllerchange", r)))
+  .then(() => fetch("/via-sw")).then(r => r.text()).then(t => put("sw", t))
+  .catch(e => put("sw", "sw failed " + e));
+setTimeout(() => alert("a dialog"), 200);
+</script></body></html>
+"""
+
+SERVICE_WORKER = b"""
+self.addEventListener("install", (e) => self.skipWaiting());
+self.addEventListener("activate", (e) => e.waitUntil(clients.claim()));
+self.addEventListener("fetch", (e) => {
+  if (new URL(e.request.url).pathname === "/via-sw") e.respondWith(fetch("/from-sw"));
+});
+"""
+
+EVERYTHING_SITE = {
+    "/": _response("200 OK", [("Content-Type", "text/html; charset=utf-8")], EVERYTHING),
+    "/sw.js": _response("200 OK", [("Content-Type", "text/javascript")], SERVICE_WORKER),
+    "/from-sw": _response("200 OK", [("Content-Type", "text/plain")], b"answered by the worker"),
+    "/big": _response("200 OK", [("Content-Type", "application/octet-stream")], BIG),
+    "/redir": _response(
+        "302 Found", [("Location", "/redir-target"), ("Content-Type", "text/plain")], b"moved\n"
+    ),
+    "/redir-target": _response("200 OK", [("Content-Type", "text/plain")], b"after redirect"),
+    "/missing.png": _response("404 Not Found", [("Content-Type", "text/plain")], b"no png\n"),
+    "/file.bin": _response(
+        "200 OK",
+        [
+            ("Content-Type", "application/octet-stream"),
+            ("Content-Disposition", 'attachment; filename="report.pdf"'),
+        ],
+        b"%PDF-1.4 pretend\n" * 100,
+    ),
+    "/popup-a": _response("200 OK", [("Content-Type", "text/html")], b"<title>A</title>pop-up A"),
+    "/popup-b": _response("200 OK", [("Content-Type", "text/html")], b"<title>B</title>pop-up B"),
+}
+
+
+@needs_chromium
+def test_every_request_is_one_record_or_one_failure(raw_server, tmp_path, signer):
+    """Service worker and its fetch, pop-ups, a refused download, a 25 MB body, a
+    redirect with its body, a 404: each request the server saw is recorded once,
+    the browser's log lists what the browser reported, and nothing is unaccounted."""
+    server = raw_server(routed(EVERYTHING_SITE))
+    result = capture(
+        server.url("/"),
+        out=tmp_path,
+        options=CaptureOptions(deadline=60),
+        sign_with=[signer.key],
+        browser=BrowserOptions(pdf=False, scroll=False),
+    )
+    package = Path(result.path)
+    recs = records(package)
+    origin = server.url("")
+    responses = [(h, b) for h, b in recs if h["WARC-Type"] == "response"]
+    # Every request the server received is one request record, byte for byte
+    # (so nothing was fetched twice, nor left out), and every response record
+    # is exactly what the server wrote.
+    assert sorted(b for h, b in recs if h["WARC-Type"] == "request") == sorted(server.requests)
+    paths = [h["WARC-Target-URI"][len(origin) :] for h, _ in responses]
+    for path, raw in EVERYTHING_SITE.items():
+        assert paths.count(path) == 1, path
+        block = next(b for h, b in responses if h["WARC-Target-URI"] == origin + path)
+        assert block == raw, path
+    assert "/via-sw" not in paths, "the worker answered it: only the worker's fetch is on the wire"
+
+    manifest = Manifest.from_bytes((package / "evidence" / "manifest.json").read_bytes())
+    assert manifest.capture is not None and manifest.capture.browser is not None
+    browser = manifest.capture.browser
+    assert browser.unrecorded == ()
+    assert browser.failed == ()
+    dom = next(b for h, b in recs if h.get("WARC-Target-URI", "").startswith("urn:dom:"))
+    assert b'<p id="sw">answered by the worker</p>' in dom
+    assert f'<p id="big">big {len(BIG)}</p>'.encode() in dom
+    assert b'<p id="redir">after redirect</p>' in dom
+
+    # The refused download: its response is in the WARC, the manifest says refused.
+    file_record = next(h for h, _ in responses if h["WARC-Target-URI"] == origin + "/file.bin")
+    assert [(d.url, d.filename, d.state, d.record) for d in browser.downloads] == [
+        (origin + "/file.bin", "report.pdf", "refused", file_record["WARC-Record-ID"])
+    ]
+    assert sorted(browser.popups) == [origin + "/popup-a", origin + "/popup-b"]
+
+    # The browser's log: a metadata record about the page, never the page's URI.
+    headers, log = _log_of(package, manifest)
+    assert headers["WARC-Type"] == "metadata"
+    assert headers["WARC-Target-URI"] == f"urn:browser-log:{origin}/"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["WARC-Refers-To"] == manifest.page_exchange.response_record
+    assert browser.log is not None and browser.log.record in {r.id for r in manifest.records}
+    assert log["format"] == "evidence-browser-log/1" and log["page"] == origin + "/"
+    by_path = {r["url"][len(origin) :]: r for r in log["requests"]}
+    assert by_path["/"]["navigation"] and by_path["/"]["resource_type"] == "document"
+    assert by_path["/via-sw"]["from_service_worker"] and by_path["/via-sw"]["status"] == 200
+    assert by_path["/from-sw"]["by_service_worker"]
+    assert by_path["/sw.js"]["by_service_worker"]
+    assert by_path["/missing.png"]["status"] == 404
+    assert by_path["/redir"]["status"] == 302 and by_path["/redir-target"]["status"] == 200
+    assert by_path["/file.bin"]["failure"] == "net::ERR_ABORTED"
+    assert by_path["/big"]["status"] == 200
+    texts = [m["text"] for m in log["console"]]
+    assert "console from the page: \x1b[31mred\u202e" in texts, "text kept as data"
+    assert any(m["level"] == "warning" and m["text"] == "a warning" for m in log["console"])
+    assert [e["message"] for e in log["page_errors"]] == ["page error on purpose"]
+    assert log["dialogs"] == [{"type": "alert", "message": "a dialog", "action": "dismissed"}]
+    assert log["downloads"][0]["suggested_filename"] == "report.pdf"
+    assert browser.log.requests == len(log["requests"])
+    assert browser.log.console_messages == len(log["console"]) and browser.log.page_errors == 1
+
+    assert verify(package, trust=[signer.pub]).outcome is Outcome.VERIFIED
+    shown = describe(summary(package))
+    assert "Browser log  " in shown and "Download     refused: " in shown
+    assert "Pop-up       closed: " in shown
+    assert "\x1b" not in shown
+    extracted = extract(package, tmp_path / "x")
+    index = json.loads(Path(extracted.index).read_text())
+    assert index["artefacts"]["log"]["file"] == "browser-log.json"
+    assert json.loads((tmp_path / "x" / "browser-log.json").read_bytes()) == log
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_pywb_replays_the_text_the_script_inserted(raw_server, tmp_path, judge_tools):
+    """The package's WARC alone, replayed by pywb with no live server, shows the
+    text the page's script fetched and inserted, when loaded in Chromium."""
+    import socket
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    from evidence.capturing.browser import find_chromium
+
+    assert TEXT.encode() not in ARTICLE, "only the script's fetch() brings the text"
+    server = raw_server(routed(SITE))
+    url = server.url("/article")
+    result = capture(url, out=tmp_path / "pkg", browser=BrowserOptions(pdf=False, screenshot=False))
+    server.close()  # replay must come from the WARC alone
+    root = tmp_path / "replay"
+    subprocess.run(
+        [str(judge_tools / "wb-manager"), "init", "evidence"],
+        cwd=root.mkdir() or root,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    subprocess.run(
+        [
+            str(judge_tools / "wb-manager"),
+            "add",
+            "evidence",
+            str(Path(result.path) / "data" / "capture.warc.gz"),
+        ],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(judge_tools / "wayback"), "--bind", "127.0.0.1", "-p", str(port)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        created = Manifest.from_bytes(
+            (Path(result.path) / "evidence" / "manifest.json").read_bytes()
+        ).created
+        stamp = "".join(ch for ch in created if ch.isdigit())[:14]
+        replay = f"http://127.0.0.1:{port}/evidence/{stamp}mp_/{url}"
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=find_chromium())
+            try:
+                page = browser.new_page()
+                page.goto(replay, wait_until="load", timeout=30_000)
+                # pywb shows a top-level mp_ URL in its frame: the page is the iframe.
+                text = page.frame_locator("iframe#replay_iframe").locator("#text")
+                text.wait_for(timeout=30_000)
+                page.wait_for_function(
+                    "t => { const f = document.querySelector('iframe#replay_iframe');"
+                    " const e = f && f.contentDocument && f.contentDocument.getElementById('text');"
+                    " return e && e.textContent === t; }",
+                    arg=TEXT,
+                    timeout=20_000,
+                )
+                assert text.inner_text() == TEXT
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@needs_chromium
+def test_a_service_worker_registers_over_intercepted_https(site, test_ca, tmp_path):
+    """The browser trusts the per-capture key by its pin (not by ignoring errors),
+    so a service worker registers over HTTPS, and its fetch is recorded."""
+    page = (
+        b'<!DOCTYPE html><title>S</title><p id="sw">pending</p><script>'
+        b'navigator.serviceWorker.register("/sw.js")'
+        b".then(() => navigator.serviceWorker.ready)"
+        b".then(() => navigator.serviceWorker.controller ? null : new Promise("
+        b'r => navigator.serviceWorker.addEventListener("controllerchange", r)))'
+        b'.then(() => fetch("/via-sw")).then(r => r.text())'
+        b'.then(t => { document.getElementById("sw").textContent = t; })'
+        b'.catch(e => { document.getElementById("sw").textContent = "failed " + e; });'
+        b"</script>"
+    )
+    server = site(
+        {
+            "/": (200, [("Content-Type", "text/html")], page),
+            "/sw.js": (200, [("Content-Type", "text/javascript")], SERVICE_WORKER),
+            "/from-sw": (200, [("Content-Type", "text/plain")], b"worker over https"),
+        },
+        tls=test_ca.server_context(),
+    )
+    result = capture(
+        server.url("/"),
+        out=tmp_path,
+        options=CaptureOptions(ca_bundle=str(test_ca.root_pem), deadline=60),
+        browser=BrowserOptions(pdf=False, scroll=False, screenshot=False),
+    )
+    package = Path(result.path)
+    manifest = Manifest.from_bytes((package / "evidence" / "manifest.json").read_bytes())
+    recs = records(package)
+    dom = next(b for h, b in recs if h.get("WARC-Target-URI", "").startswith("urn:dom:"))
+    assert b'<p id="sw">worker over https</p>' in dom
+    urls = [e.url for e in manifest.exchanges]
+    assert urls.count(server.url("/sw.js")) == 1 and urls.count(server.url("/from-sw")) == 1
+    assert server.url("/via-sw") not in urls
+    assert all(e.tls is not None and e.tls.verified for e in manifest.exchanges)
+    _, log = _log_of(package, manifest)
+    by_url = {r["url"]: r for r in log["requests"]}
+    assert by_url[server.url("/via-sw")]["from_service_worker"]
+    assert by_url[server.url("/from-sw")]["by_service_worker"]
+    assert manifest.capture is not None and manifest.capture.browser is not None
+    assert manifest.capture.browser.unrecorded == () and manifest.capture.browser.failed == ()

@@ -141,3 +141,76 @@ def test_many_tiny_containers_are_refused_before_parsing() -> None:
     tracemalloc.stop()
     assert time.monotonic() - started < 5
     assert peak < 4 * len(raw) + 50_000_000
+
+
+BROWSER = {
+    "name": "chromium",
+    "version": "Chromium 1",
+    "executable": "/usr/lib/chromium/chromium",
+    "viewport": "1280x800",
+    "user_agent": "UA",
+    "interception_spki_sha256": "pin",
+    "completed": True,
+}
+
+
+def test_browser_info_before_the_log_still_parses_and_new_fields_are_typed() -> None:
+    from evidence.manifest import BrowserInfo
+
+    old = BrowserInfo.from_json(dict(BROWSER), "capture.browser")
+    assert old.log is None and old.popups == () and old.downloads == ()
+    assert "log" not in old.to_json()
+    new = BrowserInfo.from_json(
+        {
+            **BROWSER,
+            "log": {
+                "record": "<urn:uuid:1>",
+                "target_uri": "urn:browser-log:http://x/",
+                "content_type": "application/json",
+                "size": 10,
+                "sha256": "00",
+                "requests": 3,
+            },
+            "popups": ["http://x/p"],
+            "downloads": [{"url": "http://x/f", "state": "refused"}],
+        },
+        "capture.browser",
+    )
+    assert new.log is not None and new.log.requests == 3 and new.log.console_messages == 0
+    assert new.downloads[0].record is None and new.downloads[0].filename is None
+    assert BrowserInfo.from_json(new.to_json(), "capture.browser") == new
+    for field, value, where in (
+        ("log", "x", "capture.browser.log"),
+        ("log", {"record": 1}, "capture.browser.log.record"),
+        ("popups", [1], r"capture.browser.popups\[0\]"),
+        ("downloads", [{"url": "u"}], r"capture.browser.downloads\[0\].state"),
+    ):
+        with pytest.raises(ManifestError, match=where):
+            BrowserInfo.from_json({**BROWSER, field: value}, "capture.browser")
+
+
+def test_show_lists_the_log_pop_ups_and_downloads_safely() -> None:
+    from evidence.show import describe
+
+    shown = describe(
+        {
+            "browser": {
+                **BROWSER,
+                "log": {"requests": 3, "console_messages": 1, "page_errors": 0, "size": 9},
+                "popups": ["http://x/\x1b[2Jpop\u202e"],
+                "downloads": [
+                    {
+                        "url": "http://x/f",
+                        "filename": "a\x1b]0;b\x07.pdf",
+                        "state": "refused",
+                        "record": "<urn:uuid:2>",
+                    }
+                ],
+            }
+        }
+    )
+    assert "Browser log  3 request(s), 1 console message(s), 0 page error(s)" in shown
+    assert "Pop-up       closed: http://x/" in shown
+    assert "Download     refused: http://x/f, file name a" in shown
+    assert "(response recorded)" in shown
+    assert "\x1b" not in shown and "\u202e" not in shown and "\x07" not in shown

@@ -134,6 +134,14 @@ class BrowserOptions:
         screenshot: make a full-page PNG.
         pdf: make a PDF print.
         dom: keep the DOM after scripts ran.
+        max_requests: requests the proxy fetches per capture; later ones are
+            answered with an error, listed as failures and marked in
+            ``limits_hit`` (a page that requests forever cannot grow the
+            capture without bound).
+        max_browser_memory_mb: the browser's processes together may hold at
+            most this much resident memory; above it they are killed and the
+            capture keeps what arrived (``limits_hit``). Each page's
+            JavaScript heap is also capped by ``--js-flags=--max-old-space-size``.
     """
 
     chromium: str | None = None
@@ -144,10 +152,14 @@ class BrowserOptions:
     screenshot: bool = True
     pdf: bool = True
     dom: bool = True
+    max_requests: int = 5000
+    max_browser_memory_mb: int = 2048
 
     def to_json(self) -> dict[str, typing.Any]:
         return {
             "viewport": f"{self.viewport[0]}x{self.viewport[1]}",
+            "max_requests": self.max_requests,
+            "max_browser_memory_mb": self.max_browser_memory_mb,
             "wait_seconds": self.wait,
             "scroll": self.scroll,
             "network_idle_timeout_seconds": self.network_idle_timeout,

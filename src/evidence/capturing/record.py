@@ -201,28 +201,33 @@ class Recorder:
         *,
         date: str,
         refers_to: str | None = None,
+        record_type: str = "resource",
     ) -> str:
         """Write one ``resource`` record (a browser artefact); returns its record id.
 
         ``target_uri`` must be a ``urn:`` URI, never the page's own URI, or
         replay tools would serve the artefact instead of the page;
         ``refers_to`` (a response record id) links it to the page.
+        ``record_type`` ``"metadata"`` writes a ``metadata`` record instead
+        (the browser's log: about the page, not a copy of something).
         """
         if not target_uri.startswith("urn:"):
             raise ValueError("resource records take urn: target URIs")
+        if record_type not in ("resource", "metadata"):
+            raise ValueError("record_resource writes resource or metadata records")
         extra = [("WARC-Warcinfo-ID", self.warcinfo_id)]
         if refers_to is not None:
             extra.append(("WARC-Refers-To", refers_to))
         with self._lock:
             return self._warc.write_record(
-                record_type="resource",
+                record_type=record_type,
                 date=date,
                 target_uri=target_uri,
                 content_type=content_type,
                 block=data,
                 block_length=len(data),
                 block_sha256=hashlib.sha256(data).digest(),
-                payload_sha256=hashlib.sha256(data).digest(),
+                payload_sha256=hashlib.sha256(data).digest() if record_type == "resource" else None,
                 extra=extra,
             ).record_id
 
