@@ -92,6 +92,13 @@ def _add_capture_options(p: argparse.ArgumentParser, *, worker: bool) -> None:
         p.add_argument(flag, dest=dest, type=kind, default=None, help=text)
     p.add_argument("--tsa", action="append", default=[], metavar="URL", help="RFC 3161 TSA")
     p.add_argument("--tsa-ca", action="append", default=[], metavar="ROOT.pem", help="TSA root")
+    from evidence.cli_browser import add_browser_options
+
+    add_browser_options(
+        p.add_argument_group(
+            "browser capture (docs/browser.md); one Chromium per worker process at a time"
+        )
+    )
 
 
 def _options(args: argparse.Namespace) -> CaptureOptions:
@@ -232,6 +239,8 @@ def _display(as_json: bool) -> typing.Any:
 def cmd_batch(args: argparse.Namespace) -> int:
     from evidence.batch import capture_many, read_list
     from evidence.capturing import Operator
+    from evidence.cli_browser import browser_option
+    from evidence.errors import UsageError
 
     options = _options(args)
     keys = [_load_signing_key(k) for k in args.key]
@@ -245,13 +254,23 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if batch_list.duplicates:
         _note(f"{batch_list.duplicates} duplicate line(s) captured once")
     executor = None
+    browser: typing.Any = False
     if args.queue:
         from evidence.queue import CeleryExecutor, redact_url
 
+        if args.browser or args.chromium or args.viewport or args.wait or args.no_scroll:
+            # A task cannot turn the browser on or off: each worker decides.
+            raise UsageError(
+                "with --queue, browser options are the workers' own: "
+                "start them with 'evidence worker --browser'"
+            )
         if keys or args.tsa:
             _note("with --queue, each worker signs and timestamps with its own --key and --tsa")
         _note(f"sending tasks to {safe(redact_url(args.queue))}")
         executor = CeleryExecutor(args.queue, _task_options(args))
+    else:
+        # Checked once, before any URL: a missing Chromium is one error, not one per URL.
+        browser = browser_option(args)
     display = _display(args.json)
     results: list[BatchResult] = []
     run_box: list[BatchRun] = []
@@ -283,6 +302,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             new_run=args.new_run,
             executor=executor,
             on_start=on_change,
+            browser=browser,
         ):
             results.append(result)
             display.result(result)
@@ -315,9 +335,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from evidence.cli_browser import browser_option
     from evidence.queue import redact_url, run_worker
 
     options = _options(args)
+    # The worker alone decides whether it captures with a browser: no task can
+    # change it. Checked at start, not at the first task.
+    browser = browser_option(args)
     keys = [_load_signing_key(k) for k in args.key]
     roots = _tsa_roots(args.tsa_ca)
     if not keys:
@@ -333,6 +357,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         redeliver_after=args.redeliver_after,
         name=args.name,
+        browser=browser,
     )
     return 0
 

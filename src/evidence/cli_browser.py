@@ -16,7 +16,7 @@ from evidence.cli_common import print_json as _print_json
 if typing.TYPE_CHECKING:
     from evidence.capturing.options import BrowserOptions
 
-__all__ = ["add_browser_parser", "browser_option", "cmd_extract"]
+__all__ = ["add_browser_options", "add_browser_parser", "browser_option", "cmd_extract"]
 
 
 def browser_option(args: argparse.Namespace) -> BrowserOptions | bool:
@@ -78,37 +78,40 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_browser_options(group: typing.Any) -> None:
+    """Add ``--browser``, ``--chromium``, ``--viewport``, ``--wait`` and ``--no-scroll``
+    to a parser or argument group (``capture``, ``batch`` and ``worker`` share them)."""
+    group.add_argument(
+        "--browser",
+        action="store_true",
+        help="load the page in headless Chromium through a recording proxy; "
+        "adds a screenshot, a PDF and the rendered DOM",
+    )
+    group.add_argument(
+        "--chromium",
+        metavar="PATH",
+        help="the Chromium binary (else $EVIDENCE_CHROMIUM, /usr/bin/chromium, "
+        "then Playwright's own)",
+    )
+    group.add_argument("--viewport", metavar="WxH", help="browser window size (default: 1280x800)")
+    group.add_argument(
+        "--wait",
+        type=positive_float,
+        metavar="SECONDS",
+        help="extra time for the page to settle before the snapshot",
+    )
+    group.add_argument(
+        "--no-scroll",
+        action="store_true",
+        help="do not scroll through the page before the snapshot",
+    )
+
+
 def add_browser_parser(subparsers: typing.Any) -> None:
     """Add the browser options to ``capture`` and the ``extract`` command."""
     capture = subparsers.choices.get("capture")
     if capture is not None:
-        group = capture.add_argument_group("browser capture (docs/browser.md)")
-        group.add_argument(
-            "--browser",
-            action="store_true",
-            help="load the page in headless Chromium through a recording proxy; "
-            "adds a screenshot, a PDF and the rendered DOM",
-        )
-        group.add_argument(
-            "--chromium",
-            metavar="PATH",
-            help="the Chromium binary (else $EVIDENCE_CHROMIUM, /usr/bin/chromium, "
-            "then Playwright's own)",
-        )
-        group.add_argument(
-            "--viewport", metavar="WxH", help="browser window size (default: 1280x800)"
-        )
-        group.add_argument(
-            "--wait",
-            type=positive_float,
-            metavar="SECONDS",
-            help="extra time for the page to settle before the snapshot",
-        )
-        group.add_argument(
-            "--no-scroll",
-            action="store_true",
-            help="do not scroll through the page before the snapshot",
-        )
+        add_browser_options(capture.add_argument_group("browser capture (docs/browser.md)"))
 
     p = subparsers.add_parser(
         "extract",

@@ -42,7 +42,7 @@ if typing.TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from evidence.capturing import CaptureOptions, Operator
+    from evidence.capturing import BrowserOptions, CaptureOptions, Operator
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +152,7 @@ class _WorkerConfig:
     sign_with: tuple[Ed25519PrivateKey, ...]
     tsa_urls: tuple[str, ...]
     tsa_roots: tuple[x509.Certificate, ...]
+    browser: bool | BrowserOptions = False
 
 
 _worker: _WorkerConfig | None = None
@@ -246,6 +247,7 @@ def _capture_task(
             tsa_roots=config.tsa_roots,
             discard_transient=not final,
             labels=labels,
+            browser=config.browser,
         )
     except TaskRefusedError as exc:
         from evidence.display import safe
@@ -277,9 +279,24 @@ def run_worker(
     concurrency: int = 2,
     redeliver_after: float = 900.0,
     name: str | None = None,
+    browser: bool | BrowserOptions = False,
 ) -> None:
-    """Run a worker until it is stopped (SIGTERM or Ctrl-C: warm shutdown)."""
+    """Run a worker until it is stopped (SIGTERM or Ctrl-C: warm shutdown).
+
+    ``browser`` (``True`` or :class:`~evidence.capturing.BrowserOptions`)
+    makes every capture of this worker a browser capture, each in its own
+    Chromium (so at most ``concurrency`` at once); only the worker decides
+    this, never a task. Playwright and Chromium are checked here, at start.
+
+    Raises:
+        UsageError: Celery, or (with ``browser``) Playwright or Chromium, is missing.
+    """
     global _worker
+    if browser is not False:
+        from evidence.capturing.browser import BrowserPlan
+        from evidence.capturing.options import BrowserOptions
+
+        BrowserPlan.check(browser if isinstance(browser, BrowserOptions) else BrowserOptions())
     _worker = _WorkerConfig(
         out=Path(out),
         options=options,
@@ -287,6 +304,7 @@ def run_worker(
         sign_with=tuple(sign_with),
         tsa_urls=tuple(tsa_urls),
         tsa_roots=tuple(tsa_roots),
+        browser=browser,
     )
     Path(out).mkdir(parents=True, exist_ok=True)
     app = make_app(url, redeliver_after=redeliver_after)
