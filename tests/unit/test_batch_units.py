@@ -35,6 +35,9 @@ def test_task_ids_are_deterministic_per_run_url_and_attempt():
         ([URL, {"options": {"ca_bundle": "/etc/passwd"}}], "not allowed"),
         ([URL, {"options": {"unsafe_insecure": True}}], "not allowed"),
         ([URL, {"options": {"user_agent": "x"}}], "not allowed"),
+        # Only the worker decides whether it captures with a browser.
+        ([URL, {"options": {"browser": False}}], "not allowed"),
+        ([URL, {"browser": True}], "unknown request fields"),
         ([URL, {"out": "/tmp/x"}], "unknown request fields"),
         ([URL, {}, "/tmp/x"], "exactly a URL"),
         ([URL], "exactly a URL"),
