@@ -629,3 +629,47 @@ def test_kill_9_of_a_browser_batch_leaves_no_chromium_and_the_rerun_captures_eac
     counts = packages_by_url(out)
     assert sorted(counts) == sorted(urls) and set(counts.values()) == {1}
     assert tagged(env_tag, CHROMIUM) == {}
+
+
+def test_capture_options_reach_the_worker_processes_and_a_list_can_come_from_stdin(
+    tmp_path, batch_site, cli, monkeypatch
+):
+    from evidence.manifest import Manifest
+    from evidence.package import read_manifest_bytes
+
+    from tsa import LocalTSA
+
+    monkeypatch.setenv("EVIDENCE_PASSPHRASE", "correct horse battery")
+    assert cli("keygen", tmp_path / "k.key").code == 0
+    s = batch_site()
+    urls = [s.url(f"/page/{i}") for i in range(3)]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(urls) + "\n"))
+    tsa = LocalTSA()
+    try:
+        r = cli(
+            "batch", "-", "--out", tmp_path / "o", "--key", tmp_path / "k.key",
+            "--tsa", tsa.url, "--tsa-ca", tsa.root_pem, "--operator-name", "Ana",
+            "--user-agent", "probe/1", "--max-redirects", 0, "--json",
+        )  # fmt: skip
+    finally:
+        tsa.close()
+    assert r.code == 0, r.err
+    assert tsa.requests == 3
+    for path in find_packages(tmp_path / "o"):
+        manifest = Manifest.from_bytes(read_manifest_bytes(path))
+        assert manifest.operator is not None and manifest.operator.name == "Ana"
+        assert manifest.capture is not None and manifest.capture.user_agent == "probe/1"
+        assert manifest.options["max_redirects"] == 0
+    r = cli(
+        "verify", tmp_path / "o", "--recursive", "--trust", tmp_path / "k.key.pub",
+        "--tsa-ca", tsa.root_pem, "--require-timestamp",
+    )  # fmt: skip
+    assert r.code == 0, r.out + r.err
+    # --public-only in the workers: loopback is refused, at once and for good.
+    lst = tmp_path / "l.txt"
+    lst.write_text("\n".join(urls) + "\n", encoding="utf-8")
+    r = cli("batch", lst, "--out", tmp_path / "p", "--public-only", "--json")
+    assert r.code == 1
+    results = [json.loads(line) for line in r.out.splitlines()][:-1]
+    assert {(x["kind"], x["attempts"]) for x in results} == {("refused-address", 1)}
+    assert sum(s.hits.values()) == 3
