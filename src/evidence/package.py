@@ -40,6 +40,7 @@ __all__ = [
     "bag_files",
     "fault_point",
     "fsync_dir",
+    "fsync_paths",
     "is_package",
     "make_package_id",
     "open_regular_file",
@@ -110,6 +111,38 @@ def sha256_file(path: Path) -> tuple[str, int]:
 def fsync_dir(path: Path) -> None:
     """fsync a directory so a rename or new entry in it is durable."""
     fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_paths(paths: typing.Iterable[Path]) -> None:
+    """fsync files and directories at once; returns when every one is durable.
+
+    Concurrent fsyncs share the file system's journal commits: seven small
+    files took 3 ms this way against 14 ms one after another (ext4, 2026-12-03,
+    benchmarks/README.md). The order among them does not matter: only that all
+    are done before a rename depends on them.
+
+    Raises:
+        OSError: the first failure (after every fsync has finished).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    targets = list(dict.fromkeys(paths))
+    if len(targets) <= 1:
+        for path in targets:
+            _fsync_path(path)
+        return
+    with ThreadPoolExecutor(max_workers=min(len(targets), 16)) as pool:
+        futures = [pool.submit(_fsync_path, path) for path in targets]
+    for future in futures:
+        future.result()
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         os.fsync(fd)
     finally:
@@ -436,22 +469,23 @@ class PackageWriter:
         }
         tagmanifest = tag_bytes.pop("tagmanifest-sha256.txt")
         fault_point("before-tag-files")
-        for rel, data in [*tag_bytes.items(), *attachments.items()]:
+        written = []
+        for rel, data in [
+            *tag_bytes.items(),
+            *attachments.items(),
+            ("tagmanifest-sha256.txt", tagmanifest),
+        ]:
             target = self.path(rel)
             if not target.parent.exists():
                 target.parent.mkdir(parents=True)
             with open(target, "xb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        with open(self.path("tagmanifest-sha256.txt"), "xb") as fh:
-            fh.write(tagmanifest)
-            fh.flush()
-            os.fsync(fh.fileno())
+            written.append(target)
         dirs = {self.tmp / "data", self.tmp / "evidence", self.tmp}
         dirs.update(self.path(rel).parent for rel in attachments)
-        for d in dirs:
-            fsync_dir(d)
+        # Every file and directory is durable before the rename below, as
+        # when they were fsynced one by one; together they cost one commit.
+        fsync_paths([*written, *sorted(dirs)])
         if self.final.exists():
             raise PackageError(f"{self.final} already exists")
         fault_point("before-rename")
