@@ -481,11 +481,14 @@ class PackageWriter:
             with open(target, "xb") as fh:
                 fh.write(data)
             written.append(target)
+        payload_files = [self.path(rel) for rel, _, _ in payload]
         dirs = {self.tmp / "data", self.tmp / "evidence", self.tmp}
         dirs.update(self.path(rel).parent for rel in attachments)
-        # Every file and directory is durable before the rename below, as
-        # when they were fsynced one by one; together they cost one commit.
-        fsync_paths([*written, *sorted(dirs)])
+        dirs.update(path.parent for path in payload_files)
+        # Every file and directory is durable before the rename below (the
+        # payload too, whether or not its writer fsynced it); fsynced
+        # together, they cost about one journal commit instead of one each.
+        fsync_paths([*payload_files, *written, *sorted(dirs)])
         if self.final.exists():
             raise PackageError(f"{self.final} already exists")
         fault_point("before-rename")

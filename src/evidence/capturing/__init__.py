@@ -350,8 +350,8 @@ def _capture_into(
                 deadline=deadline,
                 spool_dir=str(pkg.path("data")),
             )
+        # Made durable with the other files by pkg.finish, before the rename.
         fh.flush()
-        os.fsync(fh.fileno())
     records = Inventory()
     for member in warc.members:
         records.add(member.to_json())
