@@ -43,6 +43,7 @@ import logging
 import os
 import queue
 import secrets
+import selectors
 import shutil
 import sqlite3
 import sys
@@ -710,11 +711,17 @@ class LocalExecutor:
 #                    {"t": "ready"}, {"t": "done", "task", "result"},
 #                    {"t": "error", "task", "kind", "message"},
 #                    {"t": "log", "level", "name", "message"}.
-# End of standard input (the parent closed it, or died, even by kill -9)
-# makes the child kill every process it started (Chromium) and exit at once.
+# A third pipe, which the parent never writes to, tells the child its parent
+# is there: when it ends (the parent closed it, or died, even by kill -9) the
+# child kills every process it started (Chromium) and exits at once. The
+# parent reads every child's answers with one selector in its own thread, and
+# each of the child's threads reads its own next job: a result and the next
+# job pass through no other thread (under load, every hand-over between
+# threads waits for a core).
 
 _MAX_WORKER_LINE = 4 * 1024 * 1024
 _WORKER_COMMAND = "from evidence.batch import _worker_main; _worker_main()"
+_READ_CHUNK = 256 * 1024
 
 
 def _portable_kwargs(kwargs: dict[str, typing.Any]) -> bytes:
@@ -819,24 +826,33 @@ def _worker_main() -> None:
     root_logger = logging.getLogger()
     root_logger.handlers[:] = [_WorkerLog(send)]
     root_logger.setLevel(level)
-    jobs: queue.Queue[dict[str, typing.Any]] = queue.Queue()
+    alive = int(sys.argv[1])
 
-    def read_jobs() -> None:
-        while True:
-            line = stdin.readline(_MAX_WORKER_LINE)
-            if not line:
-                break
-            jobs.put(json.loads(line))
-        # The parent is gone or done: stop now, with whatever this process started.
+    def watch_parent() -> None:
+        # The parent never writes here: this read ends when it closes its end
+        # (the batch is over or interrupted) or dies, even by kill -9.
+        while os.read(alive, 1):
+            pass
+        stop()
+
+    def stop() -> None:
+        # Stop now, with whatever this process started (a Chromium).
         _kill_descendants()
         os._exit(0)
 
-    threading.Thread(target=read_jobs, name="evidence-batch-jobs", daemon=True).start()
+    threading.Thread(target=watch_parent, name="evidence-batch-parent", daemon=True).start()
     import evidence.capturing  # noqa: F401 - loaded before the first job, not during it
+
+    read_lock = threading.Lock()
 
     def work() -> None:
         while True:
-            job = jobs.get()
+            # Each thread reads its own next job: no hand-over between threads.
+            with read_lock:
+                line = stdin.readline(_MAX_WORKER_LINE)
+            if not line:
+                stop()
+            job = json.loads(line)
             task_id = job["task"]
             try:
                 result = capture_one(
@@ -872,7 +888,8 @@ class _Worker:
     ready: bool = False
     tasks: dict[str, str] = attrs.Factory(dict)  # task id -> URL, in this process now
     alive: bool = True
-    reader: threading.Thread | None = None
+    alive_fd: int = -1  # our end of the pipe that tells the process we are here
+    buffer: bytes = b""
 
     @property
     def free(self) -> bool:
@@ -918,50 +935,59 @@ class ProcessExecutor:
             }
         )
         self._workers: list[_Worker] = []
-        self._events: queue.Queue[tuple[_Worker, dict[str, typing.Any]]] = queue.Queue()
+        self._selector = selectors.DefaultSelector()
         self._backlog: collections.deque[tuple[BatchItem, str, bool]] = collections.deque()
 
     def _start(self) -> _Worker:
         import subprocess
 
+        alive_r, alive_w = os.pipe()
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-c", _WORKER_COMMAND],
+                [sys.executable, "-c", _WORKER_COMMAND, str(alive_r)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
+                pass_fds=(alive_r,),
                 # Its own session: a Ctrl-C on the terminal reaches the parent
-                # only, which then stops the workers by closing their input.
+                # only, which then stops the workers by closing their pipes.
                 start_new_session=True,
             )
         except OSError as exc:
+            os.close(alive_w)
             raise UsageError(f"cannot start a batch worker process: {exc.strerror or exc}") from exc
-        worker = _Worker(proc, self._slots)
+        finally:
+            os.close(alive_r)
+        worker = _Worker(proc, self._slots, alive_fd=alive_w)
         self._workers.append(worker)
-        worker.reader = threading.Thread(
-            target=self._read, args=(worker,), name="evidence-batch-results", daemon=True
-        )
-        worker.reader.start()
+        output = typing.cast("typing.IO[bytes]", proc.stdout)
+        self._selector.register(output.fileno(), selectors.EVENT_READ, worker)
         stdin = typing.cast("typing.IO[bytes]", proc.stdin)
         try:
             stdin.write(len(self._setup).to_bytes(4, "big") + self._setup)
             stdin.flush()
         except OSError:
-            pass  # it died at once: _read reports its exit
+            pass  # it died at once: its end of output says so
         return worker
 
-    def _read(self, worker: _Worker) -> None:
-        stream = worker.proc.stdout
-        while True:
-            line = stream.readline(_MAX_WORKER_LINE)
-            if not line:
-                break
+    def _read(self, worker: _Worker) -> list[tuple[str, BatchResult | BaseException]]:
+        """What ``worker`` wrote since the last call (the selector says there is some)."""
+        fd = worker.proc.stdout.fileno()
+        chunk = os.read(fd, _READ_CHUNK)
+        got: list[tuple[str, BatchResult | BaseException]] = []
+        if not chunk:
+            self._selector.unregister(fd)
+            return self._handle(worker, {"t": "exit"})
+        *lines, worker.buffer = (worker.buffer + chunk).split(b"\n")
+        if len(worker.buffer) > _MAX_WORKER_LINE:
+            worker.buffer = b""  # no line is this long: drop it
+        for line in lines:
             try:
                 doc = json.loads(line)
             except ValueError:
                 continue
             if isinstance(doc, dict):
-                self._events.put((worker, doc))
-        self._events.put((worker, {"t": "exit"}))
+                got.extend(self._handle(worker, doc))
+        return got
 
     def _send(self, worker: _Worker, item: BatchItem, task_id: str, final: bool) -> bool:
         job = {"url": item.url, "task": task_id, "final": final, "labels": dict(item.labels)}
@@ -993,19 +1019,20 @@ class ProcessExecutor:
         self._dispatch()
 
     def wait(self, timeout: float) -> list[tuple[str, BatchResult | BaseException]]:
+        deadline = time.monotonic() + timeout
         got: list[tuple[str, BatchResult | BaseException]] = []
-        block = True
         while True:
-            try:
-                if block:
-                    worker, doc = self._events.get(timeout=timeout)
-                else:
-                    worker, doc = self._events.get_nowait()
-            except queue.Empty:
-                return got
-            block = False
-            got.extend(self._handle(worker, doc))
+            remaining = max(0.0, deadline - time.monotonic())
+            if self._selector.get_map():
+                ready = self._selector.select(remaining)
+            else:
+                time.sleep(remaining)
+                ready = []
+            for key, _ in ready:
+                got.extend(self._read(key.data))
             self._dispatch()
+            if got or remaining <= 0:
+                return got
 
     def _handle(
         self, worker: _Worker, doc: dict[str, typing.Any]
@@ -1021,11 +1048,14 @@ class ProcessExecutor:
             return []
         if kind == "exit":
             worker.alive = False
+            for close in (worker.proc.stdin.close, lambda: os.close(worker.alive_fd)):
+                with contextlib.suppress(OSError):
+                    close()
             code = worker.proc.wait()
             if not worker.ready:
                 raise UsageError(
                     f"a batch worker process could not start (exit status {code}); "
-                    f"try: {sys.executable} -c '{_WORKER_COMMAND}'"
+                    "its error is printed above"
                 )
             lost, worker.tasks = worker.tasks, {}
             return [
@@ -1069,8 +1099,11 @@ class ProcessExecutor:
 
     def close(self) -> None:
         for w in self._workers:
-            with contextlib.suppress(OSError):
-                w.proc.stdin.close()
+            if not w.alive:
+                continue  # its pipes were closed when it exited
+            for close in (w.proc.stdin.close, lambda w=w: os.close(w.alive_fd)):
+                with contextlib.suppress(OSError):
+                    close()
         for w in self._workers:
             try:
                 w.proc.wait(timeout=10)
@@ -1078,14 +1111,10 @@ class ProcessExecutor:
                 with contextlib.suppress(OSError):
                     os.killpg(w.proc.pid, 9)
                 w.proc.wait()
-            # Its reader sees the end of the output now; closing the stream
-            # under a reader still in readline would block.
-            if w.reader is not None:
-                w.reader.join(timeout=5)
-            if w.reader is None or not w.reader.is_alive():
-                with contextlib.suppress(OSError):
-                    w.proc.stdout.close()
+            with contextlib.suppress(OSError):
+                w.proc.stdout.close()
         self._workers.clear()
+        self._selector.close()
 
 
 # --- the batch -----------------------------------------------------------------
