@@ -207,7 +207,14 @@ def test_running_again_skips_what_is_done_and_a_new_run_captures_again(tmp_path,
     s = batch_site()
     lst = tmp_path / "l.txt"
     lst.write_text(f"{s.url('/page/1')}\n{s.url('/page/2')}\n", encoding="utf-8")
-    assert cli("batch", lst, "--out", tmp_path / "o").code == 0
+    r = cli("batch", lst, "--out", tmp_path / "o")
+    assert r.code == 0
+    # Not a terminal: one plain line per URL.
+    lines = sorted(r.out.splitlines())
+    assert [line.split(" -> ")[0] for line in lines] == [
+        f"captured {s.url('/page/1')}",
+        f"captured {s.url('/page/2')}",
+    ]
     # The run finished: the same list again starts a new run (weekly re-archiving).
     r = cli("batch", lst, "--out", tmp_path / "o", "--json")
     assert r.code == 0
@@ -673,3 +680,32 @@ def test_capture_options_reach_the_worker_processes_and_a_list_can_come_from_std
     results = [json.loads(line) for line in r.out.splitlines()][:-1]
     assert {(x["kind"], x["attempts"]) for x in results} == {("refused-address", 1)}
     assert sum(s.hits.values()) == 3
+
+
+def test_verify_recursive_on_a_terminal_shows_live_counts_and_each_failure(tmp_path, batch_site):
+    import pty
+
+    s = batch_site()
+    urls = "\n".join(s.url(f"/page/{i}") for i in range(3))
+    results = list(capture_many(io.StringIO(urls), out=tmp_path / "a", options=FAST))
+    victim = Path(results[1].package) / "evidence" / "manifest.json"
+    victim.write_bytes(victim.read_bytes().replace(b"page", b"PAGE", 1))
+    master, replica = pty.openpty()
+    argv = [sys.executable, "-m", "evidence.cli", "verify", str(tmp_path / "a"), "--recursive"]
+    proc = subprocess.Popen(argv, stdin=replica, stdout=replica, stderr=replica)
+    os.close(replica)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 1
+    text = screen.decode("utf-8", "replace")
+    assert "failed 1  intact-untrusted 2  left 0" in text and "ETA" in text
+    # Each package that is not verified is printed as it finishes (wrapped at 80 columns).
+    assert f"failed     {results[1].package}" in text.replace("\r\n", "")

@@ -297,3 +297,27 @@ def test_a_browser_worker_without_chromium_stops_at_start(tmp_path):
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "Chromium not found" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_pickled_task_message_is_never_loaded(workers, batch_site):
+    """JSON only: a message serialised with pickle is refused before anything reads it."""
+    from evidence.queue import TASK_NAME, make_app
+
+    s = batch_site()
+    workers.start("strict")
+    app = make_app(workers.url)
+    app.send_task(
+        TASK_NAME,
+        args=[s.url("/page/1"), {}],
+        task_id=str(uuid.uuid4()),
+        queue="evidence",
+        serializer="pickle",
+    )
+    deadline = time.monotonic() + 30
+    refusal = "Refusing to deserialize untrusted content of type pickle"
+    while refusal not in workers.log("strict"):
+        assert time.monotonic() < deadline, workers.log("strict")
+        time.sleep(0.1)
+    app.close()
+    assert s.hits == collections.Counter()
+    assert list_packages(workers.out) == []
