@@ -45,6 +45,7 @@ import queue
 import secrets
 import selectors
 import shutil
+import signal
 import sqlite3
 import sys
 import threading
@@ -697,8 +698,9 @@ class LocalExecutor:
 # Worker processes. Captures spend most of their CPU in Python (HTTP parsing,
 # WARC records, hashing, the manifest), so threads sharing one interpreter
 # cannot use a second core; and a browser capture drives its own Chromium,
-# which is simplest to bound and to clean up per process. Each worker process
-# runs one capture at a time; the parent alone writes the state database.
+# which is simplest to bound and to clean up per process. A worker process
+# runs its share of the captures in threads (one capture, so one Chromium,
+# with a browser); the parent alone writes the state database.
 #
 # The protocol, over the child's standard input and a duplicate of its
 # standard output (its own fd 1 then points at stderr, so nothing a library
@@ -787,7 +789,7 @@ def _kill_descendants() -> None:
     # children would otherwise be re-parented and escape the search.
     for pid in _descendants(os.getpid()):
         with contextlib.suppress(OSError):
-            os.kill(pid, 9)
+            os.kill(pid, signal.SIGKILL)
 
 
 class _WorkerLog(logging.Handler):
@@ -1109,7 +1111,7 @@ class ProcessExecutor:
                 w.proc.wait(timeout=10)
             except Exception:
                 with contextlib.suppress(OSError):
-                    os.killpg(w.proc.pid, 9)
+                    os.killpg(w.proc.pid, signal.SIGKILL)
                 w.proc.wait()
             with contextlib.suppress(OSError):
                 w.proc.stdout.close()
