@@ -19,6 +19,7 @@ import secrets
 import shutil
 import socket
 import stat
+import threading
 import time
 import typing
 import unicodedata
@@ -128,17 +129,37 @@ def fsync_paths(paths: typing.Iterable[Path]) -> None:
     Raises:
         OSError: the first failure (after every fsync has finished).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     targets = list(dict.fromkeys(paths))
     if len(targets) <= 1:
         for path in targets:
             _fsync_path(path)
         return
-    with ThreadPoolExecutor(max_workers=min(len(targets), 16)) as pool:
-        futures = [pool.submit(_fsync_path, path) for path in targets]
+    pool = _fsync_pool()
+    futures = [pool.submit(_fsync_path, path) for path in targets]
+    for future in futures:
+        future.exception()  # waits: every fsync finishes before the first error is raised
     for future in futures:
         future.result()
+
+
+_FSYNC_THREADS = 16
+_pool: tuple[int, typing.Any] | None = None
+_pool_lock = threading.Lock()
+
+
+def _fsync_pool() -> typing.Any:
+    """One pool of fsync threads per process (a new one after a fork: threads do not
+    survive it), so a capture does not start and stop a dozen threads."""
+    global _pool
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (
+                os.getpid(),
+                ThreadPoolExecutor(max_workers=_FSYNC_THREADS, thread_name_prefix="evidence-fsync"),
+            )
+        return _pool[1]
 
 
 def _fsync_path(path: Path) -> None:
