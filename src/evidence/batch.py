@@ -1054,7 +1054,10 @@ class ProcessExecutor:
                 with contextlib.suppress(OSError):
                     close()
             code = worker.proc.wait()
-            if not worker.ready:
+            # Exited by itself before it was ready: it cannot start (and the
+            # next would not either). Killed by a signal (the OOM killer, an
+            # operator): like a death while working, its URLs are tried again.
+            if not worker.ready and code >= 0:
                 raise UsageError(
                     f"a batch worker process could not start (exit status {code}); "
                     "its error is printed above"
