@@ -27,31 +27,42 @@ class RawServer:
     ``requests`` collects the exact request bytes received (up to the blank line).
     """
 
-    def __init__(self, responder: typing.Callable[[socket.socket, bytes], None]) -> None:
+    def __init__(
+        self,
+        responder: typing.Callable[[socket.socket, bytes], None],
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.responder = responder
+        # With a server context, every connection speaks TLS first (raw bytes inside).
+        self.tls = tls
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(32)
         self.port = self.sock.getsockname()[1]
         self.requests: list[bytes] = []
+        # The (ip, port) each connection came from, to show who connected.
+        self.peers: list[tuple[str, int]] = []
         self._stop = False
         threading.Thread(target=self._loop, daemon=True).start()
 
-    def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str = "/", host: str = "127.0.0.1") -> str:
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}{path}"
 
     def _loop(self) -> None:
         while not self._stop:
             try:
-                conn, _ = self.sock.accept()
+                conn, peer = self.sock.accept()
             except OSError:
                 return
+            self.peers.append((str(peer[0]), int(peer[1])))
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
         try:
             conn.settimeout(10)
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
             data = b""
             while b"\r\n\r\n" not in data:
                 chunk = conn.recv(65536)

@@ -19,7 +19,14 @@ import typing
 if typing.TYPE_CHECKING:
     from evidence.attach import add_timestamp, append_event, sign_package
     from evidence.batch import BatchResult, capture_many, list_packages, verify_many
-    from evidence.capturing import BrowserOptions, CaptureOptions, CaptureResult, Operator, capture
+    from evidence.capturing import (
+        BrowserOptions,
+        CaptureOptions,
+        CaptureResult,
+        MediaOptions,
+        Operator,
+        capture,
+    )
     from evidence.courtreport import report
     from evidence.errors import (
         CaptureError,
@@ -51,6 +58,7 @@ __all__ = [
     "KeyFileError",
     "Keyring",
     "ManifestError",
+    "MediaOptions",
     "Operator",
     "Outcome",
     "PackageError",
@@ -87,6 +95,7 @@ _LAZY = {
     "BrowserOptions": "evidence.capturing",
     "CaptureOptions": "evidence.capturing",
     "CaptureResult": "evidence.capturing",
+    "MediaOptions": "evidence.capturing",
     "Operator": "evidence.capturing",
     "capture": "evidence.capturing",
     "CaptureError": "evidence.errors",

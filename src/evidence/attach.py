@@ -179,8 +179,13 @@ def add_timestamp(
     *,
     roots: typing.Sequence[x509.Certificate] = (),
     timeout: float = 30.0,
+    proxy: str | None = None,
 ) -> tuple[TimestampToken, str]:
     """Timestamp an existing package's manifest; returns the token and its stored path.
+
+    With ``proxy`` (a ``socks5h://``, ``socks5://``, ``http://`` or
+    ``https://`` URL) the TSA is reached through that proxy only, never
+    directly, as a capture through a proxy reaches its TSA (docs/trust-model.md).
 
     The response is checked on receipt (see
     :func:`evidence.timestamping.request_timestamp`); a refused response is
@@ -192,12 +197,15 @@ def add_timestamp(
         TimestampError: the TSA is unreachable, refuses, or its response fails a check.
         StorageError: the token cannot be written.
     """
+    from evidence.capturing.upstream import ProxyURL
+
+    proxy_url = ProxyURL.parse(proxy) if proxy is not None else None
     root = require_package(package)
     manifest = read_manifest_bytes(root)
     # Preflight, as for signing: no token is stored unless its event can follow.
     _log_for_append(root)
     _check_log_writable(root)
-    token = request_timestamp(manifest, tsa_url, roots=roots, timeout=timeout)
+    token = request_timestamp(manifest, tsa_url, roots=roots, timeout=timeout, proxy=proxy_url)
     try:
         ts_dir = attachment_dir(root, "evidence/timestamps")
         existing = {name.rsplit(".", 1)[0] for name in os.listdir(ts_dir)}

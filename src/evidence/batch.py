@@ -433,6 +433,7 @@ def capture_one(
     discard_transient: bool = False,
     labels: typing.Mapping[str, str] | None = None,
     browser: bool | BrowserOptions = False,
+    seal_operator_to: typing.Sequence[str] = (),
 ) -> BatchResult:
     """One attempt at ``url`` under ``task_id``; safe to repeat after a crash (module docstring).
 
@@ -470,6 +471,7 @@ def capture_one(
                 tsa_roots=tsa_roots,
                 labels=labels or None,
                 browser=browser,
+                seal_operator_to=seal_operator_to,
             )
         except CaptureError as exc:
             shutil.rmtree(staging, ignore_errors=True)
@@ -1175,6 +1177,7 @@ def capture_many(
     executor: Executor | None = None,
     on_start: typing.Callable[[BatchRun], None] | None = None,
     browser: bool | BrowserOptions = False,
+    seal_operator_to: typing.Sequence[str] = (),
 ) -> typing.Iterator[BatchResult]:
     """Capture every URL of a list into ``out``, yielding each URL's final result as it finishes.
 
@@ -1200,6 +1203,8 @@ def capture_many(
             each page in headless Chromium (as :func:`evidence.capture`); each
             worker process runs one Chromium at a time, so at most ``workers``
             at once. Playwright and Chromium are checked once, before any URL.
+        seal_operator_to: as for :func:`evidence.capture` (checked before
+            anything starts; with a Celery executor each worker seals with its own).
 
     Raises:
         UsageError: bad arguments, an unreadable list, another batch running in
@@ -1215,6 +1220,12 @@ def capture_many(
 
         # Once here, so that a missing browser is one error, not one per URL.
         BrowserPlan.check(browser if isinstance(browser, BrowserOptions) else BrowserOptions())
+    if seal_operator_to:
+        from evidence.sealing import check_recipients
+
+        seal_operator_to = check_recipients(seal_operator_to)
+        if operator is None:
+            raise UsageError("seal_operator_to needs an operator name or organization to seal")
     batch_list = source if isinstance(source, BatchList) else read_list(source)
     root = Path(out)
     try:
@@ -1263,6 +1274,7 @@ def capture_many(
                     "tsa_urls": tsa_urls,
                     "tsa_roots": tsa_roots,
                     "browser": browser,
+                    "seal_operator_to": seal_operator_to,
                 },
             )
         if on_start is not None:

@@ -32,7 +32,14 @@ import sys
 import typing
 from pathlib import Path
 
-from evidence.cli_common import add_trust_options
+from evidence.cli_common import (
+    add_proxy_options,
+    add_seal_option,
+    add_trust_options,
+    add_tsa_proxy_option,
+    proxy_option,
+    seal_operator_recipients,
+)
 from evidence.cli_common import key_passphrase as _key_passphrase
 from evidence.cli_common import load_signing_key as _load_signing_key
 from evidence.cli_common import passphrase as _passphrase
@@ -130,6 +137,8 @@ def _capture_options(args: argparse.Namespace) -> CaptureOptions:
         unsafe_insecure=args.insecure,
         requisites=not args.no_requisites,
         public_only=args.public_only,
+        proxy=proxy_option(args),
+        record_proxy_address=args.record_proxy_address,
     )
     if args.user_agent:
         kwargs["user_agent"] = args.user_agent
@@ -167,9 +176,13 @@ def cmd_capture(args: argparse.Namespace) -> int:
     from evidence.cli_browser import browser_option
 
     browser = browser_option(args)
+    from evidence.cli_media import media_option
+
+    media = media_option(args)
     operator = None
     if args.operator_name or args.operator_org:
         operator = Operator(name=args.operator_name, organization=args.operator_org)
+    seal_to = seal_operator_recipients(args, operator)
     if args.insecure:
         _warn("TLS certificate verification is OFF (--insecure); this is recorded in the manifest")
     removed = remove_stale_temporaries(args.out)
@@ -200,6 +213,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
                     tsa_urls=args.tsa,
                     tsa_roots=tsa_roots,
                     browser=browser,
+                    media=media,
+                    seal_operator_to=seal_to,
                 )
             except (EvidenceError, OSError) as exc:
                 # One URL's failure (a refused connection, a full disk) never
@@ -223,11 +238,12 @@ def cmd_timestamp(args: argparse.Namespace) -> int:
     from evidence.attach import add_timestamp
 
     roots = _tsa_roots(args.tsa_ca)
+    proxy = proxy_option(args)
     done: list[dict[str, typing.Any]] = []
     for package in args.packages:
         for tsa in args.tsa:
             kwargs = {"timeout": args.timeout} if args.timeout is not None else {}
-            token, stored = add_timestamp(package, tsa, roots=roots, **kwargs)
+            token, stored = add_timestamp(package, tsa, roots=roots, proxy=proxy, **kwargs)
             done.append(
                 {
                     "package": package,
@@ -478,10 +494,10 @@ def _library_defaults() -> dict[str, str]:
     import attrs
 
     from evidence.attach import add_timestamp
-    from evidence.capturing import CaptureOptions
+    from evidence.capturing import CaptureOptions, MediaOptions
 
     shown: dict[str, str] = {}
-    for field in attrs.fields(CaptureOptions):
+    for field in (*attrs.fields(CaptureOptions), *attrs.fields(MediaOptions)):
         value = field.default
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
@@ -539,6 +555,7 @@ def _add_capture(sub: typing.Any) -> None:
     )
     p.add_argument("--operator-name", help="record who captured (optional; omit if at risk)")
     p.add_argument("--operator-org", help="record the capturing organisation (optional)")
+    add_seal_option(p)
     p.add_argument("--ca-bundle", metavar="FILE", help="PEM file of CA certificates to trust")
     p.add_argument(
         "--insecure",
@@ -576,6 +593,7 @@ def _add_capture(sub: typing.Any) -> None:
         action="store_true",
         help="refuse loopback, private, link-local and other non-public destinations",
     )
+    add_proxy_options(p)
     p.add_argument(
         "--no-requisites",
         action="store_true",
@@ -671,6 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="time-stamping authority URL (repeatable)",
     )
     _add_tsa_ca(p, "TSA root certificate to check the token against on receipt")
+    add_tsa_proxy_option(p)
     _option(
         p,
         "--timeout",
@@ -734,6 +753,9 @@ def build_parser() -> argparse.ArgumentParser:
     from evidence.cli_report import add_report_parser
 
     add_report_parser(sub)
+    from evidence.cli_unseal import add_unseal_parser
+
+    add_unseal_parser(sub)
 
     from evidence.cli_wacz import add_wacz_parser
 
@@ -743,6 +765,9 @@ def build_parser() -> argparse.ArgumentParser:
     from evidence.cli_browser import add_browser_parser
 
     add_browser_parser(sub)
+    from evidence.cli_media import add_media_options
+
+    add_media_options(sub.choices["capture"], _size)
     return parser
 
 

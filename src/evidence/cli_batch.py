@@ -15,6 +15,12 @@ import sys
 import time
 import typing
 
+from evidence.cli_common import (
+    add_proxy_options,
+    add_seal_option,
+    proxy_option,
+    seal_operator_recipients,
+)
 from evidence.cli_common import load_signing_key as _load_signing_key
 from evidence.cli_common import positive_float as _positive_float
 from evidence.cli_common import print_json as _print_json
@@ -79,9 +85,10 @@ def _add_capture_options(p: argparse.ArgumentParser, *, worker: bool) -> None:
     p.add_argument(
         "--key", action="append", default=[], metavar="PATH", help="sign with this private key"
     )
-    if not worker:
-        p.add_argument("--operator-name", help="record who captured (optional)")
-        p.add_argument("--operator-org", help="record the capturing organisation (optional)")
+    whose = "this worker's own: " if worker else ""
+    p.add_argument("--operator-name", help=f"{whose}record who captured (optional)")
+    p.add_argument("--operator-org", help=f"{whose}record the capturing organisation (optional)")
+    add_seal_option(p)
     p.add_argument("--ca-bundle", metavar="FILE", help="PEM file of CA certificates to trust")
     p.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     p.add_argument("--user-agent", help="User-Agent header to send")
@@ -89,6 +96,7 @@ def _add_capture_options(p: argparse.ArgumentParser, *, worker: bool) -> None:
         "--public-only", action="store_true", help="refuse non-public destinations (recorded)"
     )
     p.add_argument("--no-requisites", action="store_true", help="capture only the pages")
+    add_proxy_options(p)
     for flag, dest, kind, text in _NUMERIC:
         p.add_argument(flag, dest=dest, type=kind, default=None, help=text)
     p.add_argument("--tsa", action="append", default=[], metavar="URL", help="RFC 3161 TSA")
@@ -118,6 +126,8 @@ def _options(args: argparse.Namespace) -> CaptureOptions:
         unsafe_insecure=args.insecure,
         requisites=not args.no_requisites,
         public_only=args.public_only,
+        proxy=proxy_option(args),
+        record_proxy_address=args.record_proxy_address,
         # One connection at a time per capture, so --per-host bounds the
         # connections a batch opens to a host (docs/batch.md, politeness).
         requisite_workers=1,
@@ -290,6 +300,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     operator = None
     if args.operator_name or args.operator_org:
         operator = Operator(name=args.operator_name, organization=args.operator_org)
+    seal_to = seal_operator_recipients(args, operator)
     batch_list = read_list(sys.stdin if args.list == "-" else args.list)
     for problem in batch_list.problems:
         _note(f"line {problem.line} skipped: {safe(problem.reason)}: {safe(problem.text)}")
@@ -308,6 +319,16 @@ def cmd_batch(args: argparse.Namespace) -> int:
             )
         if keys or args.tsa:
             _note("with --queue, each worker signs and timestamps with its own --key and --tsa")
+        if options.proxy is not None:
+            # A task never carries a proxy: a broker message must not choose the route.
+            _note("with --queue, each worker captures through its own --proxy, not this one")
+        if operator is not None or seal_to:
+            # A task message never carries the operator: a forged one could
+            # otherwise name someone else, or lift a worker's seal.
+            _note(
+                "with --queue, each worker records its own --operator-name/--operator-org "
+                "and --seal-operator-to; the ones given here are not sent"
+            )
         _note(f"sending tasks to {safe(redact_url(args.queue))}")
         executor = CeleryExecutor(args.queue, _task_options(args))
     else:
@@ -345,6 +366,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             executor=executor,
             on_start=on_change,
             browser=browser,
+            seal_operator_to=seal_to,
         ):
             results.append(result)
             display.result(result)
@@ -377,6 +399,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from evidence.capturing import Operator
     from evidence.cli_browser import browser_option
     from evidence.queue import redact_url, run_worker
 
@@ -386,6 +409,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     browser = browser_option(args)
     keys = [_load_signing_key(k) for k in args.key]
     roots = _tsa_roots(args.tsa_ca)
+    operator = None
+    if args.operator_name or args.operator_org:
+        operator = Operator(name=args.operator_name, organization=args.operator_org)
+    seal_to = seal_operator_recipients(args, operator)
     if not keys:
         _note("no --key: this worker's packages are unsigned")
     _note(f"worker for {safe(redact_url(args.queue))}, writing to {safe(args.out)}")
@@ -393,9 +420,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         args.queue,
         out=args.out,
         options=options,
+        operator=operator,
         sign_with=keys,
         tsa_urls=args.tsa,
         tsa_roots=roots,
+        seal_operator_to=seal_to,
         concurrency=args.concurrency,
         redeliver_after=args.redeliver_after,
         name=args.name,

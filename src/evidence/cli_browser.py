@@ -70,7 +70,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     else:
         print(safe(result.index))
         print(
-            f"{result.artefacts} artefact(s), {result.responses} response bod"
+            f"{result.artefacts} artefact(s), {result.media} media file(s), "
+            f"{result.responses} response bod"
             f"{'y' if result.responses == 1 else 'ies'}"
         )
         for note in result.notes:

@@ -17,17 +17,24 @@ if typing.TYPE_CHECKING:
 __all__ = [
     "MIN_PASSPHRASE_LENGTH",
     "PASSPHRASE_ENV",
+    "PROXY_ENV",
+    "add_proxy_options",
+    "add_seal_option",
     "add_trust_options",
+    "add_tsa_proxy_option",
     "key_passphrase",
     "load_signing_key",
     "passphrase",
     "positive_float",
     "print_json",
+    "proxy_option",
+    "seal_operator_recipients",
     "tsa_roots",
 ]
 
 PASSPHRASE_ENV = "EVIDENCE_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 MIN_PASSPHRASE_LENGTH = 8
+PROXY_ENV = "EVIDENCE_PROXY"
 
 
 def print_json(doc: object) -> None:
@@ -109,6 +116,58 @@ def tsa_roots(paths: list[str]) -> list[typing.Any]:
         raise UsageError(f"--tsa-ca: {exc}") from exc
 
 
+def add_proxy_options(p: argparse.ArgumentParser) -> None:
+    """``--proxy`` and ``--record-proxy-address`` (capture, batch, worker)."""
+    p.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="send every connection through this proxy, never directly: socks5h://, "
+        f"socks5://, http:// or https://, e.g. socks5h://127.0.0.1:9050 for Tor "
+        f"(default: ${PROXY_ENV})",
+    )
+    p.add_argument(
+        "--record-proxy-address",
+        action="store_true",
+        help="also record the proxy's host:port in the package (only its scheme otherwise)",
+    )
+
+
+def add_tsa_proxy_option(p: argparse.ArgumentParser) -> None:
+    """``--proxy`` for commands whose only connections go to a TSA (timestamp, checkpoint)."""
+    p.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="reach the TSA through this proxy only, never directly: socks5h://, socks5://, "
+        f"http:// or https:// (default: ${PROXY_ENV})",
+    )
+
+
+def proxy_option(args: argparse.Namespace) -> str | None:
+    """The proxy URL from ``--proxy``, else from ``EVIDENCE_PROXY``, checked; or None.
+
+    Raises:
+        UsageError: the URL is not a usable proxy URL (the message never shows it,
+            as it may hold a password).
+    """
+    from evidence.capturing.upstream import ProxyURL
+    from evidence.errors import UsageError
+
+    given = args.proxy
+    source = "--proxy"
+    if given is None:
+        given = os.environ.get(PROXY_ENV)
+        source = PROXY_ENV
+        if given is not None and not given.strip():
+            raise UsageError(f"{PROXY_ENV} is set but empty; unset it to capture without a proxy")
+    if given is None:
+        return None
+    try:
+        ProxyURL.parse(given)
+    except UsageError as exc:
+        raise UsageError(f"{source}: {exc}") from None
+    return typing.cast(str, given).strip()
+
+
 def add_trust_options(p: argparse.ArgumentParser) -> None:
     """The options of every command that verifies packages (verify, report)."""
     p.add_argument(
@@ -137,3 +196,28 @@ def add_trust_options(p: argparse.ArgumentParser) -> None:
         metavar="SHA256",
         help="SHA-256 of a custody event you were given; fail if it is missing",
     )
+
+
+def add_seal_option(p: argparse.ArgumentParser) -> None:
+    """``--seal-operator-to`` (capture, batch, worker): docs/sealing.md."""
+    p.add_argument(
+        "--seal-operator-to",
+        action="append",
+        default=[],
+        metavar="RECIPIENT",
+        help="encrypt --operator-name/--operator-org to this age public key (age1...); "
+        "only the sealed form is recorded (repeatable; docs/sealing.md)",
+    )
+
+
+def seal_operator_recipients(args: argparse.Namespace, operator: typing.Any) -> tuple[str, ...]:
+    """The checked ``--seal-operator-to`` recipients, before any URL is fetched."""
+    if not args.seal_operator_to:
+        return ()
+    from evidence.errors import UsageError
+    from evidence.sealing import check_recipients
+
+    recipients = check_recipients(args.seal_operator_to)
+    if operator is None:
+        raise UsageError("--seal-operator-to needs --operator-name or --operator-org to seal")
+    return recipients

@@ -18,6 +18,7 @@ import json
 import sys
 import typing
 
+from evidence.cli_common import add_tsa_proxy_option, proxy_option
 from evidence.cli_common import load_signing_key as _signing_key
 from evidence.cli_common import positive_float as _positive_float
 from evidence.cli_common import print_json as _print_json
@@ -104,6 +105,7 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
         tsa_urls=args.tsa,
         tsa_roots=_tsa_roots(args.tsa_ca),
         timeout=args.timeout,
+        proxy=proxy_option(args),
     )
     if args.json:
         _print_json(result.to_json())
@@ -239,6 +241,7 @@ def add_ledger_parser(subparsers: typing.Any) -> None:
         help="TSA root certificate to check tokens against on receipt (repeatable)",
     )
     p.add_argument("--timeout", type=_positive_float, default=30.0, metavar="SECONDS")
+    add_tsa_proxy_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_checkpoint)
 

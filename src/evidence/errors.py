@@ -18,6 +18,8 @@ decides by message text::
      ├── LedgerError           (2) a ledger, checkpoint or proof is missing or malformed
      │    └── LedgerMismatchError (1) the ledger disagrees with a checkpoint or package
      ├── ReportError           (1) a court report could not be rendered
+     ├── SealError             (2) a sealed operator cannot be made or opened (key, blob)
+     │    └── SealBindingError (1) a sealed operator belongs to another package
      └── VerificationError     (1) raised by ``verify_strict`` when a package does not verify
 """
 
@@ -39,6 +41,8 @@ __all__ = [
     "ManifestError",
     "PackageError",
     "ReportError",
+    "SealBindingError",
+    "SealError",
     "SigningError",
     "StorageError",
     "TimestampError",
@@ -138,6 +142,18 @@ class LedgerMismatchError(LedgerError):
 
 class ReportError(EvidenceError):
     """A court report could not be rendered (the renderer failed)."""
+
+    exit_code = 1
+
+
+class SealError(EvidenceError):
+    """A sealed operator identity cannot be made or opened: a bad identity file, a
+    wrong identity, or a malformed sealed blob (docs/sealing.md)."""
+
+
+class SealBindingError(SealError):
+    """A sealed operator opened, but names another package or creation time:
+    it was moved here from another package."""
 
     exit_code = 1
 

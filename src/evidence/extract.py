@@ -1,9 +1,10 @@
 """Write a package's contents as ordinary files: the picture without WARC tools.
 
 ``evidence extract PACKAGE DIR`` writes the browser's artefacts (screenshot,
-PDF, rendered DOM) and every response body, content-decoded, with an
-``index.json`` mapping each URL to its file. It works on plain captures too
-(they have no artefacts).
+PDF, rendered DOM), the media files of a ``--media`` capture with their info
+JSON and subtitles (under ``media/``), and every response body,
+content-decoded, with an ``index.json`` mapping each URL to its file. It works
+on plain captures too (they have no artefacts).
 
 Extraction is not verification: it does not check signatures or
 timestamps (``evidence verify`` does). It does check every record it reads
@@ -67,6 +68,22 @@ _EXTENSIONS = {
     "font/woff": ".woff",
 }
 _ARTEFACT_NAMES = {"screenshot": "screenshot.png", "pdf": "page.pdf", "dom": "dom.html"}
+# Media files are named by item number and content type, never by the name
+# in the manifest (a package is untrusted input).
+_MEDIA_EXTENSIONS = {
+    "video/mp4": ".mp4",
+    "audio/mp4": ".m4a",
+    "video/webm": ".webm",
+    "audio/webm": ".weba",
+    "video/x-matroska": ".mkv",
+    "video/mp2t": ".ts",
+    "audio/mpeg": ".mp3",
+    "audio/ogg": ".ogg",
+    "audio/wav": ".wav",
+    "text/vtt": ".vtt",
+    "application/x-subrip": ".srt",
+    "application/json": ".json",
+}
 
 
 @attrs.frozen
@@ -78,12 +95,14 @@ class ExtractResult:
     artefacts: int
     responses: int
     notes: tuple[str, ...]
+    media: int = 0
 
     def to_json(self) -> dict[str, typing.Any]:
         return {
             "directory": self.directory,
             "index": self.index,
             "artefacts": self.artefacts,
+            "media": self.media,
             "responses": self.responses,
             "notes": list(self.notes),
         }
@@ -253,6 +272,7 @@ def _extract_into(root: Path, manifest: Manifest, work: Path) -> ExtractResult:
                 "content_type": artefact.content_type,
                 "sha256": artefact.sha256,
             }
+        media = _extract_media(warc, manifest, by_id, work, notes)
         (work / "responses").mkdir()
         for number, exchange in enumerate(manifest.exchanges, 1):
             rec = by_id.get(exchange.response_record)
@@ -299,6 +319,7 @@ def _extract_into(root: Path, manifest: Manifest, work: Path) -> ExtractResult:
         "package_id": manifest.package_id,
         "page": manifest.capture.final_url if manifest.capture is not None else None,
         "artefacts": artefacts,
+        "media": media,
         "responses": responses,
         "notes": notes,
     }
@@ -310,4 +331,70 @@ def _extract_into(root: Path, manifest: Manifest, work: Path) -> ExtractResult:
         artefacts=len(artefacts),
         responses=len(responses),
         notes=tuple(notes),
+        media=sum(len(item["files"]) for item in media),
     )
+
+
+def _record_to(warc: typing.BinaryIO, rec: typing.Any, dest: Path) -> None:
+    """Write one resource record's block to ``dest`` (checked against the inventory)."""
+    with tempfile.TemporaryFile() as tmp:
+        _member(warc, rec.offset, rec.length, rec.sha256, tmp)
+        _, start = _warc_head(tmp)
+        tmp.seek(start)
+        with open(dest, "xb") as out:
+            shutil.copyfileobj(tmp, out, _READ)
+
+
+def _extract_media(
+    warc: typing.BinaryIO,
+    manifest: Manifest,
+    by_id: dict[str, typing.Any],
+    work: Path,
+    notes: list[str],
+) -> list[dict[str, typing.Any]]:
+    """``media/NNN.ext`` per stored file of each media item, with ``NNN.info.json``."""
+    media = manifest.capture.media if manifest.capture is not None else None
+    if media is None:
+        return []
+    (work / "media").mkdir()
+    out: list[dict[str, typing.Any]] = []
+    for number, item in enumerate(media.items, 1):
+        files: list[dict[str, typing.Any]] = []
+        for index, entry in enumerate(item.files):
+            rec = by_id.get(entry.record)
+            if rec is None:
+                notes.append(f"media file {entry.target_uri} not found in the WARC inventory")
+                continue
+            if entry.kind == "info":
+                name = f"media/{number:03d}.info.json"
+            else:
+                ext = _MEDIA_EXTENSIONS.get(entry.content_type.split(";")[0].strip(), ".bin")
+                tag = "" if entry.kind == "media" else f".{entry.kind}"
+                name = (
+                    f"media/{number:03d}{tag}.{index}{ext}"
+                    if index
+                    else f"media/{number:03d}{tag}{ext}"
+                )
+            _record_to(warc, rec, work / name)
+            files.append(
+                {
+                    "file": name,
+                    "kind": entry.kind,
+                    "target_uri": entry.target_uri,
+                    "content_type": entry.content_type,
+                    "language": entry.language,
+                    "complete": entry.complete,
+                    "sha256": entry.sha256,
+                }
+            )
+        out.append(
+            {
+                "url": item.url,
+                "title": item.title,
+                "format_ids": list(item.format_ids),
+                "complete": item.complete,
+                "live": item.live,
+                "files": files,
+            }
+        )
+    return out

@@ -30,6 +30,8 @@ __all__ = [
     "MAX_LABELS",
     "MAX_LABEL_CHARS",
     "MAX_MANIFEST_BYTES",
+    "MAX_SEALED_CHARS",
+    "MAX_SEAL_RECIPIENTS",
     "BrowserArtefact",
     "BrowserFailure",
     "BrowserInfo",
@@ -41,11 +43,16 @@ __all__ = [
     "InventoryRecord",
     "LimitHit",
     "Manifest",
+    "MediaFile",
+    "MediaInfo",
+    "MediaItem",
+    "NetworkInfo",
     "Operator",
     "PayloadFile",
     "Refusal",
     "RequisiteFailure",
     "Requisites",
+    "SealedOperator",
     "Software",
     "TLSInfo",
     "decode_strict",
@@ -65,6 +72,12 @@ MAX_CONTAINERS = 2_000_000
 # The caller's labels (``labels``): how many, and how long each name and value.
 MAX_LABELS = 32
 MAX_LABEL_CHARS = 1024
+# A sealed operator (docs/sealing.md): an ASCII-armored age file of a few
+# hundred bytes per recipient plus the sealed name and organization (at most
+# MAX_LABEL_CHARS each). Anything bigger is refused when the manifest is read.
+MAX_SEALED_CHARS = 64 * 1024
+MAX_SEAL_RECIPIENTS = 16
+_MAX_RECIPIENT_CHARS = 256
 
 
 def dumps(obj: typing.Any) -> bytes:
@@ -493,17 +506,64 @@ class Software(_Part):
     extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 
+def _sealed_recipients(value: Json, where: str) -> tuple[str, ...]:
+    recipients: tuple[str, ...] = _list_of(_str)(value, where)
+    if not 1 <= len(recipients) <= MAX_SEAL_RECIPIENTS:
+        _fail(where, f"a list of 1 to {MAX_SEAL_RECIPIENTS} recipients")
+    if any(len(r) > _MAX_RECIPIENT_CHARS for r in recipients):
+        _fail(where, f"recipients of at most {_MAX_RECIPIENT_CHARS} characters")
+    return recipients
+
+
+def _sealed_ciphertext(value: Json, where: str) -> str:
+    text = _str(value, where)
+    if len(text) > MAX_SEALED_CHARS:
+        raise ManifestError(
+            f"manifest field {where} holds {len(text)} characters, more than the limit "
+            f"of {MAX_SEALED_CHARS} for a sealed operator"
+        )
+    return text
+
+
+@attrs.frozen(kw_only=True)
+class SealedOperator(_Part):
+    """The operator's name and organization encrypted to legal teams' age keys.
+
+    ``ciphertext`` is an ASCII-armored age file (``age -d`` opens it); the
+    plaintext inside also names the package id and creation time, so it
+    cannot be moved to another package unnoticed (:mod:`evidence.sealing`).
+    Only sizes are checked here; :func:`evidence.sealing.inspect_sealed`
+    checks the armor and the age header.
+    """
+
+    format: str = _field(_str)
+    recipients: tuple[str, ...] = _field(_sealed_recipients)
+    ciphertext: str = _field(_sealed_ciphertext)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
+
+
 @attrs.frozen
 class Operator(_Part):
-    """Who ran the capture. Optional on purpose: some operators are at risk."""
+    """Who ran the capture. Optional on purpose: some operators are at risk.
+
+    When ``sealed`` is set, ``name`` and ``organization`` are absent: they are
+    inside the sealed part, readable only with a recipient's identity.
+    """
 
     name: str | None = _field(_str, optional=True, omit_none=True)
     organization: str | None = _field(_str, optional=True, omit_none=True)
+    sealed: SealedOperator | None = _field(_part(SealedOperator), optional=True, omit_none=True)
     extra: collections.abc.Mapping[str, Json] = _EXTRA
+
+    def __attrs_post_init__(self) -> None:
+        if self.sealed is not None and (self.name is not None or self.organization is not None):
+            # A sealed identity next to a plaintext one would defeat the seal;
+            # a manifest that says both is refused rather than half-believed.
+            raise ManifestError("operator has a sealed part and a plaintext name or organization")
 
     @property
     def label(self) -> str | None:
-        """``name / organization`` as far as known, or None."""
+        """``name / organization`` as far as known in plaintext, or None (also when sealed)."""
         return " / ".join(x for x in (self.name, self.organization) if x) or None
 
 
@@ -647,6 +707,82 @@ class BrowserInfo(_Part):
 
 
 @attrs.frozen(kw_only=True)
+class MediaFile(_Part):
+    """A file yt-dlp wrote (media, subtitles) or its info JSON, as a WARC resource record."""
+
+    kind: str = _field(_str)
+    target_uri: str = _field(_str)
+    record: str = _field(_str)
+    name: str = _field(_str)
+    content_type: str = _field(_str)
+    size: int = _field(_int)
+    sha256: str = _field(_str)
+    language: str | None = _field(_str, optional=True, omit_none=True)
+    # False for a file cut short (limit, deadline, live stream): what arrived.
+    complete: bool = _field(_bool, optional=True, default=True)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
+
+
+@attrs.frozen(kw_only=True)
+class MediaItem(_Part):
+    """One video or audio item yt-dlp found, and the files stored for it."""
+
+    url: str = _field(_str)
+    id: str | None = _field(_str, optional=True, omit_none=True)
+    title: str | None = _field(_str, optional=True, omit_none=True)
+    extractor: str | None = _field(_str, optional=True, omit_none=True)
+    format_ids: tuple[str, ...] = _field(_list_of(_str), optional=True, default=())
+    live: bool = _field(_bool, optional=True, default=False)
+    complete: bool = _field(_bool)
+    files: tuple[MediaFile, ...] = _field(_list_of(_part(MediaFile)), optional=True, default=())
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
+
+
+@attrs.frozen(kw_only=True)
+class MediaInfo(_Part):
+    """How media was captured (``capture.media``, only for ``--media`` captures)."""
+
+    tool: str = _field(_str)
+    version: str = _field(_str)
+    ffmpeg: bool = _field(_bool)
+    format_selector: str = _field(_str)
+    max_media_bytes: int = _field(_int)
+    received_bytes: int = _field(_int)
+    requests: int = _field(_int)
+    failed_requests: int = _field(_int, optional=True, default=0)
+    completed: bool = _field(_bool)
+    items: tuple[MediaItem, ...] = _field(_list_of(_part(MediaItem)), optional=True, default=())
+    notes: tuple[str, ...] = _field(_list_of(_str), optional=True, default=())
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
+
+
+@attrs.frozen(kw_only=True)
+class NetworkInfo(_Part):
+    """How the capture reached the servers (``capture.network``; only when through a proxy)."""
+
+    # socks5, socks5h, http or https; never the proxy's credentials.
+    proxy_scheme: str = _field(_str)
+    # host:port, only when the operator chose to record it (--record-proxy-address).
+    proxy_address: str | None = _field(_str, optional=True, omit_none=True)
+    # False through a proxy: the server's IP address cannot be seen, so none is recorded.
+    server_ip_observable: bool = _field(_bool)
+    # "local" (socks5: answers recorded) or "proxy" (socks5h, http, https: none seen).
+    names_resolved_by: str = _field(_str)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
+
+    def describe(self) -> str:
+        """One sentence, e.g. "captured through a socks5h proxy; server IP not observable"."""
+        text = f"captured through a {self.proxy_scheme} proxy"
+        if self.proxy_address:
+            text += f" at {self.proxy_address}"
+        if not self.server_ip_observable:
+            text += "; server IP not observable"
+        if self.names_resolved_by == "proxy":
+            text += "; names resolved by the proxy"
+        return text
+
+
+@attrs.frozen(kw_only=True)
 class CaptureInfo(_Part):
     """What happened when the page was captured (the ``capture`` section)."""
 
@@ -668,6 +804,8 @@ class CaptureInfo(_Part):
     warnings: tuple[str, ...] = _field(_list_of(_str), optional=True, default=())
     title: str | None = _field(_str, optional=True, omit_none=True)
     browser: BrowserInfo | None = _field(_part(BrowserInfo), optional=True, omit_none=True)
+    media: MediaInfo | None = _field(_part(MediaInfo), optional=True, omit_none=True)
+    network: NetworkInfo | None = _field(_part(NetworkInfo), optional=True, omit_none=True)
     extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 

@@ -13,8 +13,14 @@ Security rules (the broker is a network service; treat every message as forged):
   path, or a task id that is not a UUID makes the worker refuse the task and
   report it. An option can only tighten the worker's own settings: limits
   are clamped to the worker's, ``public_only`` can be turned on, never off.
+  The proxy is the worker's own (``evidence worker --proxy``): a task that
+  names ``proxy`` or ``record_proxy_address`` is refused, so a broker message
+  can neither set nor unset the route a capture takes.
 - Private keys never travel: each worker signs with its own ``--key``; the
   result tells the submitter the key ids.
+- The operator, and whether and to whom it is sealed, are the worker's own
+  (``--operator-name``, ``--seal-operator-to``): a task carries neither, so a
+  forged message cannot unseal a worker's identity or seal it to its own key.
 - ``acks_late`` + ``task_reject_on_worker_lost``: a worker killed mid-capture
   leaves its message unacknowledged, and the broker redelivers it (after
   ``redeliver_after`` seconds on Redis) to another worker.
@@ -153,6 +159,7 @@ class _WorkerConfig:
     tsa_urls: tuple[str, ...]
     tsa_roots: tuple[x509.Certificate, ...]
     browser: bool | BrowserOptions = False
+    seal_operator_to: tuple[str, ...] = ()
 
 
 _worker: _WorkerConfig | None = None
@@ -220,7 +227,12 @@ def check_task(
     for k, v in labels.items():
         if not isinstance(v, str) or len(k) > MAX_LABEL_CHARS or len(v) > MAX_LABEL_CHARS:
             raise TaskRefusedError("labels must be short strings")
-    return url, attrs.evolve(worker_options, **changes), final, dict(labels)
+    try:
+        options_now = attrs.evolve(worker_options, **changes)
+    except UsageError as exc:
+        # e.g. public_only turned on for a worker whose proxy resolves names.
+        raise TaskRefusedError(f"options not usable on this worker: {exc}") from exc
+    return url, options_now, final, dict(labels)
 
 
 def _capture_task(
@@ -248,6 +260,7 @@ def _capture_task(
             discard_transient=not final,
             labels=labels,
             browser=config.browser,
+            seal_operator_to=config.seal_operator_to,
         )
     except TaskRefusedError as exc:
         from evidence.display import safe
@@ -280,16 +293,20 @@ def run_worker(
     redeliver_after: float = 900.0,
     name: str | None = None,
     browser: bool | BrowserOptions = False,
+    seal_operator_to: typing.Sequence[str] = (),
 ) -> None:
     """Run a worker until it is stopped (SIGTERM or Ctrl-C: warm shutdown).
 
-    ``browser`` (``True`` or :class:`~evidence.capturing.BrowserOptions`)
-    makes every capture of this worker a browser capture, each in its own
-    Chromium (so at most ``concurrency`` at once); only the worker decides
-    this, never a task. Playwright and Chromium are checked here, at start.
+    ``operator`` and ``seal_operator_to`` are this worker's own, as for
+    :func:`evidence.capture`; no task can change them. ``browser`` (``True``
+    or :class:`~evidence.capturing.BrowserOptions`) makes every capture of
+    this worker a browser capture, each in its own Chromium (so at most
+    ``concurrency`` at once); only the worker decides this, never a task.
+    Playwright and Chromium are checked here, at start.
 
     Raises:
-        UsageError: Celery, or (with ``browser``) Playwright or Chromium, is missing.
+        UsageError: Celery, or (with ``browser``) Playwright or Chromium, is
+            missing; ``seal_operator_to`` without an operator.
     """
     global _worker
     if browser is not False:
@@ -297,6 +314,12 @@ def run_worker(
         from evidence.capturing.options import BrowserOptions
 
         BrowserPlan.check(browser if isinstance(browser, BrowserOptions) else BrowserOptions())
+    if seal_operator_to:
+        from evidence.sealing import check_recipients
+
+        seal_operator_to = check_recipients(seal_operator_to)
+        if operator is None:
+            raise UsageError("seal_operator_to needs an operator name or organization to seal")
     _worker = _WorkerConfig(
         out=Path(out),
         options=options,
@@ -305,6 +328,7 @@ def run_worker(
         tsa_urls=tuple(tsa_urls),
         tsa_roots=tuple(tsa_roots),
         browser=browser,
+        seal_operator_to=tuple(seal_operator_to),
     )
     Path(out).mkdir(parents=True, exist_ok=True)
     app = make_app(url, redeliver_after=redeliver_after)

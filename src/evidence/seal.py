@@ -24,6 +24,8 @@ if typing.TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from evidence.capturing.upstream import ProxyURL
+
 __all__ = ["CUSTODY_PATH", "bag_info_for", "expected_bag_files", "seal_attachments"]
 
 # The manifest declares its custody log (which is written after it, since its
@@ -75,11 +77,14 @@ def seal_attachments(
     note: str,
     warnings: list[str],
     tsa_timeout: float = 30.0,
+    tsa_proxy: ProxyURL | None = None,
 ) -> dict[str, bytes]:
     """Signatures, timestamp tokens and the first custody events of a new package.
 
     A TSA that fails costs its token only: a warning is appended to
-    ``warnings`` and the package is sealed without it.
+    ``warnings`` and the package is sealed without it. With ``tsa_proxy``
+    the TSA is reached through that proxy only (it would otherwise learn the
+    operator's address).
     """
     attachments: dict[str, bytes] = {}
     for key in keys:
@@ -98,7 +103,9 @@ def seal_attachments(
     stems: set[str] = set()
     for tsa in tsa_urls:
         try:
-            token = request_timestamp(manifest_bytes, tsa, roots=tsa_roots, timeout=tsa_timeout)
+            token = request_timestamp(
+                manifest_bytes, tsa, roots=tsa_roots, timeout=tsa_timeout, proxy=tsa_proxy
+            )
         except EvidenceError as exc:
             warnings.append(f"timestamp missing: {exc}; add it later with 'evidence timestamp'")
             continue

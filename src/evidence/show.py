@@ -98,6 +98,7 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
         "package_id": manifest.package_id,
         "created": manifest.created,
         "operator": operator if isinstance(operator, dict) else None,
+        "sealed_operator": _sealed_summary(manifest),
         "labels": _dict(data.get("labels")),
         "requested_url": cap.get("requested_url"),
         "final_url": cap.get("final_url"),
@@ -106,6 +107,11 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
         "started": cap.get("started"),
         "ended": cap.get("ended"),
         "server_ip": cap.get("server_ip"),
+        "network": (
+            manifest.capture.network.describe()
+            if manifest.capture is not None and manifest.capture.network is not None
+            else None
+        ),
         "tls": cap.get("tls") if isinstance(cap.get("tls"), dict) else None,
         "redirects": _list(cap.get("redirects")),
         "limits_hit": _list(cap.get("limits_hit")),
@@ -113,6 +119,7 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
         "dns": _dict(cap.get("dns")),
         "requisites": cap.get("requisites") if isinstance(cap.get("requisites"), dict) else None,
         "browser": cap.get("browser") if isinstance(cap.get("browser"), dict) else None,
+        "media": cap.get("media") if isinstance(cap.get("media"), dict) else None,
         "certificate_chains": _dict(data.get("certificate_chains")),
         "options": data.get("options") if isinstance(data.get("options"), dict) else None,
         "exchanges": [_exchange(e) for e in _list(data.get("exchanges"))],
@@ -126,6 +133,22 @@ def summary(path: str | os.PathLike[str]) -> JSONDict:
         ],
         "software": data.get("software") if isinstance(data.get("software"), dict) else None,
     }
+
+
+def _sealed_summary(manifest: Manifest) -> JSONDict | None:
+    """A sealed operator's recipients and any structural problem (never the plaintext)."""
+    from evidence.errors import SealError
+    from evidence.sealing import inspect_sealed
+
+    sealed = manifest.operator.sealed if manifest.operator is not None else None
+    if sealed is None:
+        return None
+    problem = None
+    try:
+        inspect_sealed(sealed)
+    except SealError as exc:
+        problem = str(exc)
+    return {"format": sealed.format, "recipients": list(sealed.recipients), "problem": problem}
 
 
 def _limited(items: list[typing.Any], lines: list[str], label: str) -> list[typing.Any]:
@@ -150,6 +173,8 @@ def describe(info: JSONDict) -> str:
     lines.append(f"Status       HTTP {_text(info.get('status'))}")
     lines.append(f"Captured     {_text(info.get('started'))} to {_text(info.get('ended'))}")
     lines.append(f"Server IP    {_text(info.get('server_ip'))}")
+    if info.get("network"):
+        lines.append(f"Network      {_text(info.get('network'))}")
     dns = _dict(info.get("dns"))
     for host in sorted(dns, key=str)[:MAX_LISTED]:
         answers = dns[host]
@@ -160,7 +185,18 @@ def describe(info: JSONDict) -> str:
     for name in sorted(labels, key=str)[:MAX_LISTED]:
         lines.append(f"Label        {_text(name)}: {_text(labels[name])}")
     op = _dict(info.get("operator"))
-    if op:
+    sealed = _dict(info.get("sealed_operator"))
+    if sealed:
+        recipients = _list(sealed.get("recipients"))
+        lines.append(
+            f"Operator     sealed to {len(recipients)} recipient(s) "
+            "(open with 'evidence unseal PACKAGE --identity KEY')"
+        )
+        for recipient in recipients[:MAX_LISTED]:
+            lines.append(f"  sealed to  {_text(recipient)}")
+        if sealed.get("problem"):
+            lines.append(f"  problem    {_text(sealed.get('problem'))}")
+    elif op:
         lines.append(f"Operator     {_text(op.get('name'))} / {_text(op.get('organization'))}")
     for hop in _limited(_list(info.get("redirects")), lines, "Redirects"):
         h = _dict(hop)
@@ -185,6 +221,7 @@ def describe(info: JSONDict) -> str:
             if f:
                 lines.append(f"             {_text(f.get('error'))}")
     lines.extend(_browser_lines(info.get("browser")))
+    lines.extend(_media_lines(info.get("media")))
     lines.append("Exchanges")
     for ex in _limited(_list(info.get("exchanges")), lines, "Exchanges"):
         e = _dict(ex)
@@ -243,6 +280,42 @@ def _browser_lines(browser: object) -> list[str]:
             f"Browser      {len(failed)} request(s) without a response, "
             f"{_text(b.get('blocked'), '0')} browser-service request(s) blocked"
         )
+    return lines
+
+
+def _media_lines(media: object) -> list[str]:
+    """A media capture's tool and each item with its stored files."""
+    m = _dict(media)
+    if not m:
+        return []
+    state = "complete" if m.get("completed") is True else "INCOMPLETE (see warnings)"
+    lines = [
+        f"Media        {_text(m.get('tool'))} {_text(m.get('version'))}, "
+        f"{_text(m.get('requests'), '0')} request(s), "
+        f"{_text(m.get('received_bytes'), '0')} bytes received, {state}"
+    ]
+    items = _list(m.get("items"))
+    if not items:
+        lines.append("Media        no media stored")
+    for item in items[:MAX_LISTED]:
+        it = _dict(item)
+        formats = ", ".join(_text(f) for f in _list(it.get("format_ids"))[:20]) or "-"
+        flags = "" if it.get("complete") is True else " (INCOMPLETE: what arrived)"
+        if it.get("live") is True:
+            flags += " (live stream)"
+        lines.append(f"  item       {_text(it.get('url'))}{flags}")
+        if it.get("title"):
+            lines.append(f"  title      {_text(it.get('title'))} (as the site gave it)")
+        lines.append(f"  formats    {formats}")
+        for entry in _list(it.get("files"))[:MAX_LISTED]:
+            f = _dict(entry)
+            lines.append(
+                f"  {_text(f.get('kind')):<10} {_text(f.get('name'))}: "
+                f"{_text(f.get('content_type'))}, {_text(f.get('size'))} bytes, "
+                f"record {_text(f.get('record'))}"
+            )
+    for note in _list(m.get("notes"))[:20]:
+        lines.append(f"  note       {_text(note)}")
     return lines
 
 

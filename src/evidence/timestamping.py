@@ -42,6 +42,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from evidence.display import safe
 from evidence.errors import TimestampError
 
+if typing.TYPE_CHECKING:
+    import requests
+
+    from evidence.capturing.upstream import ProxyURL
+
 __all__ = [
     "MAX_ACCURACY_SECONDS",
     "MAX_TOKEN_BYTES",
@@ -323,6 +328,11 @@ def _network_cause(exc: BaseException) -> str:
             or (reason if isinstance(reason, BaseException) else None)
             or (nested[0] if nested else None)
         )
+    from evidence.capturing.upstream import ProxyError
+
+    for item in seen:
+        if isinstance(item, ProxyError):
+            return str(item)
     causes: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
         (socket.gaierror, "DNS lookup failed (no such host, or no resolver reachable)"),
         (ConnectionRefusedError, "connection refused"),
@@ -350,6 +360,55 @@ def _limit_next_read(raw: typing.Any, seconds: float) -> None:
         sock.settimeout(max(seconds, 0.001))
 
 
+def _tunnel_adapter(
+    proxy: ProxyURL, deadline: float, timeout: float
+) -> requests.adapters.HTTPAdapter:
+    """A requests adapter whose every connection is a tunnel through ``proxy``."""
+    import requests.adapters
+    import urllib3
+    import urllib3.connection
+    import urllib3.exceptions
+
+    from evidence.capturing.upstream import ProxyError, open_tunnel
+
+    def tunnel(conn: urllib3.connection.HTTPConnection) -> socket.socket:
+        host = conn._dns_host
+        if not proxy.resolves_names:
+            # socks5: this machine resolves the TSA's name; the proxy gets an address.
+            try:
+                infos = socket.getaddrinfo(host.strip("[]"), conn.port, type=socket.SOCK_STREAM)
+            except socket.gaierror as exc:
+                raise urllib3.exceptions.NameResolutionError(host, conn, exc) from exc
+            host = str(infos[0][4][0])
+        try:
+            sock = open_tunnel(proxy, host, conn.port, deadline=deadline, connect_timeout=timeout)
+        except ProxyError as exc:
+            raise urllib3.exceptions.NewConnectionError(conn, f"proxy: {exc}") from exc
+        sock.settimeout(max(min(timeout, deadline - time.monotonic()), 0.001))
+        return sock
+
+    class _HTTP(urllib3.connection.HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            return tunnel(self)
+
+    class _HTTPS(urllib3.connection.HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            return tunnel(self)
+
+    class _HTTPPool(urllib3.HTTPConnectionPool):
+        ConnectionCls = _HTTP
+
+    class _HTTPSPool(urllib3.HTTPSConnectionPool):
+        ConnectionCls = _HTTPS
+
+    class _Adapter(requests.adapters.HTTPAdapter):
+        def init_poolmanager(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+    return _Adapter(max_retries=0)
+
+
 def request_timestamp(
     manifest: bytes,
     tsa_url: str,
@@ -357,8 +416,13 @@ def request_timestamp(
     roots: typing.Sequence[x509.Certificate] = (),
     timeout: float = 30.0,
     ca_bundle: str | None = None,
+    proxy: ProxyURL | None = None,
 ) -> TimestampToken:
     """Ask ``tsa_url`` for a token over ``manifest`` and check it on receipt.
+
+    With ``proxy`` the TSA is reached only through that proxy, never
+    directly (a capture made through a proxy must not reveal the operator's
+    address to the TSA either).
 
     ``timeout`` bounds the connection and each wait for the response headers,
     and is the deadline for the whole body: a TSA that sends its body a byte
@@ -390,6 +454,10 @@ def request_timestamp(
     deadline = time.monotonic() + timeout
     session = requests.Session()
     session.trust_env = False
+    if proxy is not None:
+        adapter = _tunnel_adapter(proxy, deadline, timeout)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
     try:
         with session.post(
             tsa_url,

@@ -115,6 +115,33 @@ def fuzz_decode(data: bytes) -> None:
             )
 
 
+def fuzz_sealed_operator(data: bytes) -> None:
+    """A sealed operator's blob: as raw text, and as armor around hostile age bytes."""
+    import base64
+
+    from evidence.errors import SealError
+    from evidence.manifest import Operator, SealedOperator
+    from evidence.sealing import inspect_sealed, operator_text
+
+    b64 = base64.b64encode(b"age-encryption.org/v1\n" + data).decode()
+    armored = "\n".join(
+        [
+            "-----BEGIN AGE ENCRYPTED FILE-----",
+            *(b64[i : i + 64] for i in range(0, len(b64), 64)),
+            "-----END AGE ENCRYPTED FILE-----",
+        ]
+    )
+    for text in (data.decode("latin-1"), armored):
+        sealed = SealedOperator(
+            format="age", recipients=("age1x",) * (1 + len(data) % 3), ciphertext=text
+        )
+        try:
+            inspect_sealed(sealed)
+        except SealError:
+            pass
+        _assert_shown_safely(safe(operator_text(Operator(sealed=sealed))))
+
+
 def fuzz_html(data: bytes) -> None:
     text = data.decode("utf-8", errors="replace")
     html_requisites(text, "http://example.org/a/b.html")
@@ -417,6 +444,7 @@ TARGETS = {
     "title": fuzz_title,
     "report-text": fuzz_report_text,
     "custody-strings": fuzz_custody_strings,
+    "sealed-operator": fuzz_sealed_operator,
     "manifest": fuzz_manifest,
     "warc": fuzz_warc,
     "warc-member": fuzz_warc_member,

@@ -208,6 +208,10 @@ def test_forged_task_messages_are_refused_and_reported(workers, batch_site):
         "insecure": [s.url("/page/1"), {"options": {"unsafe_insecure": True}}],
         "a third argument": [s.url("/page/1"), {}, str(evil)],
         "file URL": ["file:///etc/passwd", {}],
+        # The route is the worker's own: a message can neither set nor unset a proxy.
+        "proxy": [s.url("/page/1"), {"options": {"proxy": "socks5h://127.0.0.1:9"}}],
+        "proxy off": [s.url("/page/1"), {"options": {"proxy": None}}],
+        "proxy address": [s.url("/page/1"), {"options": {"record_proxy_address": True}}],
     }
     results = {
         name: app.send_task(TASK_NAME, args=args, task_id=str(uuid.uuid4()), queue="evidence")

@@ -49,7 +49,13 @@ def recording(tmp_path: Path):
     """A proxy writing into a real WARC; yields (proxy, finish) where finish() returns records."""
     opened: list = []
 
-    def make(*, public_only: bool = False, ca_bundle: str | None = None, deadline: float = 20):
+    def make(
+        *,
+        public_only: bool = False,
+        ca_bundle: str | None = None,
+        deadline: float = 20,
+        max_total_bytes: int | None = None,
+    ):
         writer = PackageWriter(tmp_path, "pkg")
         pkg = writer.__enter__()
         fh = open(pkg.path(WARC_PATH), "xb")
@@ -66,6 +72,7 @@ def recording(tmp_path: Path):
             recorder,
             deadline=time.monotonic() + deadline,
             spool_dir=str(pkg.path("data")),
+            max_total_bytes=max_total_bytes,
         )
         opened.append((proxy, fetcher, fh))
 
@@ -243,3 +250,63 @@ def _get_quietly(session: requests.Session, url: str) -> object:
         return session.get(url, timeout=5).status_code
     except requests.RequestException as exc:
         return exc
+
+
+def _get_through(proxy: RecordingProxy, url: str) -> socket.socket:
+    conn = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    conn.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return conn
+
+
+def _read_all(conn: socket.socket) -> bytes:
+    data = b""
+    while piece := conn.recv(65536):
+        data += piece
+    return data
+
+
+def test_the_response_streams_to_the_client_as_it_is_recorded(raw_server, recording):
+    """The client has the first half before the server sends the second: no
+    store-and-forward, which would double the latency of every big response."""
+    first, second = b"a" * 50_000, b"b" * 50_000
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"
+    go_on = threading.Event()
+
+    def respond(conn: socket.socket, _request: bytes) -> None:
+        conn.sendall(head + first)
+        go_on.wait(10)
+        conn.sendall(second)
+
+    server = raw_server(respond)
+    proxy, _recorder, finish = recording()
+    conn = _get_through(proxy, server.url("/big"))
+    conn.settimeout(5)
+    got = b""
+    while len(got) < len(head) + len(first):
+        got += conn.recv(65536)  # times out (fails) if the proxy waits for the whole body
+    go_on.set()
+    got += _read_all(conn)
+    conn.close()
+    assert got == head + first + second
+    assert finish()[2][2] == head + first + second
+
+
+def test_the_byte_budget_cuts_a_response_then_refuses_requests(raw_server, recording):
+    body = b"x" * 3000
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n" + body
+    server = raw_server(fixed_response(raw))
+    proxy, recorder, finish = recording(max_total_bytes=1000)
+    conn = _get_through(proxy, server.url("/one"))
+    got = _read_all(conn)
+    conn.close()
+    assert got == raw[: len(raw) - 2000], "the client gets what was recorded, up to the budget"
+    assert proxy.budget_hit and proxy.body_bytes == 1000
+    assert recorder.exchanges[0].truncated == "length"
+    conn = _get_through(proxy, server.url("/two"))
+    assert _read_all(conn).startswith(b"HTTP/1.1 507 ")
+    conn.close()
+    assert len(server.requests) == 1, "nothing is fetched once the budget is spent"
+    assert proxy.failures[-1].url == server.url("/two")
+    recs = finish()
+    assert [r[0] for r in recs] == ["warcinfo", "request", "response"]
+    assert recs[2][2] == raw[: len(raw) - 2000]

@@ -30,7 +30,7 @@ import attrs
 from evidence import clock
 from evidence.capturing.crawl import Crawl
 from evidence.capturing.fetcher import Fetcher, FetchLimits, refuse_non_public
-from evidence.capturing.options import BrowserOptions, CaptureOptions
+from evidence.capturing.options import BrowserOptions, CaptureOptions, MediaOptions
 from evidence.capturing.record import WARC_PATH, Recorder
 from evidence.errors import CaptureError, EvidenceError, PackageError, UsageError
 from evidence.keys import key_id
@@ -40,6 +40,7 @@ from evidence.manifest import (
     CaptureInfo,
     Inventory,
     Manifest,
+    NetworkInfo,
     Operator,
     PayloadFile,
 )
@@ -53,6 +54,7 @@ if typing.TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from evidence.capturing.browser import BrowserPlan
+    from evidence.capturing.media import MediaPlan
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ __all__ = [
     "BrowserOptions",
     "CaptureOptions",
     "CaptureResult",
+    "MediaOptions",
     "Operator",
     "capture",
     "validate_url",
@@ -170,9 +173,31 @@ def _check_labels(labels: typing.Mapping[str, str] | None) -> dict[str, str] | N
 def _check_operator(operator: Operator | None) -> None:
     if operator is None:
         return
+    if operator.sealed is not None:
+        # A sealed part made elsewhere cannot name this package's id, which
+        # does not exist yet: unseal would rightly call it transplanted.
+        raise UsageError(
+            "give the operator in plaintext with seal_operator_to; capture seals it itself"
+        )
     for value in (operator.name, operator.organization):
         if value is not None and (not isinstance(value, str) or not value.isprintable()):
             raise UsageError("operator name and organization must be printable text on one line")
+
+
+def _seal_recipients(
+    operator: Operator | None, seal_operator_to: typing.Sequence[str]
+) -> tuple[str, ...]:
+    """The checked recipients to seal ``operator`` to (none: not sealed)."""
+    if isinstance(seal_operator_to, str):
+        seal_operator_to = [seal_operator_to]
+    if not seal_operator_to:
+        return ()
+    from evidence.sealing import check_recipients
+
+    recipients = check_recipients(seal_operator_to)
+    if operator is None or not (operator.name or operator.organization):
+        raise UsageError("seal_operator_to needs an operator name or organization to seal")
+    return recipients
 
 
 def capture(
@@ -187,13 +212,17 @@ def capture(
     labels: typing.Mapping[str, str] | None = None,
     tsa_timeout: float = 30.0,
     browser: bool | BrowserOptions = False,
+    media: bool | MediaOptions = False,
+    seal_operator_to: typing.Sequence[str] = (),
 ) -> CaptureResult:
     """Capture ``url`` (and by default its page requisites) into a new package under ``out``.
 
     Args:
         url: an absolute http or https URL (surrounding whitespace is ignored).
         out: the directory that receives the package (created if missing).
-        options: limits, TLS and requisite settings; defaults are safe.
+        options: limits, TLS, requisite and proxy settings; defaults are
+            safe. With ``options.proxy`` every connection (and the TSA
+            request) goes through that proxy, never directly.
         operator: who captured, recorded only when given.
         sign_with: private keys (from :func:`evidence.load_private_key`) that
             sign the manifest before the package is renamed into place, so a
@@ -214,6 +243,16 @@ def capture(
             headless Chromium through the recording proxy (docs/browser.md):
             everything the page requested is recorded, plus a screenshot, a
             PDF and the DOM. Needs the ``browser`` extra and a Chromium.
+        media: ``True`` or a :class:`MediaOptions` to run yt-dlp on the page
+            through the recording proxy after the page is captured
+            (docs/media.md): every playlist, manifest and segment is recorded,
+            and the media file it wrote, its info JSON and subtitles are
+            stored as resource records. yt-dlp's failures are warnings; the
+            page's capture stands. Needs the ``media`` extra.
+        seal_operator_to: age X25519 public keys (``age1...``, legal teams):
+            ``operator`` is encrypted to them and only the sealed form goes
+            into the package (docs/sealing.md); no plaintext name is written
+            anywhere. Needs the ``seal`` extra.
 
     Returns:
         A :class:`CaptureResult` describing the package.
@@ -222,14 +261,18 @@ def capture(
         CaptureError: no package was written for this URL: no response at all
             (``kind`` says why), or the disk filled up (``kind`` ``disk``);
             nothing is left behind.
-        UsageError: ``sign_with`` or ``operator`` is not usable, or browser
-            capture was asked for without Playwright or Chromium.
+        UsageError: ``sign_with`` or ``operator`` is not usable, a
+            ``seal_operator_to`` recipient is not an age key (checked before
+            any connection), browser capture was asked for without
+            Playwright or Chromium, or media capture without yt-dlp.
         PackageError: the output directory cannot be used.
     """
     options = options or CaptureOptions()
     url = validate_url(url)
+    proxy = options.proxy_url
     keys = _signing_keys(sign_with)
     _check_operator(operator)
+    recipients = _seal_recipients(operator, seal_operator_to)
     labels = _check_labels(labels)
     plan: BrowserPlan | None = None
     if browser is not False:
@@ -238,8 +281,21 @@ def capture(
         plan = BrowserPlan.prepare(
             browser if isinstance(browser, BrowserOptions) else BrowserOptions()
         )
+    media_plan: MediaPlan | None = None
+    if media is not False:
+        from evidence.capturing.media import MediaPlan
+
+        media_plan = MediaPlan.prepare(media if isinstance(media, MediaOptions) else MediaOptions())
     created = clock.now()
     package_id = make_package_id(url, created)
+    if recipients and operator is not None:
+        from evidence.sealing import seal_operator
+
+        # Sealed before anything is written: the plaintext never reaches the
+        # WARC, bag-info, the custody log or a log line (docs/sealing.md).
+        operator = seal_operator(
+            operator, recipients, package_id=package_id, created=clock.iso(created)
+        )
     fetcher = Fetcher(
         user_agent=options.user_agent,
         limits=FetchLimits(
@@ -251,6 +307,7 @@ def capture(
         unsafe_insecure=options.unsafe_insecure,
         pool_size=max(16, options.requisite_workers * 2),
         check_address=refuse_non_public if options.public_only else None,
+        proxy=proxy,
     )
     deadline = time.monotonic() + options.deadline
     try:
@@ -269,6 +326,7 @@ def capture(
                 labels,
                 tsa_timeout,
                 plan,
+                media_plan,
             )
     except (OSError, PackageError) as exc:
         # A full disk anywhere (spool, WARC, chain files, tag files) loses this
@@ -314,6 +372,30 @@ def _disk_full(exc: BaseException) -> str | None:
     return None
 
 
+def _network(options: CaptureOptions) -> NetworkInfo | None:
+    """What the manifest says about the proxy: its scheme, its address only when asked."""
+    proxy = options.proxy_url
+    if proxy is None:
+        return None
+    return NetworkInfo(
+        proxy_scheme=proxy.scheme,
+        proxy_address=proxy.address if options.record_proxy_address else None,
+        server_ip_observable=False,
+        names_resolved_by="proxy" if proxy.resolves_names else "local",
+    )
+
+
+def _network_warcinfo(network: NetworkInfo | None) -> list[tuple[str, str]]:
+    if network is None:
+        return []
+    fields = [("proxy", network.proxy_scheme)]
+    if network.proxy_address:
+        fields.append(("proxy-address", network.proxy_address))
+    fields.append(("server-ip-observable", "no"))
+    fields.append(("names-resolved-by", network.names_resolved_by))
+    return fields
+
+
 def _capture_into(
     pkg: PackageWriter,
     url: str,
@@ -328,13 +410,25 @@ def _capture_into(
     labels: dict[str, str] | None,
     tsa_timeout: float,
     plan: BrowserPlan | None = None,
+    media_plan: MediaPlan | None = None,
 ) -> CaptureResult:
     created = clock.iso(created_at)
     browser_info = None
+    media_info = None
+    media_warnings: list[str] = []
+    network = _network(options)
     with open(pkg.path(WARC_PATH), "xb") as fh:
         warc = WARCWriter(fh)
         recorder = Recorder(
-            pkg, warc, created, operator, plan.warcinfo_fields() if plan is not None else ()
+            pkg,
+            warc,
+            created,
+            operator,
+            [
+                *(plan.warcinfo_fields() if plan is not None else ()),
+                *(media_plan.warcinfo_fields() if media_plan is not None else ()),
+                *_network_warcinfo(network),
+            ],
         )
         fault_point("warc-started")
         if plan is None:
@@ -350,6 +444,19 @@ def _capture_into(
                 deadline=deadline,
                 spool_dir=str(pkg.path("data")),
             )
+        if media_plan is not None:
+            from evidence.capturing.media import run_media
+
+            media_info, media_warnings = run_media(
+                media_plan,
+                url,
+                fetcher=fetcher,
+                recorder=recorder,
+                deadline=deadline,
+                spool_dir=str(pkg.path("data")),
+                user_agent=options.user_agent,
+                refers_to=crawl.page.response_record,
+            )
         # Made durable with the other files by pkg.finish, before the rename.
         fh.flush()
     records = Inventory()
@@ -362,6 +469,8 @@ def _capture_into(
     options_json = options.to_json()
     if plan is not None:
         options_json.update({f"browser_{k}": v for k, v in plan.options.to_json().items()})
+    if media_plan is not None:
+        options_json.update({f"media_{k}": v for k, v in media_plan.options.to_json().items()})
     warc_file = PayloadFile(path=WARC_PATH, size=warc.size, sha256=warc.file_sha256())
     manifest = Manifest(
         package_id=pkg.package_id,
@@ -383,9 +492,11 @@ def _capture_into(
             requisites=crawl.requisites,
             refused=crawl.refused,
             limits_hit=crawl.limits_hit,
-            warnings=crawl.warnings,
+            warnings=(*crawl.warnings, *media_warnings),
             title=crawl.title,
             browser=browser_info,
+            media=media_info,
+            network=network,
         ),
         certificate_chains=dict(recorder.chains),
         custody_log=CUSTODY_PATH,
@@ -396,13 +507,14 @@ def _capture_into(
         records=records,
     )
     manifest_bytes = manifest.to_bytes()
-    warnings = list(crawl.warnings)
+    warnings = [*crawl.warnings, *media_warnings]
     attachments = seal_attachments(
         manifest_bytes,
         keys=keys,
         tsa_urls=tsa_urls,
         tsa_roots=tsa_roots,
         tsa_timeout=tsa_timeout,
+        tsa_proxy=options.proxy_url,
         actor=operator.label if operator is not None else None,
         note=f"captured {url}",
         warnings=warnings,

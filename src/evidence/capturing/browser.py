@@ -102,6 +102,10 @@ BASE_FLAGS: tuple[str, ...] = (
     "--mute-audio",
     # Loopback would otherwise skip the proxy (and go unrecorded).
     "--proxy-bypass-list=<-loopback>",
+    # WebRTC would otherwise send UDP (STUN) straight from the browser to any
+    # server a page names: past the recording proxy and any --proxy, showing
+    # the operator's own address. Only proxied traffic is allowed.
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
 )
 
 # Scroll down one window at a time so lazy content loads, back to the top,

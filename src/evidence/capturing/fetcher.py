@@ -23,6 +23,10 @@ Threat model notes:
   system resolver's own timeout.
 * Header size is bounded by http.client (64 KiB per line, 100 header lines);
   body size by ``max_response_bytes``.
+* With a proxy (:mod:`evidence.capturing.upstream`) every connection is a
+  tunnel through it, never a direct one; the server's IP address is then not
+  observable, so ``server_ip`` stays None (never the proxy's address), and DNS
+  answers exist only when this machine resolved the name (``socks5``).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ import urllib3
 import urllib3.connection
 import urllib3.exceptions
 
+from evidence.capturing.upstream import ProxyError, ProxyURL, open_tunnel
 from evidence.errors import CaptureError
 
 logger = logging.getLogger(__name__)
@@ -141,8 +146,10 @@ class _State:
         deadline: float,
         limits: FetchLimits,
         check_address: AddressCheck | None,
+        proxy: ProxyURL | None = None,
     ) -> None:
         self.spool_dir = spool_dir
+        self.proxy = proxy
         self.deadline = deadline
         self.limits = limits
         self.check_address = check_address
@@ -153,6 +160,9 @@ class _State:
         self.verify_tls = True
         self.deadline_hit = False
         self.tee: _Tee | None = None
+        # Called with every piece of the response as it is recorded (the
+        # recording proxy streams it on to its client).
+        self.on_data: Callable[[bytes], None] | None = None
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -227,6 +237,8 @@ class _Tee:
         self.block_hash.update(data)
         self.spool.write(data)
         self.length += len(data)
+        if self._state.on_data is not None:
+            self._state.on_data(bytes(data))
         if self.truncated:
             raise _StopRecording()
 
@@ -349,6 +361,8 @@ class _RecordingMixin:
     def _new_conn(self) -> socket.socket:
         state = _state()
         host, port = self._dns_host, self.port
+        if state is not None and state.proxy is not None:
+            return self._new_tunnel(state, state.proxy)
         try:
             infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
@@ -384,6 +398,51 @@ class _RecordingMixin:
             f"Failed to establish a new connection: {error}",
         ) from error
 
+    def _new_tunnel(self, state: _State, proxy: ProxyURL) -> socket.socket:
+        """A tunnel through ``proxy``; never a direct connection, whatever fails."""
+        host, port = self._dns_host.strip("[]"), self.port
+        targets = [host]
+        if not proxy.resolves_names:
+            # socks5: resolve here, check every answer, send the proxy an address.
+            try:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except socket.gaierror as exc:
+                raise urllib3.exceptions.NameResolutionError(host, self, exc) from exc  # type: ignore[arg-type]  # mixed into a urllib3 connection
+            targets = list(dict.fromkeys(str(info[4][0]) for info in infos))
+            state.dns = tuple(targets)
+            if state.check_address is not None:
+                for address in targets:
+                    state.check_address(address)
+        elif state.check_address is not None:
+            # The proxy resolves the name, so its address cannot be checked
+            # here. CaptureOptions refuses this combination; fail closed anyway.
+            raise AddressRefused(
+                f"{proxy.scheme} proxies resolve names themselves, so --public-only "
+                "cannot check the destination"
+            )
+        error: ProxyError | None = None
+        for target in targets:
+            try:
+                sock = open_tunnel(
+                    proxy,
+                    target,
+                    port,
+                    deadline=state.deadline,
+                    connect_timeout=state.limits.connect_timeout,
+                    socket_options=self.socket_options or (),
+                )
+            except ProxyError as exc:
+                error = exc
+                if exc.try_next:
+                    continue
+                break
+            sock.settimeout(min(state.limits.connect_timeout, max(state.remaining(), 0.001)))
+            return sock
+        raise urllib3.exceptions.NewConnectionError(
+            self,  # type: ignore[arg-type]  # mixed into a urllib3 connection
+            f"proxy: {error}",
+        ) from error
+
     def send(self, data: typing.Any) -> None:
         state = _state()
         if state is not None and isinstance(data, (bytes, bytearray, memoryview)):
@@ -395,10 +454,14 @@ class _RecordingMixin:
         if state is None:  # pragma: no cover - only our fetcher mounts these classes
             return super().getresponse()  # type: ignore[misc]  # super() is urllib3's class
         sock = self.sock
-        peer = sock.getpeername()
-        state.peer = (str(peer[0]), int(peer[1]))
-        if state.check_address is not None:
-            state.check_address(state.peer[0])
+        if state.proxy is None:
+            peer = sock.getpeername()
+            state.peer = (str(peer[0]), int(peer[1]))
+            if state.check_address is not None:
+                state.check_address(state.peer[0])
+        # Through a proxy the peer is the proxy (or our relay): not the server,
+        # so nothing is recorded as the server's address. A TLS socket here is
+        # always the origin's own TLS, end to end through the tunnel.
         state.tls = _tls_info(sock, state.verify_tls)
         self.response_class = functools.partial(_RecordingHTTPResponse, state=state)
         return super().getresponse()  # type: ignore[misc]  # super() is urllib3's class
@@ -465,6 +528,7 @@ def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> tup
     specific: list[
         tuple[type[BaseException] | tuple[type[BaseException], ...], str, str | None]
     ] = [
+        (ProxyError, "proxy", None),
         (AddressRefused, "refused-address", None),
         (
             (urllib3.exceptions.NameResolutionError, socket.gaierror),
@@ -497,7 +561,7 @@ def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> tup
                 continue
             if text is not None:
                 return kind, text
-            if isinstance(item, AddressRefused):
+            if isinstance(item, (AddressRefused, ProxyError)):
                 return kind, str(item)
             if isinstance(item, ssl.SSLCertVerificationError):
                 return kind, (
@@ -525,6 +589,7 @@ class Fetcher:
         check_address: called with every IP address before connecting to it and
             with the address actually connected to; raises :class:`AddressRefused`
             to refuse it.
+        proxy: send every connection through this proxy (never directly).
     """
 
     def __init__(
@@ -536,8 +601,10 @@ class Fetcher:
         unsafe_insecure: bool = False,
         check_address: AddressCheck | None = None,
         pool_size: int = 16,
+        proxy: ProxyURL | None = None,
     ) -> None:
         self.limits = limits
+        self.proxy = proxy
         self.user_agent = user_agent
         self.verify: bool | str = False if unsafe_insecure else (ca_bundle or True)
         self.check_address = check_address
@@ -567,6 +634,8 @@ class Fetcher:
         method: str = "GET",
         headers: typing.Sequence[tuple[str, str]] = (),
         body: bytes | None = None,
+        on_data: Callable[[bytes], None] | None = None,
+        max_body_bytes: int | None = None,
     ) -> Exchange:
         """Perform one request (GET unless told) without following redirects and record it.
 
@@ -579,6 +648,11 @@ class Fetcher:
             headers: request headers sent in addition to (or instead of) the
                 session's; ``Accept-Encoding`` stays the fetcher's own.
             body: the request body, for methods that carry one.
+            on_data: called with each piece of the response (head included)
+                as soon as it is recorded, in order; exactly the bytes stored.
+                It must not raise.
+            max_body_bytes: a tighter body limit for this exchange alone (the
+                smaller of it and ``limits.max_response_bytes`` applies).
 
         Returns:
             The recorded exchange. A response cut short (size limit, deadline,
@@ -587,7 +661,11 @@ class Fetcher:
         Raises:
             CaptureError: no response headers could be received.
         """
-        state = _State(spool_dir, deadline, self.limits, self.check_address)
+        limits = self.limits
+        if max_body_bytes is not None and max_body_bytes < limits.max_response_bytes:
+            limits = attrs.evolve(limits, max_response_bytes=max(max_body_bytes, 0))
+        state = _State(spool_dir, deadline, limits, self.check_address, self.proxy)
+        state.on_data = on_data
         state.verify_tls = self.verify is not False
         started = _dt.datetime.now(_dt.timezone.utc)
         _local.state = state
@@ -627,7 +705,7 @@ class Fetcher:
                         pass
                 except _StopRecording:
                     truncated = "length"
-                    detail = f"body cut at max_response_bytes={self.limits.max_response_bytes}"
+                    detail = f"body cut at max_response_bytes={limits.max_response_bytes}"
                 except (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException) as exc:
                     kind, cause = _describe(exc, state, deadline_seconds)
                     if kind == "disk":

@@ -6,10 +6,11 @@ import typing
 
 import attrs
 
+from evidence.capturing.upstream import ProxyURL
 from evidence.errors import UsageError
 from evidence.software import default_user_agent
 
-__all__ = ["BrowserOptions", "CaptureOptions", "parse_viewport"]
+__all__ = ["BrowserOptions", "CaptureOptions", "MediaOptions", "parse_viewport"]
 
 
 @attrs.frozen(kw_only=True)
@@ -36,6 +37,11 @@ class CaptureOptions:
             (loopback, private, link-local, CGNAT, multicast, reserved, and
             IPv6 forms embedding them), checked on the address actually
             connected to, for the page, every redirect hop and every requisite.
+        proxy: send every connection through this proxy, never directly
+            (``socks5h://``, ``socks5://``, ``http://`` or ``https://``, with an
+            optional ``user:password@``; docs/trust-model.md). Only its scheme
+            is recorded; credentials never are.
+        record_proxy_address: also record the proxy's ``host:port``.
     """
 
     deadline: float = 60.0
@@ -52,8 +58,39 @@ class CaptureOptions:
     requisites_deadline: float = 120.0
     requisite_workers: int = 8
     public_only: bool = False
+    proxy: str | None = attrs.field(default=None, repr=lambda v: "<proxy>" if v else "None")
+    record_proxy_address: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        proxy = self.proxy_url
+        if proxy is not None and self.public_only and proxy.resolves_names:
+            # Fail closed: the proxy resolves the name, so the address it
+            # connects to can never be checked here.
+            raise UsageError(
+                f"--public-only cannot be checked through a {proxy.scheme} proxy, which "
+                "resolves names itself; use a socks5:// proxy (names resolved and checked "
+                "here) or leave out --public-only"
+            )
+        if self.record_proxy_address and proxy is None:
+            raise UsageError("--record-proxy-address needs --proxy")
+
+    @property
+    def proxy_url(self) -> ProxyURL | None:
+        """The parsed proxy (raises UsageError for a bad URL), or None."""
+        if self.proxy is None:
+            return None
+        return attrs.evolve(ProxyURL.parse(self.proxy), tls_ca_bundle=self.ca_bundle)
 
     def to_json(self) -> dict[str, typing.Any]:
+        out = self._limits_json()
+        proxy = self.proxy_url
+        if proxy is not None:
+            out["proxy"] = proxy.scheme
+            if self.record_proxy_address:
+                out["proxy_address"] = proxy.address
+        return out
+
+    def _limits_json(self) -> dict[str, typing.Any]:
         return {
             "deadline_seconds": self.deadline,
             "connect_timeout_seconds": self.connect_timeout,
@@ -117,4 +154,36 @@ class BrowserOptions:
             "screenshot": self.screenshot,
             "pdf": self.pdf,
             "dom": self.dom,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class MediaOptions:
+    """How media (video, audio) is captured with yt-dlp (docs/media.md).
+
+    Attributes:
+        max_media_bytes: response body bytes over every request yt-dlp makes
+            (playlists, manifests, segments), enforced by the recording proxy;
+            what arrived before the limit is kept, marked incomplete.
+        max_items: media items taken from one page at most (a page or
+            playlist with more keeps the first ones).
+        subtitles: also store the subtitles the site offers.
+        format: a yt-dlp format selector; by default the best video with the
+            best audio when ffmpeg can merge them, else the best single file.
+        ffmpeg: the ffmpeg binary or its directory (else ``ffmpeg`` on PATH);
+            it only merges downloaded files, never fetches.
+    """
+
+    max_media_bytes: int = 4 * 1024**3
+    max_items: int = 20
+    subtitles: bool = True
+    format: str | None = None
+    ffmpeg: str | None = None
+
+    def to_json(self) -> dict[str, typing.Any]:
+        return {
+            "max_media_bytes": self.max_media_bytes,
+            "max_items": self.max_items,
+            "subtitles": self.subtitles,
+            "format": self.format,
         }

@@ -17,9 +17,12 @@ the capture ends. Upstream certificates are checked by the fetcher against the
 normal trust store (or ``--ca-bundle``); a failure is answered with a 502 and
 recorded as a failure, never silently trusted.
 
-The browser receives the recorded response bytes unchanged, then the
-connection is closed (one request per connection), so whatever framing the
-server chose, the browser sees the same end of message we recorded.
+The client receives the recorded response bytes unchanged, streamed on as
+they are recorded (never a byte that was not recorded, never held whole in
+memory), then the connection is closed (one request per connection), so
+whatever framing the server chose, the client sees the same end of message we
+recorded. The same proxy serves yt-dlp for ``--media`` (docs/media.md), with
+a byte budget over all its responses.
 
 Threat model notes:
 
@@ -238,6 +241,11 @@ class RecordingProxy:
         deadline: absolute ``time.monotonic()`` after which nothing more is fetched.
         spool_dir: where response spool files live.
         ca: the interception CA (a new one when not given).
+        role: the role of every exchange recorded (``browser``, ``media``).
+        max_total_bytes: response body bytes over all exchanges at most: each
+            exchange may use what is left when it starts (and is cut, marked
+            ``WARC-Truncated: length``, at that); once nothing is left,
+            requests are refused. None: only the fetcher's own limits.
     """
 
     def __init__(
@@ -248,14 +256,21 @@ class RecordingProxy:
         deadline: float,
         spool_dir: str,
         ca: InterceptionCA | None = None,
+        role: str = "browser",
+        max_total_bytes: int | None = None,
     ) -> None:
         self._fetcher = fetcher
         self._recorder = recorder
         self._deadline = deadline
         self._spool_dir = spool_dir
+        self._role = role
+        self._max_total_bytes = max_total_bytes
         self.ca = ca or InterceptionCA()
         self.failures: list[ProxyFailure] = []
         self.blocked: list[str] = []
+        # Body bytes received over every exchange, and whether the budget cut one.
+        self.body_bytes = 0
+        self.budget_hit = False
         self._lock = threading.Lock()
         # Held while an exchange is recorded; close() takes it, so nothing is
         # recorded once close() has returned.
@@ -411,6 +426,12 @@ class RecordingProxy:
             self._fail(url, method, "timeout", "capture deadline reached before the request")
             stream.sendall(_simple(504, "capture deadline reached"))
             return
+        budget = self._budget_left()
+        if budget is not None and budget <= 0:
+            self._fail(url, method, "other", "the media byte limit was reached before the request")
+            stream.sendall(_simple(507, "byte limit of this capture reached"))
+            return
+        client = _ClientSink(stream)
         try:
             ex = self._fetcher.fetch(
                 url,
@@ -419,26 +440,33 @@ class RecordingProxy:
                 method=method,
                 headers=forward,
                 body=body,
+                on_data=client.send,
+                max_body_bytes=budget,
             )
         except CaptureError as exc:
             self._fail(url, method, exc.kind, exc.cause)
-            stream.sendall(_simple(502, "upstream failed (recorded as a failure)"))
+            if not client.started:
+                stream.sendall(_simple(502, "upstream failed (recorded as a failure)"))
             return
-        try:
-            ex.response_file.seek(0)
-            with contextlib.suppress(OSError):
-                while piece := ex.response_file.read(1 << 16):
-                    stream.sendall(piece)
-        finally:
-            # Recorded even when the browser went away: the server sent it.
-            # Not once the proxy is closed: the capture is being sealed, and
-            # a record written now would be missing from the manifest.
-            with self._record_lock:
-                if self._closed:
-                    ex.response_file.close()
-                    self._fail(url, method, "timeout", "arrived after the capture ended")
-                else:
-                    self._recorder.record(ex, "browser")
+        with self._lock:
+            self.body_bytes += ex.response_length - ex.header_length
+            if budget is not None and ex.truncated == "length":
+                self.budget_hit = True
+        # Recorded even when the client went away: the server sent it. Not
+        # once the proxy is closed: the capture is being sealed, and a record
+        # written now would be missing from the manifest.
+        with self._record_lock:
+            if self._closed:
+                ex.response_file.close()
+                self._fail(url, method, "timeout", "arrived after the capture ended")
+            else:
+                self._recorder.record(ex, self._role)
+
+    def _budget_left(self) -> int | None:
+        if self._max_total_bytes is None:
+            return None
+        with self._lock:
+            return self._max_total_bytes - self.body_bytes
 
     def _fail(self, url: str, method: str, kind: str, error: str) -> None:
         with self._lock:
@@ -447,6 +475,28 @@ class RecordingProxy:
     def _note_blocked(self, url: str) -> None:
         with self._lock:
             self.blocked.append(url)
+
+
+class _ClientSink:
+    """Sends recorded bytes on to the client as they arrive.
+
+    A client that went away stops receiving, not recording: the server sent
+    the bytes, so they are evidence all the same.
+    """
+
+    def __init__(self, stream: socket.socket) -> None:
+        self._stream = stream
+        self.started = False
+        self.gone = False
+
+    def send(self, data: bytes) -> None:
+        self.started = True
+        if self.gone:
+            return
+        try:
+            self._stream.sendall(data)
+        except (OSError, ValueError):
+            self.gone = True
 
 
 def _read_head(reader: typing.BinaryIO) -> tuple[str, str, list[tuple[str, str]]] | None:
@@ -480,6 +530,7 @@ def _simple(status: int, text: str) -> bytes:
         403: "Forbidden",
         413: "Content Too Large",
         501: "Not Implemented",
+        507: "Insufficient Storage",
         502: "Bad Gateway",
         504: "Gateway Timeout",
     }

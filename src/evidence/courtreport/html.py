@@ -25,6 +25,7 @@ import typing
 
 from evidence.courtreport.facts import PackageFacts
 from evidence.display import safe
+from evidence.sealing import operator_text
 from evidence.verifying.report import Outcome, Status
 
 if typing.TYPE_CHECKING:
@@ -329,8 +330,11 @@ def _captured(m: Manifest | None) -> str:
         _row("Server IP", f'<span class="mono">{_opt(cap.server_ip)}</span>'),
         _row("User agent", _opt(cap.user_agent)),
     ]
-    op = m.operator.label if m.operator is not None else None
-    rows.append(_row("Operator", _opt(op)))
+    if cap.network is not None:
+        # Through a proxy the server's address was never seen; say so rather
+        # than leave an empty field to be read as an omission.
+        rows.insert(1, _row("Network", _t(cap.network.describe())))
+    rows.append(_row("Operator", _opt(operator_text(m.operator))))
     if m.software is not None:
         sw = m.software
         libs = ", ".join(f"{_t(k)} {_opt(v)}" for k, v in sorted(sw.libraries.items())[:40])
@@ -541,7 +545,7 @@ def _methodology(facts: PackageFacts) -> str:
     m = facts.manifest
     cap = m.capture if m is not None else None
     sw = m.software if m is not None else None
-    op = m.operator.label if m is not None and m.operator is not None else None
+    op = operator_text(m.operator) if m is not None else None
     signer = ", ".join(s.key_id[:16] + "…" for s in facts.signers)
     stamps = "; ".join(f"{t.gen_time} ({t.status.value})" for t in facts.timestamps if t.gen_time)
     events = ", ".join(sorted({r.event.event for r in facts.custody if r.event and r.event.event}))

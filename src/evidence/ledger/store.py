@@ -761,19 +761,23 @@ def make_checkpoint(
     tsa_urls: typing.Sequence[str] = (),
     tsa_roots: typing.Sequence[x509.Certificate] = (),
     timeout: float = 30.0,
+    proxy: str | None = None,
 ) -> CheckpointResult:
     """Sign the current tree head as the next numbered checkpoint, timestamped by each TSA.
 
     Tokens are requested before anything is written, so a refused TSA leaves
-    no checkpoint behind.
+    no checkpoint behind. With ``proxy`` every TSA is reached through it
+    only, never directly.
 
     Raises:
         UsageError: the ledger is empty.
         LedgerMismatchError: the stored hashes disagree with the leaves.
         TimestampError: a TSA could not be reached or its token was refused.
     """
+    from evidence.capturing.upstream import ProxyURL
     from evidence.timestamping import request_timestamp
 
+    proxy_url = ProxyURL.parse(proxy) if proxy is not None else None
     ledger = Ledger.open(archive_dir)
     fd = os.open(ledger.dir / LOCK, os.O_RDWR | os.O_NOFOLLOW)
     try:
@@ -787,7 +791,8 @@ def make_checkpoint(
         body = Checkpoint.body_for(ledger.origin, ledger.size, ledger.root())
         note = sign_note(body, ledger.origin, key)
         tokens = tuple(
-            request_timestamp(note, url, roots=tsa_roots, timeout=timeout) for url in tsa_urls
+            request_timestamp(note, url, roots=tsa_roots, timeout=timeout, proxy=proxy_url)
+            for url in tsa_urls
         )
         numbers = ledger.checkpoint_numbers()
         number = (numbers[-1] + 1) if numbers else 1

@@ -14,6 +14,7 @@ import typing
 import attrs
 
 from evidence.clock import parse_iso
+from evidence.sealing import operator_text
 from evidence.verifying.report import Subject
 
 if typing.TYPE_CHECKING:
@@ -47,6 +48,12 @@ def manifest_facts(manifest: Manifest) -> ManifestFacts:
         status=capture.status if capture is not None else None,
         captured_at=started or created,
         created=created,
+        network=(
+            capture.network.describe()
+            if capture is not None and capture.network is not None
+            else None
+        ),
+        operator=operator_text(manifest.operator),
     )
     return ManifestFacts(
         subject=subject,

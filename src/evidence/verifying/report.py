@@ -145,15 +145,25 @@ class Subject:
     status: int | None = None
     captured_at: str | None = None
     created: str | None = None
+    # How the servers were reached, when not directly ("captured through a
+    # socks5h proxy; server IP not observable").
+    network: str | None = None
+    # Who captured, as the manifest says: "name / organization", or
+    # "operator identity sealed to N recipients" (evidence.sealing.operator_text).
+    operator: str | None = None
 
     def to_json(self) -> dict[str, typing.Any]:
-        return {
+        doc: dict[str, typing.Any] = {
             "requested_url": self.requested_url,
             "final_url": self.final_url,
             "status": self.status,
             "captured_at": self.captured_at,
             "created": self.created,
+            "operator": self.operator,
         }
+        if self.network is not None:
+            doc["network"] = self.network
+        return doc
 
 
 _VERDICTS = {
@@ -269,6 +279,10 @@ class Report:
                 lines.append(f"Final URL:     {safe(s.final_url)}")
             lines.append(f"HTTP status:   {s.status if s.status is not None else '-'}")
             lines.append(f"Captured at:   {safe(s.captured_at) if s.captured_at else '-'} (UTC)")
+            if s.network is not None:
+                lines.append(f"Network:       {safe(s.network)}")
+            if s.operator:
+                lines.append(f"Operator:      {safe(s.operator)}")
         for kid in self.trusted_signers:
             lines.append(f"Signed by:     {safe(kid)} (a key you trust)")
         for kid in self.valid_untrusted_signers:

@@ -140,11 +140,14 @@ class WARCWriter:
         target_uri: str | None = None,
         record_id: str | None = None,
         extra: typing.Sequence[tuple[str, str]] = (),
+        level: int = 6,
     ) -> MemberInfo:
         """Write one record as one gzip member and return where it went.
 
         ``block`` is copied in chunks; its length and digests are given by the
-        caller, who computed them while spooling it.
+        caller, who computed them while spooling it. ``level`` is the deflate
+        level: 0 stores the block uncompressed inside valid gzip (for
+        encoded video, which deflate cannot shrink and crawls through).
         """
         record_id = record_id or new_record_id()
         headers: list[tuple[str, str]] = [
@@ -168,7 +171,7 @@ class WARCWriter:
 
         offset = self._offset
         member_hash = hashlib.sha256()
-        compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+        compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
         written = 0
 
         def emit(data: bytes) -> None:
