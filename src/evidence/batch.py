@@ -741,6 +741,9 @@ def _portable_kwargs(kwargs: dict[str, typing.Any]) -> bytes:
     doc = dict(kwargs)
     doc["sign_with"] = [k.private_bytes_raw() for k in doc.get("sign_with") or ()]
     doc["tsa_roots"] = [c.public_bytes(Encoding.DER) for c in doc.get("tsa_roots") or ()]
+    # Manifest parts hold read-only mappings, which pickle refuses: their JSON travels.
+    if doc.get("operator") is not None:
+        doc["operator"] = doc["operator"].to_json()
     try:
         return pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
@@ -753,9 +756,13 @@ def _load_kwargs(data: bytes) -> dict[str, typing.Any]:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from evidence.manifest import Operator
+
     doc: dict[str, typing.Any] = pickle.loads(data)  # noqa: S301 - from our parent (see above)
     doc["sign_with"] = [Ed25519PrivateKey.from_private_bytes(k) for k in doc["sign_with"]]
     doc["tsa_roots"] = [x509.load_der_x509_certificate(c) for c in doc["tsa_roots"]]
+    if doc.get("operator") is not None:
+        doc["operator"] = Operator.from_json(doc["operator"], "operator")
     return doc
 
 

@@ -639,7 +639,7 @@ def test_kill_9_of_a_browser_batch_leaves_no_chromium_and_the_rerun_captures_eac
 
 
 def test_capture_options_reach_the_worker_processes_and_a_list_can_come_from_stdin(
-    tmp_path, batch_site, cli, monkeypatch
+    tmp_path, batch_site, cli, monkeypatch, caplog
 ):
     from evidence.manifest import Manifest
     from evidence.package import read_manifest_bytes
@@ -661,6 +661,8 @@ def test_capture_options_reach_the_worker_processes_and_a_list_can_come_from_std
     finally:
         tsa.close()
     assert r.code == 0, r.err
+    # Keys, roots and the operator crossed to the worker processes (no fallback to threads).
+    assert "capturing in threads" not in caplog.text
     assert tsa.requests == 3
     for path in find_packages(tmp_path / "o"):
         manifest = Manifest.from_bytes(read_manifest_bytes(path))
