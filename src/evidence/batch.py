@@ -43,8 +43,11 @@ import logging
 import os
 import queue
 import secrets
+import selectors
 import shutil
+import signal
 import sqlite3
+import sys
 import threading
 import time
 import typing
@@ -62,7 +65,7 @@ if typing.TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from evidence.capturing import CaptureOptions, CaptureResult, Operator
+    from evidence.capturing import BrowserOptions, CaptureOptions, CaptureResult, Operator
     from evidence.keys import Keyring
     from evidence.verifying import Report
 
@@ -429,9 +432,13 @@ def capture_one(
     tsa_roots: typing.Sequence[x509.Certificate] = (),
     discard_transient: bool = False,
     labels: typing.Mapping[str, str] | None = None,
+    browser: bool | BrowserOptions = False,
     seal_operator_to: typing.Sequence[str] = (),
 ) -> BatchResult:
     """One attempt at ``url`` under ``task_id``; safe to repeat after a crash (module docstring).
+
+    ``browser`` is passed to :func:`evidence.capture`: the page is loaded in
+    its own Chromium, which is gone when this returns.
 
     Never raises for a URL that cannot be captured: the result says ``failed``.
 
@@ -463,6 +470,7 @@ def capture_one(
                 tsa_urls=tsa_urls,
                 tsa_roots=tsa_roots,
                 labels=labels or None,
+                browser=browser,
                 seal_operator_to=seal_operator_to,
             )
         except CaptureError as exc:
@@ -540,7 +548,13 @@ class _State:
         try:
             self.db = sqlite3.connect(state_dir / STATE_DB, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
+            # NORMAL, not FULL: in WAL mode a crash of this process loses
+            # nothing, and a power cut can lose only the last updates. That
+            # is safe because the claims, not this database, say which
+            # attempts finished: a resumed run repeats attempt 1 of every URL
+            # not marked done, and the claim of an attempt that did finish
+            # returns its package instead of capturing again.
+            self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(
                 """
                 CREATE TABLE IF NOT EXISTS runs(
@@ -683,6 +697,440 @@ class LocalExecutor:
             self._jobs.put(None)
 
 
+# Worker processes. Captures spend most of their CPU in Python (HTTP parsing,
+# WARC records, hashing, the manifest), so threads sharing one interpreter
+# cannot use a second core; and a browser capture drives its own Chromium,
+# which is simplest to bound and to clean up per process. A worker process
+# runs its share of the captures in threads (one capture, so one Chromium,
+# with a browser); the parent alone writes the state database.
+#
+# The protocol, over the child's standard input and a duplicate of its
+# standard output (its own fd 1 then points at stderr, so nothing a library
+# prints can corrupt it):
+#   parent -> child: 4-byte length + pickle of the capture arguments, once
+#                    (parent to its own child; the child trusts its parent),
+#                    then one JSON job a line: {"url", "task", "final", "labels"};
+#   child -> parent: JSON lines only (the child handles hostile pages, so the
+#                    parent never unpickles what a child sends):
+#                    {"t": "ready"}, {"t": "done", "task", "result"},
+#                    {"t": "error", "task", "kind", "message"},
+#                    {"t": "log", "level", "name", "message"}.
+# A third pipe, which the parent never writes to, tells the child its parent
+# is there: when it ends (the parent closed it, or died, even by kill -9) the
+# child kills every process it started (Chromium) and exits at once. The
+# parent reads every child's answers with one selector in its own thread, and
+# each of the child's threads reads its own next job: a result and the next
+# job pass through no other thread (under load, every hand-over between
+# threads waits for a core).
+
+_MAX_WORKER_LINE = 4 * 1024 * 1024
+_WORKER_COMMAND = "from evidence.batch import _worker_main; _worker_main()"
+_READ_CHUNK = 256 * 1024
+
+
+def _portable_kwargs(kwargs: dict[str, typing.Any]) -> bytes:
+    """The capture arguments as bytes a child can load (keys as raw bytes, certificates as DER).
+
+    Raises:
+        TypeError: an argument cannot be sent to another process.
+    """
+    import pickle
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    doc = dict(kwargs)
+    doc["sign_with"] = [k.private_bytes_raw() for k in doc.get("sign_with") or ()]
+    doc["tsa_roots"] = [c.public_bytes(Encoding.DER) for c in doc.get("tsa_roots") or ()]
+    # Manifest parts hold read-only mappings, which pickle refuses: their JSON travels.
+    if doc.get("operator") is not None:
+        doc["operator"] = doc["operator"].to_json()
+    try:
+        return pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise TypeError(str(exc)) from exc
+
+
+def _load_kwargs(data: bytes) -> dict[str, typing.Any]:
+    import pickle
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from evidence.manifest import Operator
+
+    doc: dict[str, typing.Any] = pickle.loads(data)  # noqa: S301 - from our parent (see above)
+    doc["sign_with"] = [Ed25519PrivateKey.from_private_bytes(k) for k in doc["sign_with"]]
+    doc["tsa_roots"] = [x509.load_der_x509_certificate(c) for c in doc["tsa_roots"]]
+    if doc.get("operator") is not None:
+        doc["operator"] = Operator.from_json(doc["operator"], "operator")
+    return doc
+
+
+def _descendants(root: int) -> list[int]:
+    """Pids of every living descendant of ``root`` (Linux ``/proc``; empty elsewhere)."""
+    parents: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+            parents[int(entry)] = int(stat.rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found: set[int] = set()
+    grew = True
+    while grew:
+        grew = False
+        for pid, ppid in parents.items():
+            if (ppid == root or ppid in found) and pid not in found:
+                found.add(pid)
+                grew = True
+    return sorted(found)
+
+
+def _kill_descendants() -> None:
+    # The whole tree is listed before anything is killed: a killed parent's
+    # children would otherwise be re-parented and escape the search.
+    for pid in _descendants(os.getpid()):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+class _WorkerLog(logging.Handler):
+    """Hands log records to the parent, which logs them under the same name."""
+
+    def __init__(self, send: typing.Callable[[dict[str, typing.Any]], None]) -> None:
+        super().__init__()
+        self._send = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not stop a capture
+            message = str(record.msg)
+        self._send({"t": "log", "level": record.levelno, "name": record.name, "message": message})
+
+
+def _worker_main() -> None:
+    """A batch worker process (started by :class:`ProcessExecutor`; see the protocol above)."""
+    results = os.fdopen(os.dup(1), "w", encoding="ascii")
+    os.dup2(2, 1)
+    lock = threading.Lock()
+
+    def send(doc: dict[str, typing.Any]) -> None:
+        line = json.dumps(doc, ensure_ascii=True)
+        with lock:
+            results.write(line + "\n")
+            results.flush()
+
+    stdin = sys.stdin.buffer
+    size = int.from_bytes(stdin.read(4), "big")
+    setup = _load_kwargs(stdin.read(size))
+    out = Path(setup.pop("out"))
+    level = int(setup.pop("log_level"))
+    threads = int(setup.pop("threads"))
+    root_logger = logging.getLogger()
+    root_logger.handlers[:] = [_WorkerLog(send)]
+    root_logger.setLevel(level)
+    alive = int(sys.argv[1])
+
+    def watch_parent() -> None:
+        # The parent never writes here: this read ends when it closes its end
+        # (the batch is over or interrupted) or dies, even by kill -9.
+        while os.read(alive, 1):
+            pass
+        stop()
+
+    def stop() -> None:
+        # Stop now, with whatever this process started (a Chromium).
+        _kill_descendants()
+        os._exit(0)
+
+    threading.Thread(target=watch_parent, name="evidence-batch-parent", daemon=True).start()
+    import evidence.capturing  # noqa: F401 - loaded before the first job, not during it
+
+    read_lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            # Each thread reads its own next job: no hand-over between threads.
+            with read_lock:
+                line = stdin.readline(_MAX_WORKER_LINE)
+            if not line:
+                stop()
+            job = json.loads(line)
+            task_id = job["task"]
+            try:
+                result = capture_one(
+                    job["url"],
+                    out=out,
+                    task_id=task_id,
+                    discard_transient=not job["final"],
+                    labels=job["labels"],
+                    **setup,
+                )
+            except StorageError as exc:
+                send({"t": "error", "task": task_id, "kind": "storage", "message": str(exc)})
+            except UsageError as exc:
+                send({"t": "error", "task": task_id, "kind": "usage", "message": str(exc)})
+            except EvidenceError as exc:
+                send({"t": "error", "task": task_id, "kind": "evidence", "message": str(exc)})
+            except Exception as exc:  # a bug: one URL fails, the batch goes on
+                logger.exception("batch worker: %s failed", job["url"])
+                send({"t": "error", "task": task_id, "kind": "crash", "message": repr(exc)[:500]})
+            else:
+                send({"t": "done", "task": task_id, "result": result.to_json()})
+
+    for n in range(threads - 1):
+        threading.Thread(target=work, name=f"evidence-batch-{n}", daemon=True).start()
+    send({"t": "ready"})
+    work()
+
+
+@attrs.define
+class _Worker:
+    proc: typing.Any  # subprocess.Popen[bytes]
+    slots: int
+    ready: bool = False
+    tasks: dict[str, str] = attrs.Factory(dict)  # task id -> URL, in this process now
+    alive: bool = True
+    alive_fd: int = -1  # our end of the pipe that tells the process we are here
+    buffer: bytes = b""
+
+    @property
+    def free(self) -> bool:
+        return self.alive and len(self.tasks) < self.slots
+
+
+class ProcessExecutor:
+    """Worker processes running :func:`capture_one` (the default executor).
+
+    ``workers`` captures run at once, spread over ``processes`` processes
+    (default: one per CPU core, at most ``workers``), each running its share
+    in threads: processes add cores, threads hide network latency. With a
+    browser each process runs exactly one capture, so one Chromium, at a time.
+    Processes are started as work arrives. When the parent stops (the batch
+    ends, Ctrl-C, or ``kill -9``), each process sees the end of its standard
+    input, kills what it started (a Chromium) and exits; temporary
+    directories left behind are removed on the next run.
+
+    Raises:
+        TypeError: a capture argument cannot be sent to another process.
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        out: Path,
+        capture_kwargs: dict[str, typing.Any],
+        *,
+        processes: int | None = None,
+    ) -> None:
+        if capture_kwargs.get("browser") not in (None, False):
+            processes = workers
+        elif processes is None:
+            processes = min(workers, os.cpu_count() or 1)
+        self._processes = max(1, min(processes, workers))
+        self._slots = -(-workers // self._processes)
+        self._setup = _portable_kwargs(
+            {
+                **capture_kwargs,
+                "out": str(out),
+                "log_level": logging.getLogger("evidence").getEffectiveLevel(),
+                "threads": self._slots,
+            }
+        )
+        self._workers: list[_Worker] = []
+        self._selector = selectors.DefaultSelector()
+        self._backlog: collections.deque[tuple[BatchItem, str, bool]] = collections.deque()
+
+    def _start(self) -> _Worker:
+        import subprocess
+
+        alive_r, alive_w = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_COMMAND, str(alive_r)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                pass_fds=(alive_r,),
+                # Its own session: a Ctrl-C on the terminal reaches the parent
+                # only, which then stops the workers by closing their pipes.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            os.close(alive_w)
+            raise UsageError(f"cannot start a batch worker process: {exc.strerror or exc}") from exc
+        finally:
+            os.close(alive_r)
+        worker = _Worker(proc, self._slots, alive_fd=alive_w)
+        self._workers.append(worker)
+        output = typing.cast("typing.IO[bytes]", proc.stdout)
+        self._selector.register(output.fileno(), selectors.EVENT_READ, worker)
+        stdin = typing.cast("typing.IO[bytes]", proc.stdin)
+        try:
+            stdin.write(len(self._setup).to_bytes(4, "big") + self._setup)
+            stdin.flush()
+        except OSError:
+            pass  # it died at once: its end of output says so
+        return worker
+
+    def _read(self, worker: _Worker) -> list[tuple[str, BatchResult | BaseException]]:
+        """What ``worker`` wrote since the last call (the selector says there is some)."""
+        fd = worker.proc.stdout.fileno()
+        chunk = os.read(fd, _READ_CHUNK)
+        got: list[tuple[str, BatchResult | BaseException]] = []
+        if not chunk:
+            self._selector.unregister(fd)
+            return self._handle(worker, {"t": "exit"})
+        *lines, worker.buffer = (worker.buffer + chunk).split(b"\n")
+        if len(worker.buffer) > _MAX_WORKER_LINE:
+            worker.buffer = b""  # no line is this long: drop it
+        for line in lines:
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict):
+                got.extend(self._handle(worker, doc))
+        return got
+
+    def _send(self, worker: _Worker, item: BatchItem, task_id: str, final: bool) -> bool:
+        job = {"url": item.url, "task": task_id, "final": final, "labels": dict(item.labels)}
+        try:
+            worker.proc.stdin.write(json.dumps(job, ensure_ascii=True).encode("ascii") + b"\n")
+            worker.proc.stdin.flush()
+        except OSError:
+            return False  # it died: _read reports its exit, and the job goes to another
+        worker.tasks[task_id] = item.url
+        return True
+
+    def _dispatch(self) -> None:
+        while self._backlog:
+            # The least busy process, so captures spread over the cores.
+            free = sorted((w for w in self._workers if w.free), key=lambda w: len(w.tasks))
+            if (not free or free[0].tasks) and sum(
+                w.alive for w in self._workers
+            ) < self._processes:
+                free = [self._start()]
+            if not free:
+                return
+            item, task_id, final = self._backlog.popleft()
+            if not self._send(free[0], item, task_id, final):
+                free[0].alive = False
+                self._backlog.appendleft((item, task_id, final))
+
+    def submit(self, item: BatchItem, task_id: str, final: bool) -> None:
+        self._backlog.append((item, task_id, final))
+        self._dispatch()
+
+    def wait(self, timeout: float) -> list[tuple[str, BatchResult | BaseException]]:
+        deadline = time.monotonic() + timeout
+        got: list[tuple[str, BatchResult | BaseException]] = []
+        while True:
+            remaining = max(0.0, deadline - time.monotonic())
+            if self._selector.get_map():
+                ready = self._selector.select(remaining)
+            else:
+                time.sleep(remaining)
+                ready = []
+            for key, _ in ready:
+                got.extend(self._read(key.data))
+            self._dispatch()
+            if got or remaining <= 0:
+                return got
+
+    def _handle(
+        self, worker: _Worker, doc: dict[str, typing.Any]
+    ) -> list[tuple[str, BatchResult | BaseException]]:
+        kind = doc.get("t")
+        if kind == "log":
+            logging.getLogger(str(doc.get("name", __name__))).log(
+                int(doc.get("level", logging.WARNING)), "%s", doc.get("message", "")
+            )
+            return []
+        if kind == "ready":
+            worker.ready = True
+            return []
+        if kind == "exit":
+            worker.alive = False
+            for close in (worker.proc.stdin.close, lambda: os.close(worker.alive_fd)):
+                with contextlib.suppress(OSError):
+                    close()
+            code = worker.proc.wait()
+            # Exited by itself before it was ready: it cannot start (and the
+            # next would not either). Killed by a signal (the OOM killer, an
+            # operator): like a death while working, its URLs are tried again.
+            if not worker.ready and code >= 0:
+                raise UsageError(
+                    f"a batch worker process could not start (exit status {code}); "
+                    "its error is printed above"
+                )
+            lost, worker.tasks = worker.tasks, {}
+            return [
+                (
+                    task,
+                    BatchResult(
+                        url=url,
+                        status="failed",
+                        error=f"the worker process died (exit status {code})",
+                        kind="worker",
+                        task_id=task,
+                        retry=True,
+                    ),
+                )
+                for task, url in lost.items()
+            ]
+        task = doc.get("task")
+        if not isinstance(task, str) or task not in worker.tasks:
+            return []  # not something this process was given: ignored
+        url = worker.tasks.pop(task)
+        if kind == "done":
+            try:
+                return [(task, BatchResult.from_json(doc.get("result")))]
+            except PackageError as exc:
+                return [
+                    (task, BatchResult(url=url, status="failed", error=str(exc), kind="worker"))
+                ]
+        message = str(doc.get("message", ""))
+        errors = {"storage": StorageError, "usage": UsageError, "evidence": EvidenceError}
+        error = errors.get(str(doc.get("kind")))
+        if error is not None:
+            return [(task, error(message))]
+        return [
+            (
+                task,
+                BatchResult(
+                    url=url, status="failed", error=f"worker error: {message}", kind="worker"
+                ),
+            )
+        ]
+
+    def close(self) -> None:
+        for w in self._workers:
+            if not w.alive:
+                continue  # its pipes were closed when it exited
+            for close in (w.proc.stdin.close, lambda w=w: os.close(w.alive_fd)):
+                with contextlib.suppress(OSError):
+                    close()
+        for w in self._workers:
+            try:
+                w.proc.wait(timeout=10)
+            except Exception:
+                with contextlib.suppress(OSError):
+                    os.killpg(w.proc.pid, signal.SIGKILL)
+                w.proc.wait()
+            with contextlib.suppress(OSError):
+                w.proc.stdout.close()
+        self._workers.clear()
+        self._selector.close()
+
+
 # --- the batch -----------------------------------------------------------------
 
 
@@ -735,6 +1183,7 @@ def capture_many(
     new_run: bool = False,
     executor: Executor | None = None,
     on_start: typing.Callable[[BatchRun], None] | None = None,
+    browser: bool | BrowserOptions = False,
     seal_operator_to: typing.Sequence[str] = (),
 ) -> typing.Iterator[BatchResult]:
     """Capture every URL of a list into ``out``, yielding each URL's final result as it finishes.
@@ -753,19 +1202,31 @@ def capture_many(
             connections, 5xx and 429 answers); never after a 404 or an invalid URL.
         backoff: seconds before the first retry, doubled for each next one.
         new_run: start a new run even if one of the same list is unfinished.
-        executor: where attempts run (default: ``workers`` local threads).
+        executor: where attempts run (default: :class:`ProcessExecutor`:
+            worker processes, ``workers`` captures at once).
         on_start: called with the :class:`BatchRun` once the state is read and
             after every change (an attempt started or finished), for progress.
+        browser: ``True`` or a :class:`~evidence.capturing.BrowserOptions`: load
+            each page in headless Chromium (as :func:`evidence.capture`); each
+            worker process runs one Chromium at a time, so at most ``workers``
+            at once. Playwright and Chromium are checked once, before any URL.
         seal_operator_to: as for :func:`evidence.capture` (checked before
             anything starts; with a Celery executor each worker seals with its own).
 
     Raises:
-        UsageError: bad arguments, an unreadable list, or another batch running in ``out``.
+        UsageError: bad arguments, an unreadable list, another batch running in
+            ``out``, or ``browser`` without Playwright or Chromium.
         StorageError: the state or a package cannot be written (the batch stops;
             run it again to resume).
     """
     if workers < 1 or per_host < 1 or retries < 0 or delay < 0 or backoff < 0:
         raise UsageError("workers and per_host must be >= 1; retries, delay, backoff >= 0")
+    if browser is not False:
+        from evidence.capturing.browser import BrowserPlan
+        from evidence.capturing.options import BrowserOptions
+
+        # Once here, so that a missing browser is one error, not one per URL.
+        BrowserPlan.check(browser if isinstance(browser, BrowserOptions) else BrowserOptions())
     if seal_operator_to:
         from evidence.sealing import check_recipients
 
@@ -789,11 +1250,16 @@ def capture_many(
             _clean_staging(root)
         pending: collections.deque[tuple[BatchItem, int, float]] = collections.deque()
         skipped: list[BatchResult] = []
-        for url, line, labels, status, _attempts, _task, result in state.rows(run_id):
+        for url, line, labels, status, attempts, _task, result in state.rows(run_id):
             if status == "done":
                 skipped.append(BatchResult.from_json(json.loads(result)))
-            else:
-                pending.append((BatchItem(url=url, line=line, labels=labels), 0, 0.0))
+                continue
+            # An attempt may have finished (claimed) after the last update
+            # the database kept: resume from it, so its package is placed
+            # rather than a second one captured.
+            claimed = _last_claimed(root, run_id, url, max(attempts, retries + 1))
+            item = BatchItem(url=url, line=line, labels=labels)
+            pending.append((item, max(claimed - 1, 0), 0.0))
         run = BatchRun(
             run_id=run_id,
             resumed=resumed,
@@ -805,7 +1271,7 @@ def capture_many(
         )
         run.waiting = len(pending)
         if executor is None:
-            executor = LocalExecutor(
+            executor = _local_executor(
                 workers,
                 root,
                 {
@@ -814,6 +1280,7 @@ def capture_many(
                     "sign_with": sign_with,
                     "tsa_urls": tsa_urls,
                     "tsa_roots": tsa_roots,
+                    "browser": browser,
                     "seal_operator_to": seal_operator_to,
                 },
             )
@@ -829,6 +1296,23 @@ def capture_many(
         if own_executor and executor is not None:
             executor.close()
         state.close()
+
+
+def _last_claimed(root: Path, run_id: str, url: str, attempts: int) -> int:
+    """The highest attempt (up to ``attempts``) at ``url`` that has a claim, else 0."""
+    for attempt in range(attempts, 0, -1):
+        if _claim_path(root, task_id_for(run_id, url, attempt)).exists():
+            return attempt
+    return 0
+
+
+def _local_executor(workers: int, out: Path, kwargs: dict[str, typing.Any]) -> Executor:
+    """Worker processes, or threads when an argument cannot be sent to another process."""
+    try:
+        return ProcessExecutor(workers, out, kwargs)
+    except TypeError as exc:
+        logger.warning("capturing in threads of this process: %s", exc)
+        return LocalExecutor(workers, out, kwargs)
 
 
 def _schedule(

@@ -9,6 +9,7 @@ is a terminal; otherwise, and with ``--json``, one line per result.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -100,6 +101,13 @@ def _add_capture_options(p: argparse.ArgumentParser, *, worker: bool) -> None:
         p.add_argument(flag, dest=dest, type=kind, default=None, help=text)
     p.add_argument("--tsa", action="append", default=[], metavar="URL", help="RFC 3161 TSA")
     p.add_argument("--tsa-ca", action="append", default=[], metavar="ROOT.pem", help="TSA root")
+    from evidence.cli_browser import add_browser_options
+
+    add_browser_options(
+        p.add_argument_group(
+            "browser capture (docs/browser.md); one Chromium per worker process at a time"
+        )
+    )
 
 
 def _options(args: argparse.Namespace) -> CaptureOptions:
@@ -225,6 +233,47 @@ class _Live:
             self.live.update(self._render())
 
 
+class _VerifyLive:
+    """``verify --recursive`` on a terminal: counts per outcome, left, rate and ETA;
+    every package that is not verified is printed above it as it finishes."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(stderr=True)
+        self.live = Live(console=self.console, refresh_per_second=4, transient=False)
+        self.total = total
+        self.counts: dict[str, int] = {}
+        self.start = time.monotonic()
+
+    def __enter__(self) -> _VerifyLive:
+        self.live.__enter__()
+        self.live.update(self._render())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.__exit__(None, None, None)
+
+    def _render(self) -> typing.Any:
+        from rich.text import Text
+
+        done = sum(self.counts.values())
+        left = self.total - done
+        rate = done / max(time.monotonic() - self.start, 1e-6)
+        eta = f"{left / rate:.0f}s" if rate > 0 else "?"
+        parts = "  ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+        return Text(f"{parts or 'checking'}  left {left}  {rate * 60:.1f}/min  ETA {eta}")
+
+    def result(self, outcome: str, path: str) -> None:
+        from rich.text import Text
+
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+        if outcome != "verified":
+            self.console.print(Text(f"{outcome:<10} {safe(path)}"))
+        self.live.update(self._render())
+
+
 def _display(as_json: bool) -> typing.Any:
     if as_json or not sys.stderr.isatty():
         return _Plain(as_json)
@@ -242,6 +291,8 @@ def _display(as_json: bool) -> typing.Any:
 def cmd_batch(args: argparse.Namespace) -> int:
     from evidence.batch import capture_many, read_list
     from evidence.capturing import Operator
+    from evidence.cli_browser import browser_option
+    from evidence.errors import UsageError
 
     options = _options(args)
     keys = [_load_signing_key(k) for k in args.key]
@@ -256,9 +307,16 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if batch_list.duplicates:
         _note(f"{batch_list.duplicates} duplicate line(s) captured once")
     executor = None
+    browser: typing.Any = False
     if args.queue:
         from evidence.queue import CeleryExecutor, redact_url
 
+        if args.browser or args.chromium or args.viewport or args.wait or args.no_scroll:
+            # A task cannot turn the browser on or off: each worker decides.
+            raise UsageError(
+                "with --queue, browser options are the workers' own: "
+                "start them with 'evidence worker --browser'"
+            )
         if keys or args.tsa:
             _note("with --queue, each worker signs and timestamps with its own --key and --tsa")
         if options.proxy is not None:
@@ -273,6 +331,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
             )
         _note(f"sending tasks to {safe(redact_url(args.queue))}")
         executor = CeleryExecutor(args.queue, _task_options(args))
+    else:
+        # Checked once, before any URL: a missing Chromium is one error, not one per URL.
+        browser = browser_option(args)
     display = _display(args.json)
     results: list[BatchResult] = []
     run_box: list[BatchRun] = []
@@ -304,6 +365,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             new_run=args.new_run,
             executor=executor,
             on_start=on_change,
+            browser=browser,
             seal_operator_to=seal_to,
         ):
             results.append(result)
@@ -338,9 +400,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from evidence.capturing import Operator
+    from evidence.cli_browser import browser_option
     from evidence.queue import redact_url, run_worker
 
     options = _options(args)
+    # The worker alone decides whether it captures with a browser: no task can
+    # change it. Checked at start, not at the first task.
+    browser = browser_option(args)
     keys = [_load_signing_key(k) for k in args.key]
     roots = _tsa_roots(args.tsa_ca)
     operator = None
@@ -362,6 +428,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         redeliver_after=args.redeliver_after,
         name=args.name,
+        browser=browser,
     )
     return 0
 
@@ -412,34 +479,44 @@ def cmd_verify_recursive(args: argparse.Namespace) -> int:
     rows: list[dict[str, typing.Any]] = []
     worst = 0
     severity = {1: 3, 2: 2, 3: 1, 0: 0}
-    for path, report in verify_many(
-        paths,
-        trust=keyring,
-        tsa_roots=roots,
-        require_timestamp=args.require_timestamp,
-        workers=args.workers,
-    ):
-        code = report.exit_code
-        counts[report.outcome.value] = counts.get(report.outcome.value, 0) + 1
-        worst = max(worst, code, key=lambda c: severity.get(c, 3))
-        failed = [c.name for c in report.failures()]
-        rows.append(
-            {
-                "package": str(path),
-                "outcome": report.outcome.value,
-                "exit_code": code,
-                "failed_checks": failed,
-            }
-        )
-        if not args.json:
-            print(f"{report.outcome.value:<10} {safe(str(path))}", flush=True)
+    live = None
+    if not args.json and sys.stderr.isatty() and sys.stdout.isatty() and paths:
+        try:
+            live = _VerifyLive(len(paths))
+        except ImportError:
+            _note("plain output: pip install 'evidence-archive[batch]' for a live display")
+    with live if live is not None else contextlib.nullcontext():
+        for path, report in verify_many(
+            paths,
+            trust=keyring,
+            tsa_roots=roots,
+            require_timestamp=args.require_timestamp,
+            workers=args.workers,
+        ):
+            code = report.exit_code
+            counts[report.outcome.value] = counts.get(report.outcome.value, 0) + 1
+            worst = max(worst, code, key=lambda c: severity.get(c, 3))
+            failed = [c.name for c in report.failures()]
+            rows.append(
+                {
+                    "package": str(path),
+                    "outcome": report.outcome.value,
+                    "exit_code": code,
+                    "failed_checks": failed,
+                }
+            )
+            if live is not None:
+                live.result(report.outcome.value, str(path))
+            elif not args.json:
+                print(f"{report.outcome.value:<10} {safe(str(path))}", flush=True)
     rows.sort(key=lambda r: r["package"])
     if args.json:
         _print_json({"packages": rows, "summary": counts})
     else:
+        width = max([len("total"), *(len(k) for k in counts)]) + 2
         for outcome, n in sorted(counts.items()):
-            print(f"{outcome:<12}{n:>6}", flush=True)
-        print(f"{'total':<12}{len(rows):>6}", flush=True)
+            print(f"{outcome:<{width}}{n:>6}", flush=True)
+        print(f"{'total':<{width}}{len(rows):>6}", flush=True)
     if args.report:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")

@@ -16,7 +16,7 @@ from evidence.cli_common import print_json as _print_json
 if typing.TYPE_CHECKING:
     from evidence.capturing.options import BrowserOptions
 
-__all__ = ["add_browser_parser", "browser_option", "cmd_extract"]
+__all__ = ["add_browser_options", "add_browser_parser", "browser_option", "cmd_extract"]
 
 
 def browser_option(args: argparse.Namespace) -> BrowserOptions | bool:
@@ -54,8 +54,9 @@ def browser_option(args: argparse.Namespace) -> BrowserOptions | bool:
         viewport=parse_viewport(args.viewport) if args.viewport else defaults.viewport,
         wait=args.wait if args.wait is not None else defaults.wait,
         scroll=not args.no_scroll,
-        max_requests=args.max_browser_requests or defaults.max_requests,
-        max_browser_memory_mb=args.browser_memory or defaults.max_browser_memory_mb,
+        max_requests=getattr(args, "max_browser_requests", None) or defaults.max_requests,
+        max_browser_memory_mb=getattr(args, "browser_memory", None)
+        or defaults.max_browser_memory_mb,
     )
     from evidence.capturing.browser import BrowserPlan
 
@@ -93,51 +94,55 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_browser_options(group: typing.Any) -> None:
+    """Add ``--browser`` and its options (``--chromium``, ``--viewport``, ``--wait``,
+    ``--no-scroll``, ``--max-browser-requests``, ``--browser-memory``) to a parser
+    or argument group (``capture``, ``batch`` and ``worker`` share them)."""
+    group.add_argument(
+        "--browser",
+        action="store_true",
+        help="load the page in headless Chromium through a recording proxy; "
+        "adds a screenshot, a PDF and the rendered DOM",
+    )
+    group.add_argument(
+        "--chromium",
+        metavar="PATH",
+        help="the Chromium binary (else $EVIDENCE_CHROMIUM, /usr/bin/chromium, "
+        "then Playwright's own)",
+    )
+    group.add_argument("--viewport", metavar="WxH", help="browser window size (default: 1280x800)")
+    group.add_argument(
+        "--wait",
+        type=positive_float,
+        metavar="SECONDS",
+        help="extra time for the page to settle before the snapshot",
+    )
+    group.add_argument(
+        "--no-scroll",
+        action="store_true",
+        help="do not scroll through the page before the snapshot",
+    )
+    group.add_argument(
+        "--max-browser-requests",
+        type=_positive_int,
+        metavar="N",
+        help="requests the page may have fetched at most; later ones are refused "
+        "and marked (default: 5000)",
+    )
+    group.add_argument(
+        "--browser-memory",
+        type=_positive_int,
+        metavar="MIB",
+        help="memory the browser's processes may hold together before they are "
+        "killed and the capture marked (default: 2048)",
+    )
+
+
 def add_browser_parser(subparsers: typing.Any) -> None:
     """Add the browser options to ``capture`` and the ``extract`` command."""
     capture = subparsers.choices.get("capture")
     if capture is not None:
-        group = capture.add_argument_group("browser capture (docs/browser.md)")
-        group.add_argument(
-            "--browser",
-            action="store_true",
-            help="load the page in headless Chromium through a recording proxy; "
-            "adds a screenshot, a PDF and the rendered DOM",
-        )
-        group.add_argument(
-            "--chromium",
-            metavar="PATH",
-            help="the Chromium binary (else $EVIDENCE_CHROMIUM, /usr/bin/chromium, "
-            "then Playwright's own)",
-        )
-        group.add_argument(
-            "--viewport", metavar="WxH", help="browser window size (default: 1280x800)"
-        )
-        group.add_argument(
-            "--wait",
-            type=positive_float,
-            metavar="SECONDS",
-            help="extra time for the page to settle before the snapshot",
-        )
-        group.add_argument(
-            "--no-scroll",
-            action="store_true",
-            help="do not scroll through the page before the snapshot",
-        )
-        group.add_argument(
-            "--max-browser-requests",
-            type=_positive_int,
-            metavar="N",
-            help="requests the page may have fetched at most; later ones are refused "
-            "and marked (default: 5000)",
-        )
-        group.add_argument(
-            "--browser-memory",
-            type=_positive_int,
-            metavar="MIB",
-            help="memory the browser's processes may hold together before they are "
-            "killed and the capture marked (default: 2048)",
-        )
+        add_browser_options(capture.add_argument_group("browser capture (docs/browser.md)"))
 
     p = subparsers.add_parser(
         "extract",

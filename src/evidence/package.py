@@ -19,6 +19,7 @@ import secrets
 import shutil
 import socket
 import stat
+import threading
 import time
 import typing
 import unicodedata
@@ -40,6 +41,7 @@ __all__ = [
     "bag_files",
     "fault_point",
     "fsync_dir",
+    "fsync_paths",
     "is_package",
     "make_package_id",
     "open_regular_file",
@@ -110,6 +112,58 @@ def sha256_file(path: Path) -> tuple[str, int]:
 def fsync_dir(path: Path) -> None:
     """fsync a directory so a rename or new entry in it is durable."""
     fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_paths(paths: typing.Iterable[Path]) -> None:
+    """fsync files and directories at once; returns when every one is durable.
+
+    Concurrent fsyncs share the file system's journal commits: seven small
+    files took 3 ms this way against 14 ms one after another (ext4, 2026-12-03,
+    benchmarks/README.md). The order among them does not matter: only that all
+    are done before a rename depends on them.
+
+    Raises:
+        OSError: the first failure (after every fsync has finished).
+    """
+    targets = list(dict.fromkeys(paths))
+    if len(targets) <= 1:
+        for path in targets:
+            _fsync_path(path)
+        return
+    pool = _fsync_pool()
+    futures = [pool.submit(_fsync_path, path) for path in targets]
+    for future in futures:
+        future.exception()  # waits: every fsync finishes before the first error is raised
+    for future in futures:
+        future.result()
+
+
+_FSYNC_THREADS = 16
+_pool: tuple[int, typing.Any] | None = None
+_pool_lock = threading.Lock()
+
+
+def _fsync_pool() -> typing.Any:
+    """One pool of fsync threads per process (a new one after a fork: threads do not
+    survive it), so a capture does not start and stop a dozen threads."""
+    global _pool
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (
+                os.getpid(),
+                ThreadPoolExecutor(max_workers=_FSYNC_THREADS, thread_name_prefix="evidence-fsync"),
+            )
+        return _pool[1]
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         os.fsync(fd)
     finally:
@@ -436,22 +490,26 @@ class PackageWriter:
         }
         tagmanifest = tag_bytes.pop("tagmanifest-sha256.txt")
         fault_point("before-tag-files")
-        for rel, data in [*tag_bytes.items(), *attachments.items()]:
+        written = []
+        for rel, data in [
+            *tag_bytes.items(),
+            *attachments.items(),
+            ("tagmanifest-sha256.txt", tagmanifest),
+        ]:
             target = self.path(rel)
             if not target.parent.exists():
                 target.parent.mkdir(parents=True)
             with open(target, "xb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        with open(self.path("tagmanifest-sha256.txt"), "xb") as fh:
-            fh.write(tagmanifest)
-            fh.flush()
-            os.fsync(fh.fileno())
+            written.append(target)
+        payload_files = [self.path(rel) for rel, _, _ in payload]
         dirs = {self.tmp / "data", self.tmp / "evidence", self.tmp}
         dirs.update(self.path(rel).parent for rel in attachments)
-        for d in dirs:
-            fsync_dir(d)
+        dirs.update(path.parent for path in payload_files)
+        # Every file and directory is durable before the rename below (the
+        # payload too, whether or not its writer fsynced it); fsynced
+        # together, they cost about one journal commit instead of one each.
+        fsync_paths([*payload_files, *written, *sorted(dirs)])
         if self.final.exists():
             raise PackageError(f"{self.final} already exists")
         fault_point("before-rename")

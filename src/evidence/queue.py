@@ -48,7 +48,7 @@ if typing.TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from evidence.capturing import CaptureOptions, Operator
+    from evidence.capturing import BrowserOptions, CaptureOptions, Operator
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +158,7 @@ class _WorkerConfig:
     sign_with: tuple[Ed25519PrivateKey, ...]
     tsa_urls: tuple[str, ...]
     tsa_roots: tuple[x509.Certificate, ...]
+    browser: bool | BrowserOptions = False
     seal_operator_to: tuple[str, ...] = ()
 
 
@@ -258,6 +259,7 @@ def _capture_task(
             tsa_roots=config.tsa_roots,
             discard_transient=not final,
             labels=labels,
+            browser=config.browser,
             seal_operator_to=config.seal_operator_to,
         )
     except TaskRefusedError as exc:
@@ -290,14 +292,28 @@ def run_worker(
     concurrency: int = 2,
     redeliver_after: float = 900.0,
     name: str | None = None,
+    browser: bool | BrowserOptions = False,
     seal_operator_to: typing.Sequence[str] = (),
 ) -> None:
     """Run a worker until it is stopped (SIGTERM or Ctrl-C: warm shutdown).
 
     ``operator`` and ``seal_operator_to`` are this worker's own, as for
-    :func:`evidence.capture`; no task can change them.
+    :func:`evidence.capture`; no task can change them. ``browser`` (``True``
+    or :class:`~evidence.capturing.BrowserOptions`) makes every capture of
+    this worker a browser capture, each in its own Chromium (so at most
+    ``concurrency`` at once); only the worker decides this, never a task.
+    Playwright and Chromium are checked here, at start.
+
+    Raises:
+        UsageError: Celery, or (with ``browser``) Playwright or Chromium, is
+            missing; ``seal_operator_to`` without an operator.
     """
     global _worker
+    if browser is not False:
+        from evidence.capturing.browser import BrowserPlan
+        from evidence.capturing.options import BrowserOptions
+
+        BrowserPlan.check(browser if isinstance(browser, BrowserOptions) else BrowserOptions())
     if seal_operator_to:
         from evidence.sealing import check_recipients
 
@@ -311,6 +327,7 @@ def run_worker(
         sign_with=tuple(sign_with),
         tsa_urls=tuple(tsa_urls),
         tsa_roots=tuple(tsa_roots),
+        browser=browser,
         seal_operator_to=tuple(seal_operator_to),
     )
     Path(out).mkdir(parents=True, exist_ok=True)

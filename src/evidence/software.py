@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import ssl
 from importlib import metadata
@@ -22,8 +23,14 @@ def version(dist: str = DISTRIBUTION) -> str | None:
         return None
 
 
+@functools.cache
 def software_versions() -> Software:
-    """The software running now, as recorded in a manifest."""
+    """The software running now, as recorded in a manifest.
+
+    Read once per process: the code already loaded is what runs, even if a
+    newer version is installed meanwhile, and reading package metadata was
+    about half of a small capture's CPU time (benchmarks/README.md, batch).
+    """
     return Software(
         name=DISTRIBUTION,
         version=version() or "unknown",

@@ -207,7 +207,14 @@ def test_running_again_skips_what_is_done_and_a_new_run_captures_again(tmp_path,
     s = batch_site()
     lst = tmp_path / "l.txt"
     lst.write_text(f"{s.url('/page/1')}\n{s.url('/page/2')}\n", encoding="utf-8")
-    assert cli("batch", lst, "--out", tmp_path / "o").code == 0
+    r = cli("batch", lst, "--out", tmp_path / "o")
+    assert r.code == 0
+    # Not a terminal: one plain line per URL.
+    lines = sorted(r.out.splitlines())
+    assert [line.split(" -> ")[0] for line in lines] == [
+        f"captured {s.url('/page/1')}",
+        f"captured {s.url('/page/2')}",
+    ]
     # The run finished: the same list again starts a new run (weekly re-archiving).
     r = cli("batch", lst, "--out", tmp_path / "o", "--json")
     assert r.code == 0
@@ -379,3 +386,328 @@ def test_the_report_names_the_signing_key_and_recursive_refuses_single_package_o
     assert read_csv(report)[0]["signers"] == signer.kid
     r = cli("verify", tmp_path, "--recursive", "--custody-anchor", "ab" * 32)
     assert r.code == 2 and "not --recursive" in r.err
+
+
+# --- worker processes -----------------------------------------------------------------
+
+
+def tagged(tag: str, marker: bytes) -> dict[int, bytes]:
+    """Processes whose environment carries ``tag`` (inherited from this test's
+    batch, whatever re-parented them) and whose command line holds ``marker``:
+    pid -> command line. Other jobs on the machine never carry the tag."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                environ = fh.read()
+        except OSError:
+            continue
+        if marker in cmdline and tag.encode() in environ.split(b"\0"):
+            found[int(entry)] = cmdline
+    return found
+
+
+@pytest.fixture
+def env_tag(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A random variable in the environment every process of this test inherits."""
+    value = os.urandom(6).hex()
+    monkeypatch.setenv("EVIDENCE_TEST_TAG", value)
+    return f"EVIDENCE_TEST_TAG={value}"
+
+
+WORKER = b"_worker_main"
+
+
+def test_workers_are_processes_spread_over_the_cores_and_gone_at_the_end(
+    tmp_path, batch_site, env_tag
+):
+    s = batch_site(latency=0.3)
+    urls = "\n".join(s.url(f"/page/{i}") for i in range(8))
+    seen: set[int] = set()
+    results = []
+    for result in capture_many(
+        io.StringIO(urls), out=tmp_path, options=FAST, workers=4, per_host=4
+    ):
+        seen.update(tagged(env_tag, WORKER))
+        results.append(result)
+    assert len(results) == 8 and all(r.ok for r in results)
+    # Four captures at once, in one process per core (two threads each on two cores).
+    assert s.max_active == 4
+    assert len(seen) == min(4, os.cpu_count() or 1)
+    assert tagged(env_tag, WORKER) == {}
+
+
+def test_a_worker_process_killed_mid_capture_costs_one_retry_not_the_batch(
+    tmp_path, batch_site, env_tag
+):
+    s = batch_site(latency=1.0)
+    urls = [s.url(f"/page/{i}") for i in range(3)]
+    killed: list[int] = []
+
+    def kill_one_busy_worker(run: typing.Any) -> None:
+        deadline = time.monotonic() + 30
+        while not killed and run.running:
+            assert time.monotonic() < deadline
+            workers = tagged(env_tag, WORKER)
+            if workers and s.active:
+                killed.append(min(workers))
+                os.kill(killed[0], signal.SIGKILL)
+            time.sleep(0.02)
+
+    results = list(
+        capture_many(
+            io.StringIO("\n".join(urls)),
+            out=tmp_path,
+            options=FAST,
+            workers=3,
+            per_host=3,
+            backoff=0.01,
+            on_start=kill_one_busy_worker,
+        )
+    )
+    assert killed
+    assert sorted(r.url for r in results) == sorted(urls) and all(r.ok for r in results)
+    assert max(r.attempts for r in results) == 2
+    assert set(packages_by_url(tmp_path).values()) == {1}
+    assert tagged(env_tag, WORKER) == {}
+
+
+def test_resume_places_a_package_claimed_by_a_later_attempt_instead_of_capturing_again(
+    tmp_path, batch_site
+):
+    """Killed after attempt 2 claimed its package but before the state said so."""
+    from evidence.batch import BatchList, _State, capture_one, read_list, task_id_for
+
+    s = batch_site()
+    url = s.url("/page/1")
+    batch_list: BatchList = read_list(io.StringIO(url))
+    state = _State(tmp_path)
+    run_id, _ = state.run_for(batch_list, new_run=False)
+    state.update(run_id, url, "running", 2, task_id_for(run_id, url, 2), "")
+    state.close()
+    first = capture_one(url, out=tmp_path, task_id=task_id_for(run_id, url, 2), options=FAST)
+    (result,) = list(capture_many(batch_list, out=tmp_path, options=FAST))
+    assert result.package == first.package and result.attempts == 2
+    assert s.hits["/page/1"] == 1
+    assert len(find_packages(tmp_path)) == 1
+
+
+# --- browser batches ----------------------------------------------------------------
+
+
+def _have_chromium() -> bool:
+    try:
+        import playwright.sync_api  # noqa: F401
+
+        from evidence.capturing.browser import find_chromium
+
+        find_chromium()
+    except Exception:
+        return False
+    return True
+
+
+needs_chromium = pytest.mark.skipif(
+    not _have_chromium(), reason="needs the browser extra and Chromium (.ci/run installs both)"
+)
+CHROMIUM = b"chromium"
+BROWSER_TOKEN = b"--evidence-capture="
+
+
+class ChromiumSampler:
+    """Counts the Chromium instances of this test alive at once (one token per launch)."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.peak = 0
+        self.launches: set[bytes] = set()
+        self._stop = False
+        import threading
+
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop:
+            tokens = {
+                arg
+                for cmdline in tagged(self.tag, BROWSER_TOKEN).values()
+                for arg in cmdline.split(b"\0")
+                if arg.startswith(BROWSER_TOKEN)
+            }
+            self.launches |= tokens
+            self.peak = max(self.peak, len(tokens))
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._stop = True
+        self._thread.join()
+
+
+@needs_chromium
+def test_a_browser_batch_runs_one_chromium_per_worker_and_leaves_none(
+    tmp_path, batch_site, cli, env_tag
+):
+    from evidence.manifest import Manifest
+    from evidence.package import read_manifest_bytes
+
+    s = batch_site(latency=0.05)
+    urls = [s.url(f"/page/{i}") for i in range(6)]
+    lst = tmp_path / "l.txt"
+    lst.write_text("\n".join(urls) + "\n", encoding="utf-8")
+    sampler = ChromiumSampler(env_tag)
+    try:
+        r = cli(
+            "batch",
+            lst,
+            "--out",
+            tmp_path / "o",
+            "--workers",
+            2,
+            "--browser",
+            "--no-scroll",
+            "--json",
+        )
+    finally:
+        sampler.stop()
+    assert r.code == 0, r.err
+    # Two workers, so two browsers at once at most: and both were used.
+    assert sampler.peak == 2
+    assert len(sampler.launches) == 6
+    assert tagged(env_tag, CHROMIUM) == {}
+    assert tagged(env_tag, WORKER) == {}
+    counts = packages_by_url(tmp_path / "o")
+    assert sorted(counts) == sorted(urls) and set(counts.values()) == {1}
+    for path in find_packages(tmp_path / "o"):
+        manifest = Manifest.from_bytes(read_manifest_bytes(path))
+        assert manifest.capture is not None and manifest.capture.browser is not None
+        (shot,) = [a for a in manifest.capture.browser.artefacts if a.kind == "screenshot"]
+        assert shot.target_uri.startswith("urn:screenshot:") and shot.size > 1000
+        assert shot.record in {rec.id for rec in manifest.records}
+
+
+def test_a_browser_batch_without_chromium_is_one_error_before_any_url(tmp_path, batch_site, cli):
+    s = batch_site()
+    lst = tmp_path / "l.txt"
+    lst.write_text("\n".join(s.url(f"/page/{i}") for i in range(20)) + "\n", encoding="utf-8")
+    r = cli("batch", lst, "--out", tmp_path / "o", "--browser", "--chromium", tmp_path / "none")
+    assert r.code == 2
+    assert r.err.count("error:") == 1 and "Chromium not found" in r.err
+    assert s.hits == collections.Counter()
+    assert not (tmp_path / "o").exists()
+    r = cli("batch", lst, "--out", tmp_path / "o", "--viewport", "800x600")
+    assert r.code == 2 and "only apply with --browser" in r.err
+    r = cli("batch", lst, "--queue", "redis://127.0.0.1:1/0", "--browser")
+    assert r.code == 2 and "evidence worker --browser" in r.err
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_kill_9_of_a_browser_batch_leaves_no_chromium_and_the_rerun_captures_each_url_once(
+    tmp_path, batch_site, env_tag
+):
+    s = batch_site(latency=0.05)
+    urls = [s.url(f"/page/{i}") for i in range(4)]
+    lst = tmp_path / "l.txt"
+    lst.write_text("\n".join(urls) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "evidence.cli", "batch", str(lst), "--out", str(out)]
+    argv += ["--workers", "2", "--browser"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out.is_dir() and find_packages(out) and tagged(env_tag, BROWSER_TOKEN)):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # The workers see their parent gone and take their browsers with them.
+    deadline = time.monotonic() + 10
+    while tagged(env_tag, CHROMIUM) or tagged(env_tag, WORKER):
+        assert time.monotonic() < deadline, tagged(env_tag, CHROMIUM)
+        time.sleep(0.05)
+    assert 1 <= len(find_packages(out)) < 4
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resuming run" in done.stderr
+    counts = packages_by_url(out)
+    assert sorted(counts) == sorted(urls) and set(counts.values()) == {1}
+    assert tagged(env_tag, CHROMIUM) == {}
+
+
+def test_capture_options_reach_the_worker_processes_and_a_list_can_come_from_stdin(
+    tmp_path, batch_site, cli, monkeypatch, caplog
+):
+    from evidence.manifest import Manifest
+    from evidence.package import read_manifest_bytes
+
+    from tsa import LocalTSA
+
+    monkeypatch.setenv("EVIDENCE_PASSPHRASE", "correct horse battery")
+    assert cli("keygen", tmp_path / "k.key").code == 0
+    s = batch_site()
+    urls = [s.url(f"/page/{i}") for i in range(3)]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(urls) + "\n"))
+    tsa = LocalTSA()
+    try:
+        r = cli(
+            "batch", "-", "--out", tmp_path / "o", "--key", tmp_path / "k.key",
+            "--tsa", tsa.url, "--tsa-ca", tsa.root_pem, "--operator-name", "Ana",
+            "--user-agent", "probe/1", "--max-redirects", 0, "--json",
+        )  # fmt: skip
+    finally:
+        tsa.close()
+    assert r.code == 0, r.err
+    # Keys, roots and the operator crossed to the worker processes (no fallback to threads).
+    assert "capturing in threads" not in caplog.text
+    assert tsa.requests == 3
+    for path in find_packages(tmp_path / "o"):
+        manifest = Manifest.from_bytes(read_manifest_bytes(path))
+        assert manifest.operator is not None and manifest.operator.name == "Ana"
+        assert manifest.capture is not None and manifest.capture.user_agent == "probe/1"
+        assert manifest.options["max_redirects"] == 0
+    r = cli(
+        "verify", tmp_path / "o", "--recursive", "--trust", tmp_path / "k.key.pub",
+        "--tsa-ca", tsa.root_pem, "--require-timestamp",
+    )  # fmt: skip
+    assert r.code == 0, r.out + r.err
+    # --public-only in the workers: loopback is refused, at once and for good.
+    lst = tmp_path / "l.txt"
+    lst.write_text("\n".join(urls) + "\n", encoding="utf-8")
+    r = cli("batch", lst, "--out", tmp_path / "p", "--public-only", "--json")
+    assert r.code == 1
+    results = [json.loads(line) for line in r.out.splitlines()][:-1]
+    assert {(x["kind"], x["attempts"]) for x in results} == {("refused-address", 1)}
+    assert sum(s.hits.values()) == 3
+
+
+def test_verify_recursive_on_a_terminal_shows_live_counts_and_each_failure(tmp_path, batch_site):
+    import pty
+
+    s = batch_site()
+    urls = "\n".join(s.url(f"/page/{i}") for i in range(3))
+    results = list(capture_many(io.StringIO(urls), out=tmp_path / "a", options=FAST))
+    victim = Path(results[1].package) / "evidence" / "manifest.json"
+    victim.write_bytes(victim.read_bytes().replace(b"page", b"PAGE", 1))
+    master, replica = pty.openpty()
+    argv = [sys.executable, "-m", "evidence.cli", "verify", str(tmp_path / "a"), "--recursive"]
+    proc = subprocess.Popen(argv, stdin=replica, stdout=replica, stderr=replica)
+    os.close(replica)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 1
+    text = screen.decode("utf-8", "replace")
+    assert "failed 1  intact-untrusted 2  left 0" in text and "ETA" in text
+    # Each package that is not verified is printed as it finishes (wrapped at 80 columns).
+    assert f"failed     {results[1].package}" in text.replace("\r\n", "")

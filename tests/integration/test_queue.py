@@ -250,3 +250,78 @@ def test_without_celery_the_queue_commands_say_how_to_install_it(tmp_path):
     assert done.returncode == 2
     assert "pip install 'evidence-archive[queue]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _have_chromium() -> bool:
+    try:
+        import playwright.sync_api  # noqa: F401
+
+        from evidence.capturing.browser import find_chromium
+
+        find_chromium()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _have_chromium(), reason="needs the browser extra and Chromium")
+def test_a_browser_worker_captures_with_chromium_and_a_task_cannot_turn_it_off(workers, batch_site):
+    from evidence.manifest import Manifest
+    from evidence.package import read_manifest_bytes
+    from evidence.queue import TASK_NAME, make_app
+
+    s = batch_site()
+    workers.start("eyes", "--browser", "--no-scroll", concurrency=1)
+    app = make_app(workers.url)
+    forged = app.send_task(
+        TASK_NAME,
+        args=[s.url("/page/9"), {"options": {"browser": False}}],
+        task_id=str(uuid.uuid4()),
+        queue="evidence",
+    )
+    assert forged.get(timeout=60)["kind"] == "refused-task"
+    app.close()
+    urls = [s.url("/page/1"), s.url("/page/2")]
+    proc = submit(workers, urls)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err + workers.log("eyes")
+    packages = list_packages(workers.out)
+    assert sorted(p.url for p in packages) == sorted(urls)
+    for entry in packages:
+        manifest = Manifest.from_bytes(read_manifest_bytes(Path(entry.path)))
+        assert manifest.capture is not None and manifest.capture.browser is not None
+        assert "screenshot" in {a.kind for a in manifest.capture.browser.artefacts}
+    assert s.hits["/page/9"] == 0
+
+
+def test_a_browser_worker_without_chromium_stops_at_start(tmp_path):
+    argv = [sys.executable, "-m", "evidence.cli", "worker", "--queue", "redis://127.0.0.1:1/0"]
+    argv += ["--out", str(tmp_path / "o"), "--browser", "--chromium", str(tmp_path / "none")]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "Chromium not found" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_pickled_task_message_is_never_loaded(workers, batch_site):
+    """JSON only: a message serialised with pickle is refused before anything reads it."""
+    from evidence.queue import TASK_NAME, make_app
+
+    s = batch_site()
+    workers.start("strict")
+    app = make_app(workers.url)
+    app.send_task(
+        TASK_NAME,
+        args=[s.url("/page/1"), {}],
+        task_id=str(uuid.uuid4()),
+        queue="evidence",
+        serializer="pickle",
+    )
+    deadline = time.monotonic() + 30
+    refusal = "Refusing to deserialize untrusted content of type pickle"
+    while refusal not in workers.log("strict"):
+        assert time.monotonic() < deadline, workers.log("strict")
+        time.sleep(0.1)
+    app.close()
+    assert s.hits == collections.Counter()
+    assert list_packages(workers.out) == []

@@ -35,6 +35,9 @@ def test_task_ids_are_deterministic_per_run_url_and_attempt():
         ([URL, {"options": {"ca_bundle": "/etc/passwd"}}], "not allowed"),
         ([URL, {"options": {"unsafe_insecure": True}}], "not allowed"),
         ([URL, {"options": {"user_agent": "x"}}], "not allowed"),
+        # Only the worker decides whether it captures with a browser.
+        ([URL, {"options": {"browser": False}}], "not allowed"),
+        ([URL, {"browser": True}], "unknown request fields"),
         ([URL, {"out": "/tmp/x"}], "unknown request fields"),
         ([URL, {}, "/tmp/x"], "exactly a URL"),
         ([URL], "exactly a URL"),
@@ -127,3 +130,35 @@ def test_list_from_a_stream_and_a_bom(tmp_path):
     lst.write_bytes(b"\xef\xbb\xbfhttps://example.org/a\n")
     assert [i.url for i in read_list(lst).items] == ["https://example.org/a"]
     assert len(read_list(io.StringIO("https://a.example/\n\n# c\n")).items) == 1
+
+
+class OnlyInThisProcess:
+    """Pickles here; a worker process cannot load it (its module is not on its path)."""
+
+
+def test_worker_processes_that_cannot_start_are_one_usage_error(tmp_path):
+    from evidence.batch import BatchItem, ProcessExecutor
+    from evidence.errors import UsageError
+
+    executor = ProcessExecutor(2, tmp_path, {"options": OnlyInThisProcess()})
+    try:
+        executor.submit(BatchItem(url=URL, line=1), TASK, final=True)
+        with pytest.raises(UsageError, match="could not start"):
+            for _ in range(60):
+                executor.wait(1.0)
+    finally:
+        executor.close()
+    assert not list(tmp_path.iterdir())
+
+
+def test_arguments_that_cannot_go_to_another_process_fall_back_to_threads(tmp_path):
+    from evidence.batch import LocalExecutor, _local_executor
+
+    class Local:
+        pass
+
+    executor = _local_executor(1, tmp_path, {"options": Local()})
+    try:
+        assert isinstance(executor, LocalExecutor)
+    finally:
+        executor.close()

@@ -103,3 +103,17 @@ def test_finished_package_is_renamed_into_place(tmp_path):
 def test_unsafe_relative_path_refused(tmp_path):
     with PackageWriter(tmp_path, "pid") as pkg, pytest.raises(PackageError):
         pkg.path("../escape")
+
+
+def test_fsync_paths_syncs_files_and_directories_and_reports_a_failure(tmp_path):
+    from evidence.package import fsync_paths
+
+    files = [tmp_path / f"f{i}" for i in range(5)]
+    for f in files:
+        f.write_bytes(b"x")
+    fsync_paths([*files, tmp_path])
+    (tmp_path / "link").symlink_to(files[0])
+    with pytest.raises(OSError):
+        fsync_paths([*files, tmp_path / "link"])
+    with pytest.raises(FileNotFoundError):
+        fsync_paths([tmp_path / "missing", *files])

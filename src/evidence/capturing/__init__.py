@@ -457,8 +457,8 @@ def _capture_into(
                 user_agent=options.user_agent,
                 refers_to=crawl.page.response_record,
             )
+        # Made durable with the other files by pkg.finish, before the rename.
         fh.flush()
-        os.fsync(fh.fileno())
     records = Inventory()
     for member in warc.members:
         records.add(member.to_json())
