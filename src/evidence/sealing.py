@@ -7,7 +7,11 @@ Pure: values in, values out (docs/sealing.md). :func:`seal_operator` turns an
 is taken out of the manifest. The plaintext inside is a small JSON object::
 
     {"created": ..., "name": ..., "organization": ..., "package_id": ...,
-     "type": "evidence-sealed-operator/1"}
+     "padding": "   ...", "type": "evidence-sealed-operator/1"}
+
+padded with spaces (``padding``) to a multiple of :data:`PAD_TO` bytes, so
+the blob's size does not give the name's length away (blobs sealed before
+padding existed have no ``padding`` and still open).
 
 The package id and creation time bind the identity to one package: the
 signature covers the ciphertext, so it cannot be changed, and
@@ -59,6 +63,7 @@ if typing.TYPE_CHECKING:
 __all__ = [
     "INSTALL_HINT",
     "MAX_IDENTITY_FILE_BYTES",
+    "PAD_TO",
     "SEALED_FORMAT",
     "SEALED_TYPE",
     "UnsealedOperator",
@@ -76,9 +81,13 @@ SEALED_TYPE = "evidence-sealed-operator/1"
 INSTALL_HINT = "sealing the operator needs pyrage: pip install 'evidence-archive[seal]'"
 # An age identity file holds a few keys and comments; ours are under 200 bytes.
 MAX_IDENTITY_FILE_BYTES = 64 * 1024
+# The sealed JSON is padded with spaces to a multiple of this many bytes, so
+# every name and organization under about 800 bytes together seals to the
+# same size.
+PAD_TO = 1024
 # The sealed JSON: two fields of at most MAX_LABEL_CHARS characters (4 UTF-8
-# bytes each at most) and a few short ones.
-_MAX_PLAINTEXT_BYTES = 2 * 4 * MAX_LABEL_CHARS + 1024
+# bytes each at most), a few short ones, and the padding.
+_MAX_PLAINTEXT_BYTES = 2 * 4 * MAX_LABEL_CHARS + 2 * PAD_TO
 
 # An age X25519 recipient: "age1" and 58 lowercase bech32 characters.
 _RECIPIENT = re.compile(r"age1[02-9ac-hj-np-z]{58}")
@@ -193,15 +202,20 @@ def seal_operator(
             )
     recipients = parse_recipients(recipients)
     objects = _recipient_objects(recipients)
-    plaintext = dumps(
-        {
-            "type": SEALED_TYPE,
-            "package_id": package_id,
-            "created": created,
-            "name": operator.name,
-            "organization": operator.organization,
-        }
-    )
+    content: dict[str, str | None] = {
+        "type": SEALED_TYPE,
+        "package_id": package_id,
+        "created": created,
+        "name": operator.name,
+        "organization": operator.organization,
+        "padding": "",
+    }
+    # age does not pad: without this the blob's size would give the name's
+    # length away, and with it a short list of candidates. Spaces are one
+    # byte each in the JSON, so the padded size is exact.
+    size = len(dumps(content))
+    content["padding"] = " " * (-size % PAD_TO)
+    plaintext = dumps(content)
     age = _pyrage()
     try:
         armored = age.encrypt(plaintext, objects, armored=True)

@@ -263,6 +263,7 @@ def test_cli_capture_writes_no_plaintext_anywhere_and_age_opens_it(
         opened = _age_decrypt(blob, key.identity)
         assert opened.returncode == 0, opened.stderr
         content = json.loads(opened.stdout)
+        assert set(content.pop("padding")) <= {" "}
         assert content == {
             "type": "evidence-sealed-operator/1",
             "package_id": m.package_id,

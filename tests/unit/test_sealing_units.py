@@ -17,6 +17,7 @@ from evidence.manifest import (
     SealedOperator,
 )
 from evidence.sealing import (
+    PAD_TO,
     SEALED_TYPE,
     check_recipients,
     inspect_sealed,
@@ -126,7 +127,10 @@ def test_the_plaintext_is_the_documented_json():
     raw = pyrage.decrypt(
         _dearmored(op.sealed.ciphertext), [pyrage.x25519.Identity.from_str(secret)]
     )
-    assert json.loads(raw) == {
+    content = json.loads(raw)
+    assert set(content.pop("padding")) == {" "}
+    assert len(raw) % PAD_TO == 0
+    assert content == {
         "type": SEALED_TYPE,
         "package_id": "pkg-1",
         "created": "2026-12-03T10:00:00Z",
@@ -279,3 +283,43 @@ def test_old_operators_still_parse_and_a_mixed_one_is_refused():
     ):
         with pytest.raises(ManifestError, match=message):
             Operator.from_json({"sealed": bad}, "operator")
+
+
+def test_the_sealed_blob_does_not_tell_how_long_the_name_is():
+    # Without padding, the ciphertext grows one byte per byte of name: an
+    # adversary with a list of candidates (an NGO's staff page) could rule
+    # most of them out by the blob's size alone.
+    # The header's size varies at random (age adds a "grease" stanza), which
+    # says nothing about the name; the payload after the header's MAC line
+    # is 16 bytes of nonce, the plaintext and a 16-byte tag.
+    _, public = _key()
+
+    def payload(op: Operator) -> int:
+        assert op.sealed is not None
+        binary = _dearmored(op.sealed.ciphertext)
+        mac_line = binary.index(b"\n--- ") + 1
+        return len(binary) - (binary.index(b"\n", mac_line) + 1)
+
+    sizes = {
+        payload(_sealed(public, name=name, org=org))
+        for name, org in [
+            ("A", None),
+            ("Ana", "Org"),
+            ("Ana María Fernández-López", "Comisión de Derechos Humanos del Estado"),
+            ("x" * 300, "y" * 300),
+        ]
+    }
+    assert len(sizes) == 1, sizes
+
+
+def test_a_padded_seal_opens_to_the_fields_and_long_fields_still_fit():
+    secret, public = _key()
+    for name in ("A", "é" * MAX_LABEL_CHARS):
+        op = _sealed(public, name=name, org="o" * MAX_LABEL_CHARS)
+        opened = unseal_operator(_manifest(op), [secret])
+        assert (opened.name, opened.organization) == (name, "o" * MAX_LABEL_CHARS)
+        assert op.sealed is not None
+        raw = pyrage.decrypt(
+            _dearmored(op.sealed.ciphertext), [pyrage.x25519.Identity.from_str(secret)]
+        )
+        assert len(raw) % 1024 == 0
