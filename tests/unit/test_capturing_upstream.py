@@ -267,3 +267,19 @@ def test_a_proxy_certificate_for_another_name_is_refused_without_naming_the_prox
         assert proxy.requests == []
     finally:
         proxy.close()
+
+
+def test_a_socks5_proxy_without_ipv6_lets_the_next_address_be_tried():
+    # Reply 8 (address type not supported) is what a proxy without IPv6 (a
+    # common Tor setup) answers to an IPv6 destination. With socks5:// the
+    # name was resolved here, and its IPv4 address may still work: stopping
+    # at the first address failed dual-stack sites whose AAAA came first.
+    server = Scripted([(_GREETING, b"\x05\x00"), (4 + 16 + 2, b"\x05\x08\x00\x01" + bytes(6))])
+    try:
+        proxy = ProxyURL.parse(f"socks5://127.0.0.1:{server.port}")
+        with pytest.raises(ProxyError, match="address type not supported") as err:
+            open_tunnel(proxy, "2001:db8::1", 443, deadline=time.monotonic() + 5, connect_timeout=3)
+        assert err.value.try_next
+        assert server.received[_GREETING:][:4] == b"\x05\x01\x00\x04"
+    finally:
+        server.close()

@@ -76,8 +76,9 @@ _SOCKS_REPLIES = {
     7: "command not supported",
     8: "address type not supported",
 }
-# Replies after which another address of the same name may still work (socks5).
-_SOCKS_TRY_NEXT = frozenset({3, 4, 5})
+# Replies after which another address of the same name may still work (socks5):
+# unreachable, refused, or (8) an address type the proxy lacks, e.g. IPv6.
+_SOCKS_TRY_NEXT = frozenset({3, 4, 5, 8})
 
 
 class ProxyError(OSError):
