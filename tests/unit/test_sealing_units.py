@@ -14,6 +14,7 @@ from evidence.manifest import (
     Inventory,
     Manifest,
     Operator,
+    PayloadFile,
     SealedOperator,
 )
 from evidence.sealing import (
@@ -36,23 +37,34 @@ def _key() -> tuple[str, str]:
     return str(identity), str(identity.to_public())
 
 
-def _manifest(operator: Operator | None, package_id: str = "pkg-1") -> Manifest:
+WARC_SHA256 = "ab" * 32
+
+
+def _manifest(
+    operator: Operator | None, package_id: str = "pkg-1", warc_sha256: str = WARC_SHA256
+) -> Manifest:
     return Manifest(
         package_id=package_id,
         created="2026-12-03T10:00:00Z",
         operator=operator,
-        files=(),
+        files=(PayloadFile(path="data/capture.warc.gz", size=1, sha256=warc_sha256),),
         warc_path="data/capture.warc.gz",
         records=Inventory(),
     )
 
 
-def _sealed(*recipients: str, name: str | None = "Ana", org: str | None = "Org") -> Operator:
+def _sealed(
+    *recipients: str,
+    name: str | None = "Ana",
+    org: str | None = "Org",
+    warc_sha256: str | None = WARC_SHA256,
+) -> Operator:
     return seal_operator(
         Operator(name=name, organization=org),
         recipients,
         package_id="pkg-1",
         created="2026-12-03T10:00:00Z",
+        warc_sha256=warc_sha256,
     )
 
 
@@ -136,6 +148,7 @@ def test_the_plaintext_is_the_documented_json():
         "created": "2026-12-03T10:00:00Z",
         "name": "Ana",
         "organization": "Org",
+        "warc_sha256": WARC_SHA256,
     }
 
 
@@ -323,3 +336,18 @@ def test_a_padded_seal_opens_to_the_fields_and_long_fields_still_fit():
             _dearmored(op.sealed.ciphertext), [pyrage.x25519.Identity.from_str(secret)]
         )
         assert len(raw) % 1024 == 0
+
+
+def test_unseal_checks_the_warc_binding_and_says_when_a_blob_has_none():
+    secret, public = _key()
+    opened = unseal_operator(_manifest(_sealed(public)), [secret])
+    assert opened.bound_to_warc and opened.warnings == ()
+    assert "WARC SHA-256 match" in opened.to_json()["binding"]
+    # Same package id and creation time, other evidence: refused.
+    with pytest.raises(SealBindingError, match="sealed for other evidence"):
+        unseal_operator(_manifest(_sealed(public), warc_sha256="cd" * 32), [secret])
+    # A blob sealed before the WARC was bound still opens, with a warning.
+    old = unseal_operator(_manifest(_sealed(public, warc_sha256=None)), [secret])
+    assert old.name == "Ana" and not old.bound_to_warc
+    assert any("not the WARC" in w for w in old.warnings)
+    assert "does not name the WARC" in old.to_json()["binding"]
