@@ -84,7 +84,7 @@ INSTALL_HINT = "sealing the operator needs pyrage: pip install 'evidence-archive
 # An age identity file holds a few keys and comments; ours are under 200 bytes.
 MAX_IDENTITY_FILE_BYTES = 64 * 1024
 # The sealed JSON is padded with spaces to a multiple of this many bytes, so
-# every name and organization under about 800 bytes together seals to the
+# every name and organization under about 650 bytes together seals to the
 # same size.
 PAD_TO = 1024
 # The sealed JSON: two fields of at most MAX_LABEL_CHARS characters (4 UTF-8
