@@ -52,7 +52,11 @@ def cmd_unseal(args: argparse.Namespace) -> int:
                 f"Name:          {safe(opened.name) if opened.name is not None else none}",
                 "Organization:  "
                 + (safe(opened.organization) if opened.organization is not None else none),
-                "Binding:       checked: the sealed package id and creation time match",
+                "Binding:       checked: the sealed package id, creation time and WARC "
+                "SHA-256 match"
+                if opened.bound_to_warc
+                else "Binding:       checked: the sealed package id and creation time match "
+                "(this blob does not name the WARC)",
                 _NOT_VERIFIED,
             ]
         ),

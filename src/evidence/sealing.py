@@ -7,12 +7,18 @@ Pure: values in, values out (docs/sealing.md). :func:`seal_operator` turns an
 is taken out of the manifest. The plaintext inside is a small JSON object::
 
     {"created": ..., "name": ..., "organization": ..., "package_id": ...,
-     "type": "evidence-sealed-operator/1"}
+     "padding": "   ...", "type": "evidence-sealed-operator/1", "warc_sha256": ...}
 
-The package id and creation time bind the identity to one package: the
-signature covers the ciphertext, so it cannot be changed, and
-:func:`unseal_operator` refuses a blob that names another package
-(:class:`~evidence.errors.SealBindingError`), so it cannot be moved either.
+padded with spaces (``padding``) to a multiple of :data:`PAD_TO` bytes, so
+the blob's size does not give the name's length away (blobs sealed before
+padding existed have no ``padding`` and still open).
+
+The package id, creation time and the WARC's SHA-256 bind the identity to
+one package and its evidence: the signature covers the ciphertext, so it
+cannot be changed, and :func:`unseal_operator` refuses a blob that names
+another package or another WARC (:class:`~evidence.errors.SealBindingError`),
+so it cannot be moved either, not even by a signer who copies the package id
+and creation time onto a capture of their own.
 
 Threat-model limits, said where they apply:
 
@@ -59,6 +65,7 @@ if typing.TYPE_CHECKING:
 __all__ = [
     "INSTALL_HINT",
     "MAX_IDENTITY_FILE_BYTES",
+    "PAD_TO",
     "SEALED_FORMAT",
     "SEALED_TYPE",
     "UnsealedOperator",
@@ -76,9 +83,13 @@ SEALED_TYPE = "evidence-sealed-operator/1"
 INSTALL_HINT = "sealing the operator needs pyrage: pip install 'evidence-archive[seal]'"
 # An age identity file holds a few keys and comments; ours are under 200 bytes.
 MAX_IDENTITY_FILE_BYTES = 64 * 1024
+# The sealed JSON is padded with spaces to a multiple of this many bytes, so
+# every name and organization under about 650 bytes together seals to the
+# same size.
+PAD_TO = 1024
 # The sealed JSON: two fields of at most MAX_LABEL_CHARS characters (4 UTF-8
-# bytes each at most) and a few short ones.
-_MAX_PLAINTEXT_BYTES = 2 * 4 * MAX_LABEL_CHARS + 1024
+# bytes each at most), a few short ones, and the padding.
+_MAX_PLAINTEXT_BYTES = 2 * 4 * MAX_LABEL_CHARS + 2 * PAD_TO
 
 # An age X25519 recipient: "age1" and 58 lowercase bech32 characters.
 _RECIPIENT = re.compile(r"age1[02-9ac-hj-np-z]{58}")
@@ -169,6 +180,7 @@ def seal_operator(
     *,
     package_id: str,
     created: str,
+    warc_sha256: str | None = None,
 ) -> Operator:
     """An operator holding only the sealed form of ``operator``'s name and organization.
 
@@ -177,6 +189,10 @@ def seal_operator(
         recipients: age X25519 public keys (``age1...``) that may open it.
         package_id: the package the identity is bound to.
         created: that package's creation time, as the manifest records it.
+        warc_sha256: the SHA-256 (hex) of the package's WARC, which binds the
+            identity to the evidence itself: a package id and a time can be
+            copied onto another capture by whoever signs it, the WARC's hash
+            cannot. Capture seals once more with it when the WARC is complete.
 
     Raises:
         UsageError: nothing to seal, a field too long, a bad recipient, or no pyrage.
@@ -193,15 +209,22 @@ def seal_operator(
             )
     recipients = parse_recipients(recipients)
     objects = _recipient_objects(recipients)
-    plaintext = dumps(
-        {
-            "type": SEALED_TYPE,
-            "package_id": package_id,
-            "created": created,
-            "name": operator.name,
-            "organization": operator.organization,
-        }
-    )
+    content: dict[str, str | None] = {
+        "type": SEALED_TYPE,
+        "package_id": package_id,
+        "created": created,
+        "name": operator.name,
+        "organization": operator.organization,
+        "padding": "",
+    }
+    if warc_sha256 is not None:
+        content["warc_sha256"] = warc_sha256
+    # age does not pad: without this the blob's size would give the name's
+    # length away, and with it a short list of candidates. Spaces are one
+    # byte each in the JSON, so the padded size is exact.
+    size = len(dumps(content))
+    content["padding"] = " " * (-size % PAD_TO)
+    plaintext = dumps(content)
     age = _pyrage()
     try:
         armored = age.encrypt(plaintext, objects, armored=True)
@@ -289,6 +312,8 @@ class UnsealedOperator:
             through :func:`evidence.display.safe`).
         organization: the organization, if one was sealed (untrusted text too).
         opened_by: the recipient (public key) whose identity opened it.
+        bound_to_warc: the sealed content also names the WARC's SHA-256, and
+            it matches the manifest's (older blobs name only the id and time).
         warnings: problems that do not stop the reading (the opening key is
             not among the listed recipients).
     """
@@ -298,6 +323,7 @@ class UnsealedOperator:
     name: str | None
     organization: str | None
     opened_by: str
+    bound_to_warc: bool = False
     warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, typing.Any]:
@@ -307,7 +333,12 @@ class UnsealedOperator:
             "name": self.name,
             "organization": self.organization,
             "opened_by": self.opened_by,
-            "binding": "checked: package id and creation time match the manifest",
+            "binding": (
+                "checked: package id, creation time and WARC SHA-256 match the manifest"
+                if self.bound_to_warc
+                else "checked: package id and creation time match the manifest "
+                "(this blob does not name the WARC)"
+            ),
             "warnings": list(self.warnings),
         }
 
@@ -416,10 +447,25 @@ def unseal_operator(manifest: Manifest, identities: typing.Sequence[str]) -> Uns
             f"({manifest.package_id!r} created {manifest.created!r}): it was moved here "
             "from another package"
         )
-    warnings: tuple[str, ...] = ()
+    warnings: list[str] = []
+    sealed_warc = content.get("warc_sha256")
+    if sealed_warc is not None:
+        warc = next((f.sha256 for f in manifest.files if f.path == manifest.warc_path), None)
+        if sealed_warc != warc:
+            raise SealBindingError(
+                "the sealed operator was sealed for other evidence (a WARC with SHA-256 "
+                f"{sealed_warc[:64]!r}, not this package's {warc!r}): it was moved here, "
+                "with the package id and creation time, onto another capture"
+            )
+    else:
+        warnings.append(
+            "this sealed operator names only the package id and creation time, not the "
+            "WARC (it was sealed before that binding existed): whoever can sign could "
+            "have copied it, with them, onto another capture"
+        )
     if opened_by not in sealed.recipients:
-        warnings = (
-            f"the key that opened it ({opened_by}) is not among the recipients the manifest lists",
+        warnings.append(
+            f"the key that opened it ({opened_by}) is not among the recipients the manifest lists"
         )
     return UnsealedOperator(
         package_id=content["package_id"],
@@ -427,7 +473,8 @@ def unseal_operator(manifest: Manifest, identities: typing.Sequence[str]) -> Uns
         name=content["name"],
         organization=content["organization"],
         opened_by=opened_by,
-        warnings=warnings,
+        bound_to_warc=sealed_warc is not None,
+        warnings=tuple(warnings),
     )
 
 
@@ -441,7 +488,7 @@ def _parse_plaintext(plaintext: bytes) -> dict[str, typing.Any]:
     for key in ("package_id", "created"):
         if not isinstance(data.get(key), str):
             raise _malformed(f"the decrypted content has no {key}")
-    for key in ("name", "organization"):
+    for key in ("name", "organization", "warc_sha256"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise _malformed(f"the decrypted {key} is not text")
         data.setdefault(key, None)

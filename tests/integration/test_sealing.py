@@ -263,12 +263,14 @@ def test_cli_capture_writes_no_plaintext_anywhere_and_age_opens_it(
         opened = _age_decrypt(blob, key.identity)
         assert opened.returncode == 0, opened.stderr
         content = json.loads(opened.stdout)
+        assert set(content.pop("padding")) <= {" "}
         assert content == {
             "type": "evidence-sealed-operator/1",
             "package_id": m.package_id,
             "created": m.created,
             "name": NAME,
             "organization": ORG,
+            "warc_sha256": next(f.sha256 for f in m.files if f.path == m.warc_path),
         }
 
 
@@ -297,7 +299,7 @@ def test_unseal_with_either_key(cli, sealed, age_key, pyrage_key):
         assert run.code == 0, run.err
         assert f"Name:          {NAME}" in run.out
         assert f"Organization:  {ORG}" in run.out
-        assert "Binding:       checked" in run.out
+        assert "Binding:       checked: the sealed package id, creation time and WARC" in run.out
         assert f"opened with {key.recipient}" in run.out
         assert "does not verify the package" in run.out
     run = cli("unseal", sealed, "-i", age_key.identity, "--json")
@@ -400,6 +402,42 @@ def test_a_blob_moved_from_another_package_is_caught_by_unseal(
     _assert_one_error_line(run.err)
     assert f"made for package '{other.name}'" in run.err
     assert "moved here from another package" in run.err
+    assert NAME not in run.out
+
+
+def test_a_blob_moved_with_its_id_and_time_onto_other_evidence_is_caught_by_unseal(
+    cli, sealed, signer, age_key, tmp_path
+):
+    # A forger who can sign copies the victim's package id and creation time
+    # too: those alone bind nothing. The sealed identity must name the
+    # evidence itself (the WARC's SHA-256), or it can be put on words the
+    # operator never captured.
+    victim = json.loads((sealed / MANIFEST_PATH).read_bytes())
+    lie = Site({"/": (200, [("Content-Type", "text/html")], b"<p>words never said</p>")})
+    try:
+        made = capture(
+            lie.url("/"),
+            out=tmp_path / "made",
+            options=CaptureOptions(requisites=False),
+            sign_with=[signer.key],
+        )
+    finally:
+        lie.close()
+    forged = tmp_path / "forged" / victim["package_id"]
+    forged.parent.mkdir()
+    Path(made.path).rename(forged)
+
+    def transplant(d: dict) -> None:
+        d.update(
+            package_id=victim["package_id"], created=victim["created"], operator=victim["operator"]
+        )
+
+    _resign(forged, signer.key, transplant)
+    assert verify(forged, trust=_trust(signer)).outcome is Outcome.VERIFIED
+    run = cli("unseal", forged, "--identity", age_key.identity)
+    assert run.code == 1, run.out
+    _assert_one_error_line(run.err)
+    assert "sealed for other evidence" in run.err
     assert NAME not in run.out
 
 

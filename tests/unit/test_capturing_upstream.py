@@ -6,11 +6,14 @@ import socket
 import threading
 import time
 
+import attrs
 import pytest
 
 from evidence.capturing.upstream import ProxyError, ProxyURL, open_tunnel
 from evidence.errors import UsageError
 from socks import TestProxy
+
+from servers import LocalCA
 
 
 def test_proxy_urls_parse_and_never_show_their_credentials():
@@ -246,3 +249,37 @@ def test_a_destination_that_is_not_a_host_name_never_reaches_the_proxy(host):
         assert proxy.clients == 0
     finally:
         proxy.close()
+
+
+def test_a_proxy_certificate_for_another_name_is_refused_without_naming_the_proxy(tmp_path):
+    # OpenSSL's message for a name mismatch quotes the name it checked, i.e.
+    # the proxy's address: that text reaches batch CSVs, state and task results.
+    ca = LocalCA(tmp_path, hostname="proxy.example.internal")
+    proxy = TestProxy("connect", tls=ca.server_context())
+    try:
+        url = ProxyURL.parse(f"https://127.0.0.1:{proxy.port}")
+        url = attrs.evolve(url, tls_ca_bundle=str(ca.root_pem))
+        refused = r"not trusted \(it is not valid for the proxy's name\)"
+        with pytest.raises(ProxyError, match=refused) as err:
+            open_tunnel(url, "example.org", 443, deadline=time.monotonic() + 5, connect_timeout=3)
+        assert "127.0.0.1" not in str(err.value)
+        assert str(proxy.port) not in str(err.value)
+        assert proxy.requests == []
+    finally:
+        proxy.close()
+
+
+def test_a_socks5_proxy_without_ipv6_lets_the_next_address_be_tried():
+    # Reply 8 (address type not supported) is what a proxy without IPv6 (a
+    # common Tor setup) answers to an IPv6 destination. With socks5:// the
+    # name was resolved here, and its IPv4 address may still work: stopping
+    # at the first address failed dual-stack sites whose AAAA came first.
+    server = Scripted([(_GREETING, b"\x05\x00"), (4 + 16 + 2, b"\x05\x08\x00\x01" + bytes(6))])
+    try:
+        proxy = ProxyURL.parse(f"socks5://127.0.0.1:{server.port}")
+        with pytest.raises(ProxyError, match="address type not supported") as err:
+            open_tunnel(proxy, "2001:db8::1", 443, deadline=time.monotonic() + 5, connect_timeout=3)
+        assert err.value.try_next
+        assert server.received[_GREETING:][:4] == b"\x05\x01\x00\x04"
+    finally:
+        server.close()

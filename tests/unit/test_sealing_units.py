@@ -14,9 +14,11 @@ from evidence.manifest import (
     Inventory,
     Manifest,
     Operator,
+    PayloadFile,
     SealedOperator,
 )
 from evidence.sealing import (
+    PAD_TO,
     SEALED_TYPE,
     check_recipients,
     inspect_sealed,
@@ -35,23 +37,34 @@ def _key() -> tuple[str, str]:
     return str(identity), str(identity.to_public())
 
 
-def _manifest(operator: Operator | None, package_id: str = "pkg-1") -> Manifest:
+WARC_SHA256 = "ab" * 32
+
+
+def _manifest(
+    operator: Operator | None, package_id: str = "pkg-1", warc_sha256: str = WARC_SHA256
+) -> Manifest:
     return Manifest(
         package_id=package_id,
         created="2026-12-03T10:00:00Z",
         operator=operator,
-        files=(),
+        files=(PayloadFile(path="data/capture.warc.gz", size=1, sha256=warc_sha256),),
         warc_path="data/capture.warc.gz",
         records=Inventory(),
     )
 
 
-def _sealed(*recipients: str, name: str | None = "Ana", org: str | None = "Org") -> Operator:
+def _sealed(
+    *recipients: str,
+    name: str | None = "Ana",
+    org: str | None = "Org",
+    warc_sha256: str | None = WARC_SHA256,
+) -> Operator:
     return seal_operator(
         Operator(name=name, organization=org),
         recipients,
         package_id="pkg-1",
         created="2026-12-03T10:00:00Z",
+        warc_sha256=warc_sha256,
     )
 
 
@@ -126,12 +139,16 @@ def test_the_plaintext_is_the_documented_json():
     raw = pyrage.decrypt(
         _dearmored(op.sealed.ciphertext), [pyrage.x25519.Identity.from_str(secret)]
     )
-    assert json.loads(raw) == {
+    content = json.loads(raw)
+    assert set(content.pop("padding")) == {" "}
+    assert len(raw) % PAD_TO == 0
+    assert content == {
         "type": SEALED_TYPE,
         "package_id": "pkg-1",
         "created": "2026-12-03T10:00:00Z",
         "name": "Ana",
         "organization": "Org",
+        "warc_sha256": WARC_SHA256,
     }
 
 
@@ -279,3 +296,58 @@ def test_old_operators_still_parse_and_a_mixed_one_is_refused():
     ):
         with pytest.raises(ManifestError, match=message):
             Operator.from_json({"sealed": bad}, "operator")
+
+
+def test_the_sealed_blob_does_not_tell_how_long_the_name_is():
+    # Without padding, the ciphertext grows one byte per byte of name: an
+    # adversary with a list of candidates (an NGO's staff page) could rule
+    # most of them out by the blob's size alone.
+    # The header's size varies at random (age adds a "grease" stanza), which
+    # says nothing about the name; the payload after the header's MAC line
+    # is 16 bytes of nonce, the plaintext and a 16-byte tag.
+    _, public = _key()
+
+    def payload(op: Operator) -> int:
+        assert op.sealed is not None
+        binary = _dearmored(op.sealed.ciphertext)
+        mac_line = binary.index(b"\n--- ") + 1
+        return len(binary) - (binary.index(b"\n", mac_line) + 1)
+
+    sizes = {
+        payload(_sealed(public, name=name, org=org))
+        for name, org in [
+            ("A", None),
+            ("Ana", "Org"),
+            ("Ana María Fernández-López", "Comisión de Derechos Humanos del Estado"),
+            ("x" * 300, "y" * 300),
+        ]
+    }
+    assert len(sizes) == 1, sizes
+
+
+def test_a_padded_seal_opens_to_the_fields_and_long_fields_still_fit():
+    secret, public = _key()
+    for name in ("A", "é" * MAX_LABEL_CHARS):
+        op = _sealed(public, name=name, org="o" * MAX_LABEL_CHARS)
+        opened = unseal_operator(_manifest(op), [secret])
+        assert (opened.name, opened.organization) == (name, "o" * MAX_LABEL_CHARS)
+        assert op.sealed is not None
+        raw = pyrage.decrypt(
+            _dearmored(op.sealed.ciphertext), [pyrage.x25519.Identity.from_str(secret)]
+        )
+        assert len(raw) % 1024 == 0
+
+
+def test_unseal_checks_the_warc_binding_and_says_when_a_blob_has_none():
+    secret, public = _key()
+    opened = unseal_operator(_manifest(_sealed(public)), [secret])
+    assert opened.bound_to_warc and opened.warnings == ()
+    assert "WARC SHA-256 match" in opened.to_json()["binding"]
+    # Same package id and creation time, other evidence: refused.
+    with pytest.raises(SealBindingError, match="sealed for other evidence"):
+        unseal_operator(_manifest(_sealed(public), warc_sha256="cd" * 32), [secret])
+    # A blob sealed before the WARC was bound still opens, with a warning.
+    old = unseal_operator(_manifest(_sealed(public, warc_sha256=None)), [secret])
+    assert old.name == "Ana" and not old.bound_to_warc
+    assert any("not the WARC" in w for w in old.warnings)
+    assert "does not name the WARC" in old.to_json()["binding"]

@@ -288,11 +288,26 @@ def capture(
         media_plan = MediaPlan.prepare(media if isinstance(media, MediaOptions) else MediaOptions())
     created = clock.now()
     package_id = make_package_id(url, created)
+    reseal: typing.Callable[[str], Operator] | None = None
     if recipients and operator is not None:
         from evidence.sealing import seal_operator
 
+        plain = operator
+
+        def reseal(warc_sha256: str) -> Operator:
+            return seal_operator(
+                plain,
+                recipients,
+                package_id=package_id,
+                created=clock.iso(created),
+                warc_sha256=warc_sha256,
+            )
+
         # Sealed before anything is written: the plaintext never reaches the
-        # WARC, bag-info, the custody log or a log line (docs/sealing.md).
+        # WARC, bag-info, the custody log or a log line (docs/sealing.md); the
+        # WARC's warcinfo says only that it is sealed, and to how many. Once
+        # the WARC is complete it is sealed again, naming the WARC's SHA-256,
+        # and only that blob goes into the manifest.
         operator = seal_operator(
             operator, recipients, package_id=package_id, created=clock.iso(created)
         )
@@ -327,6 +342,7 @@ def capture(
                 tsa_timeout,
                 plan,
                 media_plan,
+                reseal,
             )
     except (OSError, PackageError) as exc:
         # A full disk anywhere (spool, WARC, chain files, tag files) loses this
@@ -411,6 +427,7 @@ def _capture_into(
     tsa_timeout: float,
     plan: BrowserPlan | None = None,
     media_plan: MediaPlan | None = None,
+    reseal: typing.Callable[[str], Operator] | None = None,
 ) -> CaptureResult:
     created = clock.iso(created_at)
     browser_info = None
@@ -472,6 +489,8 @@ def _capture_into(
     if media_plan is not None:
         options_json.update({f"media_{k}": v for k, v in media_plan.options.to_json().items()})
     warc_file = PayloadFile(path=WARC_PATH, size=warc.size, sha256=warc.file_sha256())
+    if reseal is not None:
+        operator = reseal(warc_file.sha256)
     manifest = Manifest(
         package_id=pkg.package_id,
         created=created,

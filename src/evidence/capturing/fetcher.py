@@ -361,28 +361,32 @@ class _RecordingMixin:
     def _new_conn(self) -> socket.socket:
         state = _state()
         host, port = self._dns_host, self.port
-        if state is not None and state.proxy is not None:
+        if state is None:
+            # The proxy, the address check and the deadline live in the
+            # exchange's state: without it a connection would go straight to
+            # the server, past --proxy and --public-only. Fail closed.
+            raise urllib3.exceptions.NewConnectionError(
+                self,  # type: ignore[arg-type]  # mixed into a urllib3 connection
+                "refusing to connect outside an exchange (Fetcher.fetch)",
+            )
+        if state.proxy is not None:
             return self._new_tunnel(state, state.proxy)
         try:
             infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise urllib3.exceptions.NameResolutionError(host, self, exc) from exc  # type: ignore[arg-type]  # mixed into a urllib3 connection
         answers = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
-        if state is not None:
-            state.dns = answers
+        state.dns = answers
         error: OSError | None = None
         for family, kind, proto, _name, sockaddr in infos:
             address = str(sockaddr[0])
-            if state is not None and state.check_address is not None:
+            if state.check_address is not None:
                 state.check_address(address)
             sock = socket.socket(family, kind, proto)
             try:
                 for option in self.socket_options or ():
                     sock.setsockopt(*option)
-                timeout = self.timeout
-                if state is not None:
-                    timeout = min(state.limits.connect_timeout, max(state.remaining(), 0.001))
-                sock.settimeout(timeout)
+                sock.settimeout(min(state.limits.connect_timeout, max(state.remaining(), 0.001)))
                 sock.connect(sockaddr)
                 return sock
             except TimeoutError as exc:

@@ -76,8 +76,9 @@ _SOCKS_REPLIES = {
     7: "command not supported",
     8: "address type not supported",
 }
-# Replies after which another address of the same name may still work (socks5).
-_SOCKS_TRY_NEXT = frozenset({3, 4, 5})
+# Replies after which another address of the same name may still work (socks5):
+# unreachable, refused, or (8) an address type the proxy lacks, e.g. IPv6.
+_SOCKS_TRY_NEXT = frozenset({3, 4, 5, 8})
 
 
 class ProxyError(OSError):
@@ -315,15 +316,29 @@ def _tls_to_proxy(
     try:
         return context.wrap_socket(sock, server_hostname=proxy.host)
     except ssl.SSLCertVerificationError as exc:
+        if exc.verify_code in _NAME_MISMATCH:
+            # OpenSSL's text quotes the name it checked: the proxy's address.
+            detail = "it is not valid for the proxy's name"
+        else:
+            detail = _without_address(str(exc.verify_message or exc.reason), proxy)
         raise ProxyError(
-            f"TLS to the proxy failed: its certificate is not trusted "
-            f"({exc.verify_message or exc.reason})"
+            f"TLS to the proxy failed: its certificate is not trusted ({detail})"
         ) from exc
     except TimeoutError:
         raise ProxyError(f"the proxy did not complete TLS within {seconds:.1f} s") from None
     except (ssl.SSLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-        raise ProxyError(f"TLS to the proxy failed: {reason}") from exc
+        detail = _without_address(str(reason), proxy)
+        raise ProxyError(f"TLS to the proxy failed: {detail}") from exc
+
+
+# X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_EMAIL_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH.
+_NAME_MISMATCH = frozenset({62, 63, 64})
+
+
+def _without_address(text: str, proxy: ProxyURL) -> str:
+    """``text`` with the proxy's host replaced: errors never name the proxy's address."""
+    return text.replace(proxy.host, "<proxy>") if proxy.host else text
 
 
 def _socks5(hs: _Handshake, proxy: ProxyURL, host: str, port: int) -> None:
