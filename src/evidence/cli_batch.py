@@ -137,6 +137,8 @@ def _options(args: argparse.Namespace) -> CaptureOptions:
 
 def _task_options(args: argparse.Namespace) -> dict[str, typing.Any]:
     """What a queued task may carry: the allowlisted options the user set."""
+    from evidence.queue import REQUIRE_PROXY
+
     doc: dict[str, typing.Any] = {
         dest: getattr(args, dest) for _, dest, _, _ in _NUMERIC if getattr(args, dest) is not None
     }
@@ -144,6 +146,9 @@ def _task_options(args: argparse.Namespace) -> dict[str, typing.Any]:
         doc["requisites"] = False
     if args.public_only:
         doc["public_only"] = True
+    if proxy_option(args) is not None:
+        # The route is each worker's own, but none may capture without one.
+        doc[REQUIRE_PROXY] = True
     return doc
 
 
@@ -311,7 +316,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if args.queue:
         from evidence.queue import CeleryExecutor, redact_url
 
-        if args.browser or args.chromium or args.viewport or args.wait or args.no_scroll:
+        browser_flags = (args.browser, args.chromium, args.viewport, args.wait, args.no_scroll)
+        if any(browser_flags) or args.max_browser_requests or args.browser_memory:
             # A task cannot turn the browser on or off: each worker decides.
             raise UsageError(
                 "with --queue, browser options are the workers' own: "
@@ -321,7 +327,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
             _note("with --queue, each worker signs and timestamps with its own --key and --tsa")
         if options.proxy is not None:
             # A task never carries a proxy: a broker message must not choose the route.
-            _note("with --queue, each worker captures through its own --proxy, not this one")
+            _note(
+                "with --queue, each worker captures through its own --proxy, not this one; "
+                "a worker without --proxy refuses these tasks"
+            )
         if operator is not None or seal_to:
             # A task message never carries the operator: a forged one could
             # otherwise name someone else, or lift a worker's seal.

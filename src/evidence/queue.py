@@ -79,6 +79,10 @@ ALLOWED_OPTIONS: typing.Mapping[str, type] = {
     "requisites": bool,
     "public_only": bool,
 }
+# Not a capture option: the submitter captures through a proxy and asks that
+# every worker does too. A worker without its own --proxy refuses such a task
+# rather than capture from its own address; a task can never set the route.
+REQUIRE_PROXY = "require_proxy"
 _REQUEST_KEYS = frozenset({"options", "final", "labels"})
 MAX_URL_CHARS = 8192
 
@@ -206,6 +210,15 @@ def check_task(
     labels = request.get("labels", {})
     if not isinstance(options, dict) or not isinstance(final, bool):
         raise TaskRefusedError("options must be an object and final a boolean")
+    options = dict(options)
+    require_proxy = options.pop(REQUIRE_PROXY, False)
+    if not isinstance(require_proxy, bool):
+        raise TaskRefusedError(f"option {REQUIRE_PROXY} must be true or false")
+    if require_proxy and worker_options.proxy is None:
+        raise TaskRefusedError(
+            "the submitter captures through a proxy and this worker has no --proxy: "
+            "refused rather than captured from the worker's own address"
+        )
     unknown = set(options) - set(ALLOWED_OPTIONS)
     if unknown:
         raise TaskRefusedError(

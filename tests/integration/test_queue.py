@@ -325,3 +325,34 @@ def test_a_pickled_task_message_is_never_loaded(workers, batch_site):
     app.close()
     assert s.hits == collections.Counter()
     assert list_packages(workers.out) == []
+
+
+def test_a_worker_without_a_proxy_refuses_tasks_submitted_through_one(workers, batch_site):
+    """The submitter's --proxy is not sent (a task never chooses the route), but
+    it is required: a worker started without --proxy refuses the task instead
+    of capturing from its own address, and the site is never contacted."""
+    from socks import TestProxy
+
+    s = batch_site()
+    urls = [s.url(f"/page/{i}") for i in range(3)]
+    workers.start("direct")
+    proc = submit(workers, urls, "--proxy", "socks5h://127.0.0.1:9", "--retries", "0")
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode != 0
+    assert "a worker without --proxy refuses these tasks" in err
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["captured"] == 0 and summary["failed"] == 3
+    assert "this worker has no --proxy" in workers.log("direct")
+    assert sum(s.hits.values()) == 0 and list_packages(workers.out) == []
+    workers.stop_all()
+
+    proxy = TestProxy("socks5")
+    try:
+        workers.start("proxied", "--proxy", proxy.url())
+        proc = submit(workers, urls, "--proxy", "socks5h://127.0.0.1:9", "--new-run")
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err
+        assert json.loads(out.splitlines()[-1])["captured"] == 3
+        assert len(proxy.requests) >= 3
+    finally:
+        proxy.close()
