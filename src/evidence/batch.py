@@ -66,6 +66,7 @@ if typing.TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from evidence.capturing import BrowserOptions, CaptureOptions, CaptureResult, Operator
+    from evidence.capturing.options import MediaOptions
     from evidence.keys import Keyring
     from evidence.verifying import Report
 
@@ -434,6 +435,7 @@ def capture_one(
     labels: typing.Mapping[str, str] | None = None,
     browser: bool | BrowserOptions = False,
     seal_operator_to: typing.Sequence[str] = (),
+    media: bool | MediaOptions = False,
 ) -> BatchResult:
     """One attempt at ``url`` under ``task_id``; safe to repeat after a crash (module docstring).
 
@@ -472,6 +474,7 @@ def capture_one(
                 labels=labels or None,
                 browser=browser,
                 seal_operator_to=seal_operator_to,
+                media=media,
             )
         except CaptureError as exc:
             shutil.rmtree(staging, ignore_errors=True)
@@ -1185,6 +1188,7 @@ def capture_many(
     on_start: typing.Callable[[BatchRun], None] | None = None,
     browser: bool | BrowserOptions = False,
     seal_operator_to: typing.Sequence[str] = (),
+    media: bool | MediaOptions = False,
 ) -> typing.Iterator[BatchResult]:
     """Capture every URL of a list into ``out``, yielding each URL's final result as it finishes.
 
@@ -1212,10 +1216,15 @@ def capture_many(
             at once. Playwright and Chromium are checked once, before any URL.
         seal_operator_to: as for :func:`evidence.capture` (checked before
             anything starts; with a Celery executor each worker seals with its own).
+        media: ``True`` or a :class:`~evidence.capturing.MediaOptions`: also
+            capture each page's video or audio with yt-dlp (as
+            :func:`evidence.capture`; docs/media.md). yt-dlp is checked once,
+            before any URL.
 
     Raises:
         UsageError: bad arguments, an unreadable list, another batch running in
-            ``out``, or ``browser`` without Playwright or Chromium.
+            ``out``, ``browser`` without Playwright or Chromium, or ``media``
+            without yt-dlp.
         StorageError: the state or a package cannot be written (the batch stops;
             run it again to resume).
     """
@@ -1227,6 +1236,11 @@ def capture_many(
 
         # Once here, so that a missing browser is one error, not one per URL.
         BrowserPlan.check(browser if isinstance(browser, BrowserOptions) else BrowserOptions())
+    if media is not False:
+        from evidence.capturing.media import MediaPlan
+        from evidence.capturing.options import MediaOptions
+
+        MediaPlan.prepare(media if isinstance(media, MediaOptions) else MediaOptions())
     if seal_operator_to:
         from evidence.sealing import check_recipients
 
@@ -1282,6 +1296,7 @@ def capture_many(
                     "tsa_roots": tsa_roots,
                     "browser": browser,
                     "seal_operator_to": seal_operator_to,
+                    "media": media,
                 },
             )
         if on_start is not None:

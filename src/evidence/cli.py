@@ -45,6 +45,7 @@ from evidence.cli_common import load_signing_key as _load_signing_key
 from evidence.cli_common import passphrase as _passphrase
 from evidence.cli_common import positive_float as _positive_float
 from evidence.cli_common import print_json as _print_json
+from evidence.cli_common import size as _size
 from evidence.cli_common import tsa_roots as _tsa_roots
 from evidence.display import safe
 
@@ -74,22 +75,6 @@ def _warn(message: str) -> None:
 
 def _note(message: str) -> None:
     print(f"evidence: {message}", file=sys.stderr, flush=True)
-
-
-def _size(text: str) -> int:
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
-    t = text.strip().lower().removesuffix("ib").removesuffix("b")
-    mult = 1
-    if t and t[-1] in units:
-        mult = units[t[-1]]
-        t = t[:-1]
-    try:
-        value = int(float(t) * mult)
-    except (ValueError, OverflowError):
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500M, 2G)") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
 
 
 def _nonneg_int(text: str) -> int:

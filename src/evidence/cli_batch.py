@@ -108,6 +108,10 @@ def _add_capture_options(p: argparse.ArgumentParser, *, worker: bool) -> None:
             "browser capture (docs/browser.md); one Chromium per worker process at a time"
         )
     )
+    from evidence.cli_common import size
+    from evidence.cli_media import add_media_options
+
+    add_media_options(p, size)
 
 
 def _options(args: argparse.Namespace) -> CaptureOptions:
@@ -297,6 +301,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from evidence.batch import capture_many, read_list
     from evidence.capturing import Operator
     from evidence.cli_browser import browser_option
+    from evidence.cli_media import media_option
     from evidence.errors import UsageError
 
     options = _options(args)
@@ -313,6 +318,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         _note(f"{batch_list.duplicates} duplicate line(s) captured once")
     executor = None
     browser: typing.Any = False
+    media: typing.Any = False
     if args.queue:
         from evidence.queue import CeleryExecutor, redact_url
 
@@ -322,6 +328,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
             raise UsageError(
                 "with --queue, browser options are the workers' own: "
                 "start them with 'evidence worker --browser'"
+            )
+        if args.media or args.max_media_bytes is not None:
+            raise UsageError(
+                "with --queue, media capture is the workers' own: "
+                "start them with 'evidence worker --media'"
             )
         if keys or args.tsa:
             _note("with --queue, each worker signs and timestamps with its own --key and --tsa")
@@ -341,8 +352,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
         _note(f"sending tasks to {safe(redact_url(args.queue))}")
         executor = CeleryExecutor(args.queue, _task_options(args))
     else:
-        # Checked once, before any URL: a missing Chromium is one error, not one per URL.
+        # Checked once, before any URL: a missing Chromium (or yt-dlp) is one
+        # error, not one per URL.
         browser = browser_option(args)
+        media = media_option(args)
     display = _display(args.json)
     results: list[BatchResult] = []
     run_box: list[BatchRun] = []
@@ -375,6 +388,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             executor=executor,
             on_start=on_change,
             browser=browser,
+            media=media,
             seal_operator_to=seal_to,
         ):
             results.append(result)
@@ -410,12 +424,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from evidence.capturing import Operator
     from evidence.cli_browser import browser_option
+    from evidence.cli_media import media_option
     from evidence.queue import redact_url, run_worker
 
     options = _options(args)
     # The worker alone decides whether it captures with a browser: no task can
     # change it. Checked at start, not at the first task.
     browser = browser_option(args)
+    media = media_option(args)
     keys = [_load_signing_key(k) for k in args.key]
     roots = _tsa_roots(args.tsa_ca)
     operator = None
@@ -438,6 +454,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         redeliver_after=args.redeliver_after,
         name=args.name,
         browser=browser,
+        media=media,
     )
     return 0
 

@@ -29,6 +29,7 @@ __all__ = [
     "print_json",
     "proxy_option",
     "seal_operator_recipients",
+    "size",
     "tsa_roots",
 ]
 
@@ -114,6 +115,23 @@ def tsa_roots(paths: list[str]) -> list[typing.Any]:
     except EvidenceError as exc:
         # A --tsa-ca file the caller named is an input error, not a TSA failure.
         raise UsageError(f"--tsa-ca: {exc}") from exc
+
+
+def size(text: str) -> int:
+    """An argparse type: a positive byte count such as ``500M`` or ``2G`` (binary units)."""
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    mult = 1
+    if t and t[-1] in units:
+        mult = units[t[-1]]
+        t = t[:-1]
+    try:
+        value = int(float(t) * mult)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500M, 2G)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
 
 
 def add_proxy_options(p: argparse.ArgumentParser) -> None:

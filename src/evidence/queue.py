@@ -49,6 +49,7 @@ if typing.TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from evidence.capturing import BrowserOptions, CaptureOptions, Operator
+    from evidence.capturing.options import MediaOptions
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ class _WorkerConfig:
     tsa_roots: tuple[x509.Certificate, ...]
     browser: bool | BrowserOptions = False
     seal_operator_to: tuple[str, ...] = ()
+    media: bool | MediaOptions = False
 
 
 _worker: _WorkerConfig | None = None
@@ -274,6 +276,7 @@ def _capture_task(
             labels=labels,
             browser=config.browser,
             seal_operator_to=config.seal_operator_to,
+            media=config.media,
         )
     except TaskRefusedError as exc:
         from evidence.display import safe
@@ -307,6 +310,7 @@ def run_worker(
     name: str | None = None,
     browser: bool | BrowserOptions = False,
     seal_operator_to: typing.Sequence[str] = (),
+    media: bool | MediaOptions = False,
 ) -> None:
     """Run a worker until it is stopped (SIGTERM or Ctrl-C: warm shutdown).
 
@@ -315,7 +319,9 @@ def run_worker(
     or :class:`~evidence.capturing.BrowserOptions`) makes every capture of
     this worker a browser capture, each in its own Chromium (so at most
     ``concurrency`` at once); only the worker decides this, never a task.
-    Playwright and Chromium are checked here, at start.
+    Playwright and Chromium are checked here, at start. ``media`` likewise
+    makes every capture also record the page's video or audio (yt-dlp,
+    checked at start); a task cannot turn it on or off.
 
     Raises:
         UsageError: Celery, or (with ``browser``) Playwright or Chromium, is
@@ -327,6 +333,11 @@ def run_worker(
         from evidence.capturing.options import BrowserOptions
 
         BrowserPlan.check(browser if isinstance(browser, BrowserOptions) else BrowserOptions())
+    if media is not False:
+        from evidence.capturing.media import MediaPlan
+        from evidence.capturing.options import MediaOptions
+
+        MediaPlan.prepare(media if isinstance(media, MediaOptions) else MediaOptions())
     if seal_operator_to:
         from evidence.sealing import check_recipients
 
@@ -342,6 +353,7 @@ def run_worker(
         tsa_roots=tuple(tsa_roots),
         browser=browser,
         seal_operator_to=tuple(seal_operator_to),
+        media=media,
     )
     Path(out).mkdir(parents=True, exist_ok=True)
     app = make_app(url, redeliver_after=redeliver_after)

@@ -719,3 +719,35 @@ def test_media_through_a_socks5h_proxy_reaches_a_name_only_the_proxy_knows(
         assert not any("WARC-IP-Address" in h for h, _ in records(Path(result.path)))
     finally:
         proxy.close()
+
+
+def test_batch_with_media_in_worker_processes(media_server, media_dir, tmp_path):
+    """`evidence batch --media` captures each URL's media in the worker processes,
+    with the limit given; with --queue it is refused (the workers decide)."""
+    server = media_server({"/": "<html><title>Statement</title><p>Only words.</p></html>"})
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{server.url('/tone.mp3')}\n{server.url('/')}\n", encoding="utf-8")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "evidence.cli", "batch", str(listing), "--out", str(out)]
+    argv += ["--media", "--max-media-bytes", "50M", "--workers", "2", "--json"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    packages = {
+        json.loads(line)["url"]: json.loads(line)["package"]
+        for line in done.stdout.splitlines()
+        if '"package"' in line
+    }
+    _, audio = media_of(out / packages[server.url("/tone.mp3")])
+    assert audio.max_media_bytes == 50 * 1024**2
+    stored = next(f for f in audio.items[0].files if f.kind == "media")
+    block = {h["WARC-Record-ID"]: b for h, b in records(out / packages[server.url("/tone.mp3")])}
+    assert block[stored.record] == (media_dir / "tone.mp3").read_bytes()
+    _, none = media_of(out / packages[server.url("/")])
+    assert none.items == () and none.notes == (NO_MEDIA,)
+    queued = subprocess.run(
+        [*argv[:7], "--media", "--queue", "redis://127.0.0.1:9/0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert queued.returncode == 2 and "evidence worker --media" in queued.stderr
