@@ -80,6 +80,7 @@ __all__ = [
     "PackageEntry",
     "capture_many",
     "capture_one",
+    "check_before_any_url",
     "find_packages",
     "list_packages",
     "read_list",
@@ -1169,6 +1170,42 @@ class BatchRun:
     waiting: int = 0
 
 
+def check_before_any_url(
+    browser: bool | BrowserOptions,
+    media: bool | MediaOptions,
+    seal_operator_to: typing.Sequence[str],
+    operator: Operator | None,
+) -> tuple[str, ...]:
+    """Check once, before any URL, what every capture of a batch or worker needs,
+    so that a missing Chromium or yt-dlp is one error, not one per URL.
+
+    Returns:
+        The checked seal recipients.
+
+    Raises:
+        UsageError: no Playwright or Chromium for ``browser``, no yt-dlp for
+            ``media``, a bad recipient, or recipients with no operator to seal.
+    """
+    if browser is not False:
+        from evidence.capturing.browser import BrowserPlan
+        from evidence.capturing.options import BrowserOptions
+
+        BrowserPlan.check(browser if isinstance(browser, BrowserOptions) else BrowserOptions())
+    if media is not False:
+        from evidence.capturing.media import MediaPlan
+        from evidence.capturing.options import MediaOptions
+
+        MediaPlan.prepare(media if isinstance(media, MediaOptions) else MediaOptions())
+    if not seal_operator_to:
+        return ()
+    from evidence.sealing import check_recipients
+
+    recipients = check_recipients(seal_operator_to)
+    if operator is None:
+        raise UsageError("seal_operator_to needs an operator name or organization to seal")
+    return recipients
+
+
 def capture_many(
     source: str | os.PathLike[str] | typing.TextIO | BatchList,
     *,
@@ -1230,23 +1267,7 @@ def capture_many(
     """
     if workers < 1 or per_host < 1 or retries < 0 or delay < 0 or backoff < 0:
         raise UsageError("workers and per_host must be >= 1; retries, delay, backoff >= 0")
-    if browser is not False:
-        from evidence.capturing.browser import BrowserPlan
-        from evidence.capturing.options import BrowserOptions
-
-        # Once here, so that a missing browser is one error, not one per URL.
-        BrowserPlan.check(browser if isinstance(browser, BrowserOptions) else BrowserOptions())
-    if media is not False:
-        from evidence.capturing.media import MediaPlan
-        from evidence.capturing.options import MediaOptions
-
-        MediaPlan.prepare(media if isinstance(media, MediaOptions) else MediaOptions())
-    if seal_operator_to:
-        from evidence.sealing import check_recipients
-
-        seal_operator_to = check_recipients(seal_operator_to)
-        if operator is None:
-            raise UsageError("seal_operator_to needs an operator name or organization to seal")
+    seal_operator_to = check_before_any_url(browser, media, seal_operator_to, operator)
     batch_list = source if isinstance(source, BatchList) else read_list(source)
     root = Path(out)
     try:

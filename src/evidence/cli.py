@@ -37,6 +37,7 @@ from evidence.cli_common import (
     add_seal_option,
     add_trust_options,
     add_tsa_proxy_option,
+    int_at_least,
     proxy_option,
     seal_operator_recipients,
 )
@@ -75,16 +76,6 @@ def _warn(message: str) -> None:
 
 def _note(message: str) -> None:
     print(f"evidence: {message}", file=sys.stderr, flush=True)
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value
 
 
 def _human_size(n: int) -> str:
@@ -568,7 +559,7 @@ def _add_capture(sub: typing.Any) -> None:
         p,
         "--max-redirects",
         "max_redirects",
-        type=_nonneg_int,
+        type=int_at_least(0),
         metavar="N",
         help="redirect hops to follow",
     )
@@ -588,7 +579,7 @@ def _add_capture(sub: typing.Any) -> None:
         p,
         "--max-requisites",
         "max_requisites",
-        type=_nonneg_int,
+        type=int_at_least(0),
         metavar="N",
         help="requisite URLs to fetch at most",
     )

@@ -18,6 +18,7 @@ import typing
 from evidence.cli_common import (
     add_proxy_options,
     add_seal_option,
+    int_at_least,
     proxy_option,
     seal_operator_recipients,
 )
@@ -42,19 +43,6 @@ def _note(message: str) -> None:
     print(f"evidence: {message}", file=sys.stderr, flush=True)
 
 
-def _int(minimum: int) -> typing.Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {text!r}")
-        return value
-
-    return parse
-
-
 def _nonneg_float(text: str) -> float:
     try:
         value = float(text)
@@ -75,8 +63,8 @@ def _json_line(doc: object) -> None:
 
 _NUMERIC = (
     ("--deadline", "deadline", _positive_float, "total seconds per URL"),
-    ("--max-redirects", "max_redirects", _int(0), "redirect hops to follow"),
-    ("--max-requisites", "max_requisites", _int(0), "requisite URLs to fetch at most"),
+    ("--max-redirects", "max_redirects", int_at_least(0), "redirect hops to follow"),
+    ("--max-requisites", "max_requisites", int_at_least(0), "requisite URLs to fetch at most"),
     ("--requisites-deadline", "requisites_deadline", _positive_float, "seconds for requisites"),
 )
 
@@ -566,7 +554,7 @@ def add_verify_options(p: argparse.ArgumentParser) -> None:
         help="verify every package under each directory, in parallel (docs/batch.md)",
     )
     p.add_argument(
-        "--workers", type=_int(1), default=4, help="with --recursive: packages at once (4)"
+        "--workers", type=int_at_least(1), default=4, help="with --recursive: packages at once (4)"
     )
     p.add_argument(
         "--report", metavar="FILE.csv", help="with --recursive: write every verdict to a new CSV"
@@ -581,9 +569,14 @@ def add_batch_parser(sub: typing.Any) -> None:
     p = sub.add_parser("batch", help="capture a list of URLs; run it again to resume")
     p.add_argument("list", metavar="LIST", help="text file (one URL a line) or CSV; - for stdin")
     p.add_argument("--out", default="archives", help="output directory (default: archives)")
-    p.add_argument("--workers", type=_int(1), default=4, help="captures at once (default: 4)")
     p.add_argument(
-        "--per-host", type=_int(1), default=2, help="captures of one host at once (default: 2)"
+        "--workers", type=int_at_least(1), default=4, help="captures at once (default: 4)"
+    )
+    p.add_argument(
+        "--per-host",
+        type=int_at_least(1),
+        default=2,
+        help="captures of one host at once (default: 2)",
     )
     p.add_argument(
         "--delay",
@@ -593,7 +586,10 @@ def add_batch_parser(sub: typing.Any) -> None:
         help="between two captures of one host (default: 0)",
     )
     p.add_argument(
-        "--retries", type=_int(0), default=2, help="retries after a transient failure (default: 2)"
+        "--retries",
+        type=int_at_least(0),
+        default=2,
+        help="retries after a transient failure (default: 2)",
     )
     p.add_argument(
         "--backoff",
@@ -613,7 +609,9 @@ def add_batch_parser(sub: typing.Any) -> None:
     p = sub.add_parser("worker", help="run a Celery worker that captures queued URLs")
     p.add_argument("--queue", required=True, metavar="URL", help="broker URL (redis://...)")
     p.add_argument("--out", required=True, help="output directory (shared storage)")
-    p.add_argument("--concurrency", type=_int(1), default=2, help="captures at once (default: 2)")
+    p.add_argument(
+        "--concurrency", type=int_at_least(1), default=2, help="captures at once (default: 2)"
+    )
     p.add_argument(
         "--redeliver-after",
         type=_positive_float,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import typing
 
-from evidence.cli_common import positive_float
+from evidence.cli_common import int_at_least, positive_float
 from evidence.cli_common import print_json as _print_json
 
 if typing.TYPE_CHECKING:
@@ -64,16 +64,6 @@ def browser_option(args: argparse.Namespace) -> BrowserOptions | bool:
     return options
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def cmd_extract(args: argparse.Namespace) -> int:
     """``evidence extract PACKAGE DIR``."""
     from evidence.display import safe
@@ -124,14 +114,14 @@ def add_browser_options(group: typing.Any) -> None:
     )
     group.add_argument(
         "--max-browser-requests",
-        type=_positive_int,
+        type=int_at_least(1),
         metavar="N",
         help="requests the page may have fetched at most; later ones are refused "
         "and marked (default: 5000)",
     )
     group.add_argument(
         "--browser-memory",
-        type=_positive_int,
+        type=int_at_least(1),
         metavar="MIB",
         help="memory the browser's processes may hold together before they are "
         "killed and the capture marked (default: 2048)",

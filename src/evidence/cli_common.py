@@ -22,6 +22,7 @@ __all__ = [
     "add_seal_option",
     "add_trust_options",
     "add_tsa_proxy_option",
+    "int_at_least",
     "key_passphrase",
     "load_signing_key",
     "passphrase",
@@ -115,6 +116,21 @@ def tsa_roots(paths: list[str]) -> list[typing.Any]:
     except EvidenceError as exc:
         # A --tsa-ca file the caller named is an input error, not a TSA failure.
         raise UsageError(f"--tsa-ca: {exc}") from exc
+
+
+def int_at_least(minimum: int) -> typing.Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {text!r}")
+        return value
+
+    return parse
 
 
 def size(text: str) -> int:

@@ -18,7 +18,7 @@ import json
 import sys
 import typing
 
-from evidence.cli_common import add_tsa_proxy_option, proxy_option
+from evidence.cli_common import add_tsa_proxy_option, int_at_least, proxy_option
 from evidence.cli_common import load_signing_key as _signing_key
 from evidence.cli_common import positive_float as _positive_float
 from evidence.cli_common import print_json as _print_json
@@ -177,16 +177,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 # --- parser ----------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
-    return value
-
-
 def _ledger_key_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ledger-key",
@@ -250,7 +240,7 @@ def add_ledger_parser(subparsers: typing.Any) -> None:
     p.add_argument("package", metavar="PACKAGE", help="package directory or package id")
     p.add_argument(
         "--checkpoint",
-        type=_positive_int,
+        type=int_at_least(1),
         metavar="N",
         help="prove inclusion in checkpoint N (default: the latest)",
     )

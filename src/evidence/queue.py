@@ -328,22 +328,9 @@ def run_worker(
             missing; ``seal_operator_to`` without an operator.
     """
     global _worker
-    if browser is not False:
-        from evidence.capturing.browser import BrowserPlan
-        from evidence.capturing.options import BrowserOptions
+    from evidence.batch import check_before_any_url
 
-        BrowserPlan.check(browser if isinstance(browser, BrowserOptions) else BrowserOptions())
-    if media is not False:
-        from evidence.capturing.media import MediaPlan
-        from evidence.capturing.options import MediaOptions
-
-        MediaPlan.prepare(media if isinstance(media, MediaOptions) else MediaOptions())
-    if seal_operator_to:
-        from evidence.sealing import check_recipients
-
-        seal_operator_to = check_recipients(seal_operator_to)
-        if operator is None:
-            raise UsageError("seal_operator_to needs an operator name or organization to seal")
+    seal_operator_to = check_before_any_url(browser, media, seal_operator_to, operator)
     _worker = _WorkerConfig(
         out=Path(out),
         options=options,
