@@ -310,3 +310,19 @@ def test_the_byte_budget_cuts_a_response_then_refuses_requests(raw_server, recor
     recs = finish()
     assert [r[0] for r in recs] == ["warcinfo", "request", "response"]
     assert recs[2][2] == raw[: len(raw) - 2000]
+
+
+def test_failures_and_blocked_urls_kept_are_bounded_and_counted(recording):
+    """A page that requests forever cannot grow the proxy's lists without end."""
+    from evidence.capturing import proxy as proxy_module
+
+    proxy, _recorder, _finish = recording()
+    for i in range(proxy_module.MAX_FAILURES_KEPT + 7):
+        proxy._fail(f"http://x.test/{i}", "GET", "timeout", "late")
+    for i in range(proxy_module.MAX_BLOCKED_KEPT + 3):
+        proxy._note_blocked(f"https://clients2.google.com/{i}")
+    assert len(proxy.failures) == proxy_module.MAX_FAILURES_KEPT
+    assert proxy.failures_total == proxy_module.MAX_FAILURES_KEPT + 7
+    assert proxy.failures[0].url == "http://x.test/0"  # the first ones are kept
+    assert len(proxy.blocked) == proxy_module.MAX_BLOCKED_KEPT
+    assert proxy.blocked_total == proxy_module.MAX_BLOCKED_KEPT + 3

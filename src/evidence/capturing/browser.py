@@ -1044,7 +1044,7 @@ def _results(
         completed=run.completed,
         artefacts=tuple(artefacts),
         failed=tuple(_failure(f) for f in failures),
-        blocked=len(proxy.blocked),
+        blocked=proxy.blocked_total,
         unrecorded=tuple(unrecorded[:_MAX_UNRECORDED]),
         notes=tuple(run.notes),
         log=browser_log,

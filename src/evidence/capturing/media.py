@@ -454,8 +454,8 @@ def run_media(
         unsupported = any(n.startswith("Unsupported URL") for n in notes)
         for failure in proxy.failures[:_MAX_FAILURES_NOTED]:
             notes.append(f"no response for {failure.url[:_MAX_TEXT]}: {failure.error}")
-        if len(proxy.failures) > _MAX_FAILURES_NOTED:
-            notes.append(f"{len(proxy.failures) - _MAX_FAILURES_NOTED} more request(s) failed")
+        if proxy.failures_total > _MAX_FAILURES_NOTED:
+            notes.append(f"{proxy.failures_total - _MAX_FAILURES_NOTED} more request(s) failed")
         cut = False
         if proxy.budget_hit:
             cut = True
@@ -505,7 +505,7 @@ def run_media(
         max_media_bytes=plan.options.max_media_bytes,
         received_bytes=proxy.body_bytes,
         requests=sum(1 for e in recorder.exchanges if e.role == "media"),
-        failed_requests=len(proxy.failures),
+        failed_requests=proxy.failures_total,
         completed=(
             completed and not failed and not proxy.budget_hit and all(i.complete for i in items)
         ),

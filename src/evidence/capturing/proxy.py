@@ -73,6 +73,10 @@ __all__ = [
 MAX_HEAD_BYTES = 64 * 1024
 MAX_REQUEST_BODY = 16 * 1024 * 1024
 MAX_CONNECTIONS = 64
+# Failures and blocked URLs kept in memory for the manifest; past these only
+# counted, so a page that requests forever cannot grow them without end.
+MAX_FAILURES_KEPT = 5000
+MAX_BLOCKED_KEPT = 1000
 _IO_TIMEOUT = 30.0
 
 # Hop-by-hop and proxy headers: they concern the browser's connection to us,
@@ -266,8 +270,12 @@ class RecordingProxy:
         self._role = role
         self._max_total_bytes = max_total_bytes
         self.ca = ca or InterceptionCA()
+        # The first MAX_FAILURES_KEPT failures and MAX_BLOCKED_KEPT blocked
+        # URLs; the totals count every one.
         self.failures: list[ProxyFailure] = []
+        self.failures_total = 0
         self.blocked: list[str] = []
+        self.blocked_total = 0
         # Body bytes received over every exchange, and whether the budget cut one.
         self.body_bytes = 0
         self.budget_hit = False
@@ -470,11 +478,15 @@ class RecordingProxy:
 
     def _fail(self, url: str, method: str, kind: str, error: str) -> None:
         with self._lock:
-            self.failures.append(ProxyFailure(url=url, method=method, kind=kind, error=error))
+            self.failures_total += 1
+            if len(self.failures) < MAX_FAILURES_KEPT:
+                self.failures.append(ProxyFailure(url=url, method=method, kind=kind, error=error))
 
     def _note_blocked(self, url: str) -> None:
         with self._lock:
-            self.blocked.append(url)
+            self.blocked_total += 1
+            if len(self.blocked) < MAX_BLOCKED_KEPT:
+                self.blocked.append(url)
 
 
 class _ClientSink:
