@@ -15,6 +15,7 @@ import pytest
 import requests
 from cryptography import x509
 
+from evidence.capturing import proxy as proxy_module
 from evidence.capturing.fetcher import Fetcher, FetchLimits, refuse_non_public
 from evidence.capturing.proxy import InterceptionCA, RecordingProxy, is_browser_service
 from evidence.capturing.record import WARC_PATH, Recorder
@@ -314,8 +315,6 @@ def test_the_byte_budget_cuts_a_response_then_refuses_requests(raw_server, recor
 
 def test_failures_and_blocked_urls_kept_are_bounded_and_counted(recording):
     """A page that requests forever cannot grow the proxy's lists without end."""
-    from evidence.capturing import proxy as proxy_module
-
     proxy, _recorder, _finish = recording()
     for i in range(proxy_module.MAX_FAILURES_KEPT + 7):
         proxy._fail(f"http://x.test/{i}", "GET", "timeout", "late")
@@ -326,3 +325,37 @@ def test_failures_and_blocked_urls_kept_are_bounded_and_counted(recording):
     assert proxy.failures[0].url == "http://x.test/0"  # the first ones are kept
     assert len(proxy.blocked) == proxy_module.MAX_BLOCKED_KEPT
     assert proxy.blocked_total == proxy_module.MAX_BLOCKED_KEPT + 3
+
+
+def test_an_exchange_still_arriving_at_close_is_cut_and_recorded_as_it_stands(
+    raw_server, recording, client
+):
+    """A body that would go on for a minute is ended when the capture ends: what
+    arrived is recorded, marked WARC-Truncated: time, without waiting for the
+    deadline; an answer that never began is a timeout failure."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
+
+    def endless(conn, _req):
+        conn.sendall(head + b"data: one\n\n")
+        time.sleep(60)
+
+    def silent(conn, _req):
+        time.sleep(60)
+
+    stream, never = raw_server(endless), raw_server(silent)
+    proxy, recorder, finish = recording(deadline=120)
+    for url in (stream.url("/events"), never.url("/poll")):
+        threading.Thread(target=_get_quietly, args=(client(proxy), url), daemon=True).start()
+    time.sleep(1.0)
+    started = time.monotonic()
+    recs = finish()
+    assert time.monotonic() - started < 2 * proxy_module.CLOSE_GRACE + 1
+    assert [(r[0], r[1]) for r in recs] == [
+        ("warcinfo", ""),
+        ("request", stream.url("/events")),
+        ("response", stream.url("/events")),
+    ]
+    assert recs[2][2] == head + b"data: one\n\n", "what arrived, byte for byte"
+    (exchange,) = recorder.exchanges
+    assert exchange.truncated == "time"
+    assert [(f.url, f.kind) for f in proxy.failures] == [(never.url("/poll"), "timeout")]

@@ -40,6 +40,7 @@ import io
 import ipaddress
 import logging
 import os
+import select
 import socket
 import ssl
 import tempfile
@@ -63,6 +64,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["Exchange", "FetchLimits", "Fetcher", "TLSInfo"]
 
 _CHUNK = 1 << 16
+# How often a cancellable exchange waiting for data looks at its cancel event.
+_CANCEL_POLL = 0.2
 
 
 @attrs.frozen
@@ -163,6 +166,10 @@ class _State:
         # Called with every piece of the response as it is recorded (the
         # recording proxy streams it on to its client).
         self.on_data: Callable[[bytes], None] | None = None
+        # Set by the caller to end the exchange now, keeping what arrived (the
+        # recording proxy when its capture ends with a response still coming).
+        self.cancel: threading.Event | None = None
+        self.cancelled = False
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -195,13 +202,36 @@ class _DeadlineRaw(io.RawIOBase):
         if remaining <= 0:
             self._state.deadline_hit = True
             raise TimeoutError("capture deadline exceeded")
-        self._sock.settimeout(min(self._state.limits.read_timeout, remaining))
+        if self._state.cancel is not None:
+            self._wait_readable(min(self._state.limits.read_timeout, remaining))
+            remaining = self._state.remaining()
+        self._sock.settimeout(min(self._state.limits.read_timeout, max(remaining, 0.001)))
         try:
             return self._raw.readinto(b)
         except TimeoutError:
             if self._state.remaining() <= 0:
                 self._state.deadline_hit = True
             raise
+
+    def _wait_readable(self, limit: float) -> None:
+        """Wait up to ``limit`` seconds for data, ending early when the exchange is
+        cancelled. (A timed-out socket file cannot be read again, so the waiting
+        is done with select, not with short socket timeouts.)"""
+        state = self._state
+        assert state.cancel is not None
+        end = time.monotonic() + limit
+        while True:
+            if state.cancel.is_set():
+                state.deadline_hit = state.cancelled = True
+                raise TimeoutError("the capture ended")
+            if isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():
+                return
+            left = end - time.monotonic()
+            if left <= 0:
+                return  # the read below times out as it always did
+            ready, _, _ = select.select([self._sock], [], [], min(left, _CANCEL_POLL))
+            if ready:
+                return
 
     def close(self) -> None:
         if not self.closed:
@@ -511,6 +541,8 @@ def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> tup
     ``kind`` is one of :data:`evidence.errors.CAPTURE_ERROR_KINDS`, decided by
     exception class, never by message text.
     """
+    if state.cancelled:
+        return "timeout", "the capture ended before a response arrived"
     if state.deadline_hit:
         return (
             "timeout",
@@ -640,6 +672,7 @@ class Fetcher:
         body: bytes | None = None,
         on_data: Callable[[bytes], None] | None = None,
         max_body_bytes: int | None = None,
+        cancel: threading.Event | None = None,
     ) -> Exchange:
         """Perform one request (GET unless told) without following redirects and record it.
 
@@ -657,6 +690,9 @@ class Fetcher:
                 It must not raise.
             max_body_bytes: a tighter body limit for this exchange alone (the
                 smaller of it and ``limits.max_response_bytes`` applies).
+            cancel: when set, the exchange ends at once, as at the deadline:
+                what arrived of the body is kept, marked ``time`` (the capture
+                ended); with no response head yet it is a ``timeout`` failure.
 
         Returns:
             The recorded exchange. A response cut short (size limit, deadline,
@@ -670,6 +706,7 @@ class Fetcher:
             limits = attrs.evolve(limits, max_response_bytes=max(max_body_bytes, 0))
         state = _State(spool_dir, deadline, limits, self.check_address, self.proxy)
         state.on_data = on_data
+        state.cancel = cancel
         state.verify_tls = self.verify is not False
         started = _dt.datetime.now(_dt.timezone.utc)
         _local.state = state
@@ -715,7 +752,10 @@ class Fetcher:
                     if kind == "disk":
                         # Our disk, not the server: nothing about this response is evidence.
                         raise CaptureError(url, cause, kind) from exc
-                    if state.deadline_hit:
+                    if state.cancelled:
+                        truncated = "time"
+                        detail = "the capture ended while the body was still arriving"
+                    elif state.deadline_hit:
                         truncated = "time"
                         detail = (
                             f"deadline of {deadline_seconds:.1f} s reached while reading the body"

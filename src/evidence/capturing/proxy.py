@@ -73,6 +73,9 @@ __all__ = [
 MAX_HEAD_BYTES = 64 * 1024
 MAX_REQUEST_BODY = 16 * 1024 * 1024
 MAX_CONNECTIONS = 64
+# Seconds an exchange still arriving when the capture ends may take to finish
+# before it is cut and recorded as it stands.
+CLOSE_GRACE = 2.0
 # Failures and blocked URLs kept in memory for the manifest; past these only
 # counted, so a page that requests forever cannot grow them without end.
 MAX_FAILURES_KEPT = 5000
@@ -288,6 +291,9 @@ class RecordingProxy:
         self._threads: list[threading.Thread] = []
         self._accepting = True
         self._closed = False
+        # Set by close(): exchanges still arriving end at once and are recorded
+        # with what came (marked), instead of running on to the deadline.
+        self._cancel = threading.Event()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(128)
@@ -305,8 +311,12 @@ class RecordingProxy:
     def close(self, wait: float = 5.0) -> None:
         """Stop accepting, cut every open connection, wait (bounded) for handlers.
 
-        Handlers that finish within ``wait`` seconds still record their
-        exchange; after that nothing more is recorded.
+        Exchanges still arriving get half of ``wait`` (at most
+        :data:`CLOSE_GRACE` seconds) to finish; then they are ended and
+        recorded with what came (``WARC-Truncated: time``), or, when no
+        response had begun, listed as ``timeout`` failures. Handlers that
+        finish within ``wait`` seconds record their exchange; after that
+        nothing more is recorded.
         """
         with self._lock:
             self._accepting = False
@@ -318,7 +328,11 @@ class RecordingProxy:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
         end = time.monotonic() + wait
+        grace = time.monotonic() + min(wait / 2, CLOSE_GRACE)
         self._accept_thread.join(max(end - time.monotonic(), 0))
+        for thread in list(self._threads):
+            thread.join(max(grace - time.monotonic(), 0))
+        self._cancel.set()
         for thread in list(self._threads):
             thread.join(max(end - time.monotonic(), 0))
         with self._record_lock:
@@ -450,6 +464,7 @@ class RecordingProxy:
                 body=body,
                 on_data=client.send,
                 max_body_bytes=budget,
+                cancel=self._cancel,
             )
         except CaptureError as exc:
             self._fail(url, method, exc.kind, exc.cause)
