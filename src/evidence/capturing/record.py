@@ -218,6 +218,7 @@ class Recorder:
         extra = [("WARC-Warcinfo-ID", self.warcinfo_id)]
         if refers_to is not None:
             extra.append(("WARC-Refers-To", refers_to))
+        digest = hashlib.sha256(data).digest()  # a resource's block is its payload
         with self._lock:
             return self._warc.write_record(
                 record_type=record_type,
@@ -226,8 +227,8 @@ class Recorder:
                 content_type=content_type,
                 block=data,
                 block_length=len(data),
-                block_sha256=hashlib.sha256(data).digest(),
-                payload_sha256=hashlib.sha256(data).digest() if record_type == "resource" else None,
+                block_sha256=digest,
+                payload_sha256=digest if record_type == "resource" else None,
                 extra=extra,
             ).record_id
 
