@@ -1,0 +1,80 @@
+"""An attack review of media capture (issue 16): each test failed before its fix.
+
+Reuses the real servers and ffmpeg-made media of ``test_media.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from pathlib import Path
+
+import pytest
+
+from evidence.capturing import CaptureOptions, capture
+from evidence.custody import make_event
+from evidence.keys import key_id
+from evidence.manifest import Manifest, dumps
+from evidence.package import MANIFEST_PATH
+from evidence.seal import expected_bag_files
+from evidence.verifying import Outcome, verify
+
+pytest.importorskip("yt_dlp", reason="needs the media extra")
+from test_media import (
+    media_dir,
+    media_server,
+    needs_ffmpeg,
+)
+
+__all__ = ["media_dir", "media_server"]  # fixtures, used by name
+pytestmark = needs_ffmpeg
+
+
+def _resign(pkg: Path, key: typing.Any, change: typing.Callable[[dict], None]) -> None:
+    """Change the manifest and re-seal everything a verifier checks, as its signer could."""
+    data = json.loads((pkg / MANIFEST_PATH).read_bytes())
+    change(data)
+    raw = dumps(data)
+    (pkg / MANIFEST_PATH).write_bytes(raw)
+    for name, body in expected_bag_files(Manifest.from_bytes(raw)).items():
+        (pkg / name).write_bytes(body)
+    (pkg / "evidence" / "signatures" / f"{key_id(key.public_key())}.sig").write_bytes(key.sign(raw))
+    event = make_event(
+        prev_line=None, manifest=raw, seq=1, event="captured", key=key, when=data["created"]
+    )
+    (pkg / "evidence" / "custody.jsonl").write_bytes(event + b"\n")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("sha256", "0" * 64), ("size", 7), ("record", "<urn:uuid:not-there>"), ("target_uri", "x")],
+)
+def test_a_media_entry_that_lies_about_its_record_fails_verification(
+    media_server, tmp_path, signer, field, value
+):
+    """The signed media entry names a record and gives its size and SHA-256: a
+    court reads those in show, extract's index and the report, so a signer
+    (or a bug) stating other values than the record holds must not verify."""
+    server = media_server()
+    result = capture(
+        server.url("/tone.mp3"),
+        out=tmp_path,
+        options=CaptureOptions(deadline=60),
+        sign_with=[signer.key],
+        media=True,
+    )
+    package = Path(result.path)
+    assert verify(package, trust=[signer.pub]).outcome is Outcome.VERIFIED
+
+    def lie(data: dict) -> None:
+        entry = next(
+            f for f in data["capture"]["media"]["items"][0]["files"] if f["kind"] == "media"
+        )
+        entry[field] = value
+
+    _resign(package, signer.key, lie)
+    report = verify(package, trust=[signer.pub])
+    assert report.outcome is Outcome.FAILED
+    failed = [c for c in report.checks if c.status.name == "FAIL"]
+    assert [c.name for c in failed] == ["artefacts"], [c.name for c in failed]
+    assert field.replace("_", " ") in json.dumps(report.to_json())
