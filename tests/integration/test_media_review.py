@@ -22,6 +22,7 @@ from evidence.verifying import Outcome, verify
 pytest.importorskip("yt_dlp", reason="needs the media extra")
 from test_media import (
     media_dir,
+    media_of,
     media_server,
     needs_ffmpeg,
 )
@@ -78,3 +79,29 @@ def test_a_media_entry_that_lies_about_its_record_fails_verification(
     failed = [c for c in report.checks if c.status.name == "FAIL"]
     assert [c.name for c in failed] == ["artefacts"], [c.name for c in failed]
     assert field.replace("_", " ") in json.dumps(report.to_json())
+
+
+def test_a_hostile_subtitle_language_does_not_cost_the_video(media_server, media_dir, tmp_path):
+    """yt-dlp puts a <track srclang> into a file name unchecked: a slash made
+    it refuse the whole download, a long one failed it with ENAMETOOLONG. A
+    page could so keep its own video out of the evidence."""
+    for lang in ("../../../../../../../tmp/evil", "a" * 300):
+        page = (
+            '<html><body><video src="/clip.mp4">'
+            f'<track kind="subtitles" src="/subs.vtt" srclang="{lang}">'
+            '<track kind="subtitles" src="/subs.vtt" srclang="en"></video>'
+        )
+        server = media_server({"/watch": page})
+        out = tmp_path / str(len(lang))
+        result = capture(
+            server.url("/watch"),
+            out=out,
+            options=CaptureOptions(deadline=60, requisites=False),
+            media=True,
+        )
+        _, media = media_of(Path(result.path))
+        (item,) = media.items
+        kinds = sorted(f.kind for f in item.files)
+        assert kinds == ["info", "media", "subtitles"], (lang[:20], media.notes)
+        assert [f.language for f in item.files if f.kind == "subtitles"] == ["en"]
+        assert not Path("/tmp/evil.vtt").exists()

@@ -374,7 +374,10 @@ def _params(
         # on would ask for every remaining fragment of an endless stream.
         "skip_unavailable_fragments": False,
         "writesubtitles": opts.subtitles,
-        "subtitleslangs": ["all"],
+        # yt-dlp puts the language into the file name unchecked: a page's
+        # <track srclang="../x"> (or one of 300 letters) made it refuse or
+        # fail the whole download. Such tracks are skipped, never the video.
+        "subtitleslangs": [_SAFE_LANGUAGE],
         "writeinfojson": False,
         "writethumbnail": False,
         "check_formats": False,
@@ -390,6 +393,9 @@ def _empty_dir(workdir: str) -> str:
     os.makedirs(path, exist_ok=True)
     return path
 
+
+# The subtitle languages asked for (a regular expression yt-dlp matches whole).
+_SAFE_LANGUAGE = r"(?!\.)[^/\\\x00-\x1f\x7f]{1,32}"
 
 # yt-dlp messages that say nothing about the capture.
 _NOISE = ("[generic] Falling back on generic information extractor",)
