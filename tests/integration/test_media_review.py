@@ -6,6 +6,7 @@ Reuses the real servers and ffmpeg-made media of ``test_media.py``.
 from __future__ import annotations
 
 import json
+import shutil
 import typing
 from pathlib import Path
 
@@ -105,3 +106,51 @@ def test_a_hostile_subtitle_language_does_not_cost_the_video(media_server, media
         assert kinds == ["info", "media", "subtitles"], (lang[:20], media.notes)
         assert [f.language for f in item.files if f.kind == "subtitles"] == ["en"]
         assert not Path("/tmp/evil.vtt").exists()
+
+
+@pytest.mark.slow  # 20 s: the deadline and the grace; test_media covers the abandonment
+def test_an_abandoned_ffmpeg_is_not_left_running(media_server, tmp_path):
+    """At the deadline yt-dlp is abandoned; the ffmpeg it started to merge
+    (here one that only sleeps) must not outlive the capture: it would run on
+    after the command ended, holding files of a package already written."""
+    import os
+    import signal
+    import time
+
+    from evidence.capturing import MediaOptions
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    pids = tmp_path / "pids"
+    script = fake / "ffmpeg"
+    # The real ffmpeg answers yt-dlp's probes; a merge (-i) hangs. No exec:
+    # the shell stays the child yt-dlp started, with its arguments.
+    real = shutil.which("ffmpeg")
+    script.write_text(
+        f'#!/bin/sh\ncase "$*" in *" -i "*) echo $$ >> {pids}; sleep 30;; '
+        f'*) exec {real} "$@";; esac\n'
+    )
+    script.chmod(0o755)
+    server = media_server()
+    try:
+        capture(
+            server.url("/dash/manifest.mpd"),
+            out=tmp_path / "out",
+            options=CaptureOptions(deadline=3),
+            media=MediaOptions(ffmpeg=str(fake)),
+        )
+        started = [int(p) for p in pids.read_text().split()]
+        assert started, "the fake ffmpeg ran"
+        time.sleep(0.5)
+        for pid in started:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                state = fh.read().rsplit(b")", 1)[1].split()[0]
+            assert state == b"Z" or not Path(f"/proc/{pid}").exists(), f"ffmpeg {pid} still runs"
+    except FileNotFoundError:
+        pass  # gone: reaped
+    finally:
+        for pid in pids.read_text().split() if pids.exists() else ():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass

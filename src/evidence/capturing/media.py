@@ -42,6 +42,7 @@ import logging
 import mimetypes
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -455,6 +456,8 @@ def run_media(
         proxy.close()
     if completed:
         _collect_leaks()
+    else:
+        _kill_helpers(os.path.abspath(workdir))
     try:
         notes = list(dict.fromkeys(log.messages + [f for f in failed if f]))
         unsupported = any(n.startswith("Unsupported URL") for n in notes)
@@ -519,6 +522,37 @@ def run_media(
         notes=tuple(notes),
     )
     return info, warnings
+
+
+def _kill_helpers(workdir: str) -> None:
+    """Kill the programs an abandoned yt-dlp started on our files (ffmpeg
+    merging): they would outlive the capture, even the command.
+
+    Only our own children that name a file in ``workdir`` are killed: other
+    captures in this process (their Chromium, their ffmpeg) are left alone.
+    Linux ``/proc``; elsewhere nothing is found.
+    """
+    me = os.getpid()
+    marker = workdir.encode() + b"/"
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                parent = int(fh.read().rsplit(b")", 1)[1].split()[1])
+            if parent != me:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                argv = fh.read(1 << 20).split(b"\0")
+            if any(marker in arg for arg in argv):
+                os.kill(int(entry), signal.SIGKILL)
+                logger.debug("killed pid %s, started by the abandoned yt-dlp", entry)
+        except (OSError, ValueError, IndexError):
+            continue
 
 
 def _collect_leaks() -> None:
