@@ -22,6 +22,7 @@ from evidence.verifying import Outcome, verify
 
 pytest.importorskip("yt_dlp", reason="needs the media extra")
 from test_media import (
+    assert_server_log_is_recorded,
     media_dir,
     media_of,
     media_server,
@@ -154,3 +155,41 @@ def test_an_abandoned_ffmpeg_is_not_left_running(media_server, tmp_path):
                 os.kill(int(pid), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_yt_dlp_never_hands_the_download_to_ffmpeg(media_server, media_dir, tmp_path, monkeypatch):
+    """An HLS playlist with a feature yt-dlp's native downloader lacks (here
+    SAMPLE-AES; AES-128 too without pycryptodomex) made yt-dlp hand the
+    download to ffmpeg, which fetched playlist, key and segments itself: with
+    the operator's ordinary ``no_proxy=127.0.0.1`` straight to the server,
+    around the recorder, ``--public-only`` and ``--proxy``. ffmpeg may now
+    read local files only; such a stream is not downloaded, and nothing
+    reaches a server unrecorded."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    hls = tmp_path / "site" / "hls"
+    shutil.copytree(media_dir / "hls", hls)
+    playlist = (hls / "index.m3u8").read_text()
+    (hls / "index.m3u8").write_text(
+        playlist.replace(
+            "#EXT-X-TARGETDURATION",
+            '#EXT-X-KEY:METHOD=SAMPLE-AES,URI="key.bin",KEYFORMAT="identity"\n'
+            "#EXT-X-TARGETDURATION",
+        )
+    )
+    (hls / "key.bin").write_bytes(bytes(16))
+    server = media_server()
+    server.root = tmp_path / "site"
+    result = capture(
+        server.url("/hls/index.m3u8"),
+        out=tmp_path / "out",
+        options=CaptureOptions(deadline=30),
+        media=True,
+    )
+    package = Path(result.path)
+    assert_server_log_is_recorded(server, package)
+    requested = [p for p, _ in server.log]
+    assert "/hls/key.bin" not in requested and "/hls/seg000.ts" not in requested
+    _, media = media_of(package)
+    assert media.items == () or not any(f.kind == "media" for i in media.items for f in i.files)
+    assert not media.completed

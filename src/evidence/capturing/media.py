@@ -362,6 +362,13 @@ def _params(
         "playlistend": opts.max_items,
         "format": fmt,
         "external_downloader": {"default": "native"},
+        # yt-dlp's HLS downloader hands a stream with features it lacks
+        # (SAMPLE-AES; AES-128 without pycryptodomex) to ffmpeg, whatever
+        # the setting above; ffmpeg then fetches by itself, and honours the
+        # operator's no_proxy, around the recorder, --public-only and
+        # --proxy. As a downloader, ffmpeg may read local files only: such a
+        # stream fails (its playlist is recorded). Merging is not affected.
+        "external_downloader_args": {"ffmpeg_i": ["-protocol_whitelist", "file,crypto,data"]},
         "hls_prefer_native": True,
         "concurrent_fragment_downloads": 1,
         "ffmpeg_location": plan.ffmpeg or _empty_dir(workdir),
