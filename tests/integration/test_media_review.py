@@ -193,3 +193,26 @@ def test_yt_dlp_never_hands_the_download_to_ffmpeg(media_server, media_dir, tmp_
     _, media = media_of(package)
     assert media.items == () or not any(f.kind == "media" for i in media.items for f in i.files)
     assert not media.completed
+
+
+def test_a_playlist_of_endless_tiny_segments_is_capped_by_requests(media_server, tmp_path):
+    """Measured: 8,120 one-packet segments a minute over loopback, each about
+    1.2 kB of manifest, so a long deadline on a 100,000-segment playlist made
+    a manifest the verifier will not read (64 MiB). Requests are capped like
+    the browser's; what arrived is kept, marked, and the package verifies."""
+    from evidence.capturing import MediaOptions
+
+    server = media_server()  # /live.m3u8 lists 400 segments
+    result = capture(
+        server.url("/live.m3u8"),
+        out=tmp_path,
+        options=CaptureOptions(deadline=60),
+        media=MediaOptions(max_requests=20),
+    )
+    package = Path(result.path)
+    manifest, media = media_of(package)
+    assert media.requests <= 20 and len(server.log) <= 21, "the page, then 20 for yt-dlp"
+    assert not media.completed
+    assert any("media request limit (20) was reached" in n for n in media.notes)
+    assert manifest.options is not None and manifest.options["media_max_requests"] == 20
+    assert verify(package, trust=[]).outcome is Outcome.UNTRUSTED

@@ -52,7 +52,7 @@ import attrs
 
 from evidence import clock
 from evidence.capturing.options import MediaOptions
-from evidence.capturing.proxy import RecordingProxy
+from evidence.capturing.proxy import CountingFetcher, RecordingProxy
 from evidence.errors import UsageError
 from evidence.manifest import MediaFile, MediaInfo, MediaItem
 
@@ -215,6 +215,8 @@ class MediaPlan:
             raise UsageError("max_media_bytes must be a positive number of bytes")
         if not isinstance(options.max_items, int) or options.max_items < 1:
             raise UsageError("max_items must be at least 1")
+        if not isinstance(options.max_requests, int) or options.max_requests < 1:
+            raise UsageError("max_requests must be at least 1")
         try:
             import yt_dlp.version
         except ImportError as exc:
@@ -431,8 +433,11 @@ def run_media(
     workdir = tempfile.mkdtemp(prefix=".media-", dir=spool_dir)
     package_root = os.path.dirname(os.path.abspath(spool_dir))
     log = _Logger([(os.path.abspath(workdir), "<media dir>"), (package_root, "<package>")])
+    counting = CountingFetcher(
+        fetcher, plan.options.max_requests, threading.Event(), "media capture"
+    )
     proxy = RecordingProxy(
-        fetcher,
+        typing.cast("Fetcher", counting),
         recorder,
         deadline=deadline,
         spool_dir=spool_dir,
@@ -468,11 +473,16 @@ def run_media(
     try:
         notes = list(dict.fromkeys(log.messages + [f for f in failed if f]))
         unsupported = any(n.startswith("Unsupported URL") for n in notes)
+        if counting.refused:
+            notes.append(
+                f"the media request limit ({plan.options.max_requests}) was reached; "
+                f"{counting.refused} later request(s) were refused, not fetched"
+            )
         for failure in proxy.failures[:_MAX_FAILURES_NOTED]:
             notes.append(f"no response for {failure.url[:_MAX_TEXT]}: {failure.error}")
         if proxy.failures_total > _MAX_FAILURES_NOTED:
             notes.append(f"{proxy.failures_total - _MAX_FAILURES_NOTED} more request(s) failed")
-        cut = False
+        cut = bool(counting.refused)
         if proxy.budget_hit:
             cut = True
             notes.append(
@@ -523,7 +533,11 @@ def run_media(
         requests=sum(1 for e in recorder.exchanges if e.role == "media"),
         failed_requests=proxy.failures_total,
         completed=(
-            completed and not failed and not proxy.budget_hit and all(i.complete for i in items)
+            completed
+            and not failed
+            and not proxy.budget_hit
+            and not counting.refused
+            and all(i.complete for i in items)
         ),
         items=tuple(items),
         notes=tuple(notes),
