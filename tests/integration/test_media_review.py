@@ -216,3 +216,36 @@ def test_a_playlist_of_endless_tiny_segments_is_capped_by_requests(media_server,
     assert any("media request limit (20) was reached" in n for n in media.notes)
     assert manifest.options is not None and manifest.options["media_max_requests"] == 20
     assert verify(package, trust=[]).outcome is Outcome.UNTRUSTED
+
+
+def test_extract_names_media_files_itself_whatever_kind_the_manifest_gives(media_server, tmp_path):
+    """extract runs on packages nobody verified: a kind such as
+    ``x/../../escape`` went into the file name (the open failed only because
+    ``001.x`` did not exist) and a repeated info entry stopped extraction."""
+    from evidence.extract import extract
+
+    server = media_server()
+    result = capture(
+        server.url("/tone.mp3"),
+        out=tmp_path / "out",
+        options=CaptureOptions(deadline=60),
+        media=True,
+    )
+    package = Path(result.path)
+    data = json.loads((package / MANIFEST_PATH).read_bytes())
+    files = data["capture"]["media"]["items"][0]["files"]
+    media = next(f for f in files if f["kind"] == "media")
+    info = next(f for f in files if f["kind"] == "info")
+    files.append(dict(media, kind="x/../../escape"))
+    files.append(dict(info))
+    (package / MANIFEST_PATH).write_bytes(dumps(data))
+    out = extract(package, tmp_path / "x")
+    written = sorted(str(p.relative_to(tmp_path / "x")) for p in (tmp_path / "x").rglob("*"))
+    assert all(
+        p == "media" or p.startswith(("media/001", "responses", "index.json")) for p in written
+    )
+    assert all("/" not in p.removeprefix("media/").removeprefix("responses/") for p in written)
+    assert out.media == 4
+    assert (
+        not (tmp_path / "escape.1.mp3").exists() and not (tmp_path / "x" / "escape.1.mp3").exists()
+    )
