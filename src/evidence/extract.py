@@ -280,6 +280,9 @@ def _extract_into(root: Path, manifest: Manifest, work: Path) -> ExtractResult:
             if rec is None or name is None:
                 notes.append(f"artefact {artefact.kind!r} not found in the WARC inventory")
                 continue
+            if artefact.kind in artefacts:
+                notes.append(f"artefact {artefact.kind!r} is listed more than once; the first kept")
+                continue
             with tempfile.TemporaryFile() as tmp:
                 _member(warc, rec.offset, rec.length, rec.sha256, tmp)
                 _, start = _warc_head(tmp)

@@ -249,3 +249,29 @@ def test_extract_names_media_files_itself_whatever_kind_the_manifest_gives(media
     assert (
         not (tmp_path / "escape.1.mp3").exists() and not (tmp_path / "x" / "escape.1.mp3").exists()
     )
+
+
+def test_extract_of_a_package_listing_one_artefact_kind_twice_says_so(media_server, tmp_path):
+    """Two screenshot entries stopped extraction with a raw FileExistsError."""
+    from evidence.extract import extract
+
+    server = media_server()
+    result = capture(
+        server.url("/tone.mp3"),
+        out=tmp_path / "out",
+        options=CaptureOptions(deadline=60),
+        media=True,
+    )
+    package = Path(result.path)
+    data = json.loads((package / MANIFEST_PATH).read_bytes())
+    stored = next(f for f in data["capture"]["media"]["items"][0]["files"] if f["kind"] == "info")
+    shot = {k: stored[k] for k in ("target_uri", "record", "content_type", "size", "sha256")}
+    data["capture"]["browser"] = {
+        "name": "Chromium", "version": "1", "executable": "chromium", "viewport": "1x1",
+        "user_agent": "x", "interception_spki_sha256": "x", "completed": True,
+        "artefacts": [dict(shot, kind="screenshot"), dict(shot, kind="screenshot")],
+    }  # fmt: skip
+    (package / MANIFEST_PATH).write_bytes(dumps(data))
+    out = extract(package, tmp_path / "x")
+    assert out.artefacts == 1
+    assert any("listed more than once" in n for n in out.notes)
