@@ -73,6 +73,8 @@ _ARTEFACT_NAMES = {
     "dom": "dom.html",
     "log": "browser-log.json",
 }
+# The word a media file's kind adds to its name.
+_MEDIA_TAGS = {"media": "", "subtitles": ".subtitles", "info": ".info"}
 # Media files are named by item number and content type, never by the name
 # in the manifest (a package is untrusted input).
 _MEDIA_EXTENSIONS = {
@@ -278,6 +280,9 @@ def _extract_into(root: Path, manifest: Manifest, work: Path) -> ExtractResult:
             if rec is None or name is None:
                 notes.append(f"artefact {artefact.kind!r} not found in the WARC inventory")
                 continue
+            if artefact.kind in artefacts:
+                notes.append(f"artefact {artefact.kind!r} is listed more than once; the first kept")
+                continue
             with tempfile.TemporaryFile() as tmp:
                 _member(warc, rec.offset, rec.length, rec.sha256, tmp)
                 _, start = _warc_head(tmp)
@@ -378,16 +383,20 @@ def _extract_media(
     out: list[dict[str, typing.Any]] = []
     for number, item in enumerate(media.items, 1):
         files: list[dict[str, typing.Any]] = []
+        info_written = False
         for index, entry in enumerate(item.files):
             rec = by_id.get(entry.record)
             if rec is None:
                 notes.append(f"media file {entry.target_uri} not found in the WARC inventory")
                 continue
-            if entry.kind == "info":
+            # Every part of the name is ours: the kind is one of a few
+            # words, never the manifest's text; the index keeps names apart.
+            if entry.kind == "info" and not info_written:
                 name = f"media/{number:03d}.info.json"
+                info_written = True
             else:
                 ext = _MEDIA_EXTENSIONS.get(entry.content_type.split(";")[0].strip(), ".bin")
-                tag = "" if entry.kind == "media" else f".{entry.kind}"
+                tag = _MEDIA_TAGS.get(entry.kind, ".other")
                 name = (
                     f"media/{number:03d}{tag}.{index}{ext}"
                     if index

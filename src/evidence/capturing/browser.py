@@ -43,6 +43,7 @@ from evidence import clock
 from evidence.capturing.crawl import CrawlResult
 from evidence.capturing.options import BrowserOptions
 from evidence.capturing.proxy import (
+    CountingFetcher,
     InterceptionCA,
     ProxyFailure,
     RecordingProxy,
@@ -64,7 +65,7 @@ from evidence.manifest import (
 )
 
 if typing.TYPE_CHECKING:
-    from evidence.capturing.fetcher import Exchange, Fetcher
+    from evidence.capturing.fetcher import Fetcher
     from evidence.capturing.record import Recorder
 
 logger = logging.getLogger(__name__)
@@ -451,33 +452,6 @@ class _Run:
     profiles: set[str] = attrs.Factory(set)
 
 
-class _CountingFetcher:
-    """The capture's fetcher, refusing every request past ``limit`` (the proxy lists
-    them as failures), so a page that requests forever cannot grow the capture."""
-
-    def __init__(self, fetcher: Fetcher, limit: int, capped: threading.Event) -> None:
-        self._fetcher = fetcher
-        self._limit = limit
-        self._lock = threading.Lock()
-        self._capped = capped
-        self.used = 0
-        self.refused = 0
-
-    def fetch(self, url: str, **kwargs: typing.Any) -> Exchange:
-        with self._lock:
-            if self.used >= self._limit:
-                self.refused += 1
-                self._capped.set()
-                raise CaptureError(
-                    url, f"request limit reached ({self._limit} per browser capture)", "limit"
-                )
-            self.used += 1
-        return self._fetcher.fetch(url, **kwargs)
-
-    def __getattr__(self, name: str) -> typing.Any:
-        return getattr(self._fetcher, name)
-
-
 def _our_processes(token: str) -> list[int]:
     """Pids of the browser processes carrying ``token``, and all their descendants."""
     parents: dict[int, int] = {}
@@ -594,7 +568,9 @@ def run_browser(
         CaptureError: the page itself gave no response at all.
     """
     run = _Run()
-    counting = _CountingFetcher(fetcher, plan.options.max_requests, run.log.capped)
+    counting = CountingFetcher(
+        fetcher, plan.options.max_requests, run.log.capped, "browser capture"
+    )
     proxy = RecordingProxy(
         # The proxy only calls fetch(); the counter passes the rest through.
         typing.cast("Fetcher", counting),
@@ -854,7 +830,7 @@ def _results(
     run: _Run,
     proxy: RecordingProxy,
     recorder: Recorder,
-    counting: _CountingFetcher,
+    counting: CountingFetcher,
 ) -> tuple[CrawlResult, BrowserInfo]:
     exchanges = recorder.exchanges
     chain = run.chain or [url]

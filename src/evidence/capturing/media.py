@@ -42,6 +42,7 @@ import logging
 import mimetypes
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -51,7 +52,7 @@ import attrs
 
 from evidence import clock
 from evidence.capturing.options import MediaOptions
-from evidence.capturing.proxy import RecordingProxy
+from evidence.capturing.proxy import CountingFetcher, RecordingProxy
 from evidence.errors import UsageError
 from evidence.manifest import MediaFile, MediaInfo, MediaItem
 
@@ -214,6 +215,8 @@ class MediaPlan:
             raise UsageError("max_media_bytes must be a positive number of bytes")
         if not isinstance(options.max_items, int) or options.max_items < 1:
             raise UsageError("max_items must be at least 1")
+        if not isinstance(options.max_requests, int) or options.max_requests < 1:
+            raise UsageError("max_requests must be at least 1")
         try:
             import yt_dlp.version
         except ImportError as exc:
@@ -361,6 +364,13 @@ def _params(
         "playlistend": opts.max_items,
         "format": fmt,
         "external_downloader": {"default": "native"},
+        # yt-dlp's HLS downloader hands a stream with features it lacks
+        # (SAMPLE-AES; AES-128 without pycryptodomex) to ffmpeg, whatever
+        # the setting above; ffmpeg then fetches by itself, and honours the
+        # operator's no_proxy, around the recorder, --public-only and
+        # --proxy. As a downloader, ffmpeg may read local files only: such a
+        # stream fails (its playlist is recorded). Merging is not affected.
+        "external_downloader_args": {"ffmpeg_i": ["-protocol_whitelist", "file,crypto,data"]},
         "hls_prefer_native": True,
         "concurrent_fragment_downloads": 1,
         "ffmpeg_location": plan.ffmpeg or _empty_dir(workdir),
@@ -374,7 +384,10 @@ def _params(
         # on would ask for every remaining fragment of an endless stream.
         "skip_unavailable_fragments": False,
         "writesubtitles": opts.subtitles,
-        "subtitleslangs": ["all"],
+        # yt-dlp puts the language into the file name unchecked: a page's
+        # <track srclang="../x"> (or one of 300 letters) made it refuse or
+        # fail the whole download. Such tracks are skipped, never the video.
+        "subtitleslangs": [_SAFE_LANGUAGE],
         "writeinfojson": False,
         "writethumbnail": False,
         "check_formats": False,
@@ -390,6 +403,9 @@ def _empty_dir(workdir: str) -> str:
     os.makedirs(path, exist_ok=True)
     return path
 
+
+# The subtitle languages asked for (a regular expression yt-dlp matches whole).
+_SAFE_LANGUAGE = r"(?!\.)[^/\\\x00-\x1f\x7f]{1,32}"
 
 # yt-dlp messages that say nothing about the capture.
 _NOISE = ("[generic] Falling back on generic information extractor",)
@@ -417,8 +433,11 @@ def run_media(
     workdir = tempfile.mkdtemp(prefix=".media-", dir=spool_dir)
     package_root = os.path.dirname(os.path.abspath(spool_dir))
     log = _Logger([(os.path.abspath(workdir), "<media dir>"), (package_root, "<package>")])
+    counting = CountingFetcher(
+        fetcher, plan.options.max_requests, threading.Event(), "media capture"
+    )
     proxy = RecordingProxy(
-        fetcher,
+        typing.cast("Fetcher", counting),
         recorder,
         deadline=deadline,
         spool_dir=spool_dir,
@@ -449,14 +468,21 @@ def run_media(
         proxy.close()
     if completed:
         _collect_leaks()
+    else:
+        _kill_helpers(os.path.abspath(workdir))
     try:
         notes = list(dict.fromkeys(log.messages + [f for f in failed if f]))
         unsupported = any(n.startswith("Unsupported URL") for n in notes)
+        if counting.refused:
+            notes.append(
+                f"the media request limit ({plan.options.max_requests}) was reached; "
+                f"{counting.refused} later request(s) were refused, not fetched"
+            )
         for failure in proxy.failures[:_MAX_FAILURES_NOTED]:
             notes.append(f"no response for {failure.url[:_MAX_TEXT]}: {failure.error}")
         if proxy.failures_total > _MAX_FAILURES_NOTED:
             notes.append(f"{proxy.failures_total - _MAX_FAILURES_NOTED} more request(s) failed")
-        cut = False
+        cut = bool(counting.refused)
         if proxy.budget_hit:
             cut = True
             notes.append(
@@ -507,12 +533,47 @@ def run_media(
         requests=sum(1 for e in recorder.exchanges if e.role == "media"),
         failed_requests=proxy.failures_total,
         completed=(
-            completed and not failed and not proxy.budget_hit and all(i.complete for i in items)
+            completed
+            and not failed
+            and not proxy.budget_hit
+            and not counting.refused
+            and all(i.complete for i in items)
         ),
         items=tuple(items),
         notes=tuple(notes),
     )
     return info, warnings
+
+
+def _kill_helpers(workdir: str) -> None:
+    """Kill the programs an abandoned yt-dlp started on our files (ffmpeg
+    merging): they would outlive the capture, even the command.
+
+    Only our own children that name a file in ``workdir`` are killed: other
+    captures in this process (their Chromium, their ffmpeg) are left alone.
+    Linux ``/proc``; elsewhere nothing is found.
+    """
+    me = os.getpid()
+    marker = workdir.encode() + b"/"
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                parent = int(fh.read().rsplit(b")", 1)[1].split()[1])
+            if parent != me:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                argv = fh.read(1 << 20).split(b"\0")
+            if any(marker in arg for arg in argv):
+                os.kill(int(entry), signal.SIGKILL)
+                logger.debug("killed pid %s, started by the abandoned yt-dlp", entry)
+        except (OSError, ValueError, IndexError):
+            continue
 
 
 def _collect_leaks() -> None:

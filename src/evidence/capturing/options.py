@@ -184,6 +184,11 @@ class MediaOptions:
             best audio when ffmpeg can merge them, else the best single file.
         ffmpeg: the ffmpeg binary or its directory (else ``ffmpeg`` on PATH);
             it only merges downloaded files, never fetches.
+        max_requests: requests yt-dlp may make (playlists, segments); later
+            ones are refused and listed as failures. Each adds about 1.2 kB
+            to the manifest: a playlist of 100,000 tiny segments would
+            otherwise, given a long deadline, grow it past what the verifier
+            reads by default (64 MiB).
     """
 
     max_media_bytes: int = 4 * 1024**3
@@ -191,10 +196,12 @@ class MediaOptions:
     subtitles: bool = True
     format: str | None = None
     ffmpeg: str | None = None
+    max_requests: int = 20_000
 
     def to_json(self) -> dict[str, typing.Any]:
         return {
             "max_media_bytes": self.max_media_bytes,
+            "max_requests": self.max_requests,
             "max_items": self.max_items,
             "subtitles": self.subtitles,
             "format": self.format,

@@ -55,7 +55,7 @@ import attrs
 from evidence.errors import CaptureError
 
 if typing.TYPE_CHECKING:
-    from evidence.capturing.fetcher import Fetcher
+    from evidence.capturing.fetcher import Exchange, Fetcher
     from evidence.capturing.record import Recorder
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ __all__ = [
     "MAX_CONNECTIONS",
     "MAX_HEAD_BYTES",
     "MAX_REQUEST_BODY",
+    "CountingFetcher",
     "InterceptionCA",
     "ProxyFailure",
     "RecordingProxy",
@@ -568,3 +569,32 @@ def _simple(status: int, text: str) -> bytes:
         f"Content-Length: {len(body)}\r\n"
         "Connection: close\r\n\r\n"
     ).encode("ascii") + body
+
+
+class CountingFetcher:
+    """The capture's fetcher, refusing every request past ``limit`` (the proxy lists
+    them as failures), so a page or a playlist that requests forever cannot grow
+    the capture (each exchange adds about 1.2 kB to the manifest)."""
+
+    def __init__(self, fetcher: Fetcher, limit: int, capped: threading.Event, what: str) -> None:
+        self._fetcher = fetcher
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._capped = capped
+        self._what = what
+        self.used = 0
+        self.refused = 0
+
+    def fetch(self, url: str, **kwargs: typing.Any) -> Exchange:
+        with self._lock:
+            if self.used >= self._limit:
+                self.refused += 1
+                self._capped.set()
+                raise CaptureError(
+                    url, f"request limit reached ({self._limit} per {self._what})", "limit"
+                )
+            self.used += 1
+        return self._fetcher.fetch(url, **kwargs)
+
+    def __getattr__(self, name: str) -> typing.Any:
+        return getattr(self._fetcher, name)

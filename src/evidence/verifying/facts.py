@@ -20,7 +20,7 @@ from evidence.verifying.report import Subject
 if typing.TYPE_CHECKING:
     from evidence.manifest import Manifest
 
-__all__ = ["ManifestFacts", "manifest_facts"]
+__all__ = ["ArtefactEntry", "ManifestFacts", "artefact_entries", "manifest_facts"]
 
 
 @attrs.frozen
@@ -61,3 +61,43 @@ def manifest_facts(manifest: Manifest) -> ManifestFacts:
         created=parse_iso(created),
         custody_log=manifest.custody_log,
     )
+
+
+@attrs.frozen
+class ArtefactEntry:
+    """A manifest entry that describes one resource or metadata record: a
+    browser artefact, the browser log, a media file. Its size and SHA-256 are
+    what show, extract's index and the report tell a reader, so they must be
+    the record's."""
+
+    label: str
+    record: str
+    target_uri: str
+    size: int
+    sha256: str
+
+
+def artefact_entries(manifest: Manifest) -> tuple[ArtefactEntry, ...]:
+    """Every entry of ``capture.browser`` and ``capture.media`` that names a record."""
+    capture = manifest.capture
+    if capture is None:
+        return ()
+    out: list[ArtefactEntry] = []
+    browser = capture.browser
+    if browser is not None:
+        for a in browser.artefacts:
+            out.append(ArtefactEntry(f"browser {a.kind}", a.record, a.target_uri, a.size, a.sha256))
+        if browser.log is not None:
+            log = browser.log
+            out.append(
+                ArtefactEntry("browser log", log.record, log.target_uri, log.size, log.sha256)
+            )
+    if capture.media is not None:
+        for number, item in enumerate(capture.media.items, 1):
+            for f in item.files:
+                out.append(
+                    ArtefactEntry(
+                        f"media item {number} {f.kind}", f.record, f.target_uri, f.size, f.sha256
+                    )
+                )
+    return tuple(out)

@@ -21,7 +21,9 @@ Steps (tagged ``# Step N`` where they happen):
    SHA-256: an unsigned list never makes us hash a file of the wrong size);
    Payload-Oxum matches.
 7. WARC: member by member against the manifest's record inventory (only when
-   its size is the one the manifest gives).
+   its size is the one the manifest gives); then every browser artefact,
+   browser log and media entry must name a record in it and state that
+   record's target URI, block size and block SHA-256.
 8. Timestamps (:mod:`evidence.verifying.timestamps`): each RFC 3161 token's
    imprint, nonce, signature and chain to a TSA root the caller gave (judged
    at genTime), and genTime not before the capture began.
@@ -66,7 +68,7 @@ from evidence.package import (
 from evidence.seal import expected_bag_files
 from evidence.signing import SIGNATURE_SIZE, signature_valid
 from evidence.verifying.custody import custody_check
-from evidence.verifying.facts import ManifestFacts, manifest_facts
+from evidence.verifying.facts import ArtefactEntry, ManifestFacts, artefact_entries, manifest_facts
 from evidence.verifying.policy import (
     DEFAULT_LIMITS,
     TrustInput,
@@ -214,6 +216,7 @@ class _Verifier:
         self.untrusted: list[str] = []
         self.valid_untrusted: list[str] = []
         self.notes: list[str] = []
+        self.artefacts: Check | None = None  # step 7's artefact entries, when any
         self.verified_at = now_iso()
 
     def add(
@@ -794,6 +797,8 @@ class _Verifier:
             )
         if warc_summary is not None:
             self.append(warc_summary)
+            if self.artefacts is not None:
+                self.append(self.artefacts)
         elif manifest is None:
             self.add(
                 "warc",
@@ -854,7 +859,11 @@ class _Verifier:
                     )
                 ],
             )
-        result = check_warc(str(self.root / warc_path), manifest.records)
+        entries = artefact_entries(manifest)
+        result = check_warc(
+            str(self.root / warc_path), manifest.records, {e.record for e in entries}
+        )
+        self.artefacts = _artefact_check(entries, manifest, result.blocks) if entries else None
         actual[warc_path] = result.file_sha256
         details = [Finding(p, warc_path) for p in result.problems]
         for rc in result.records:
@@ -909,6 +918,65 @@ class _Verifier:
             verified_at=self.verified_at,
             software_version=software_version(),
         )
+
+
+def _artefact_check(
+    entries: typing.Sequence[ArtefactEntry],
+    manifest: Manifest,
+    blocks: typing.Mapping[str, tuple[int, tuple[str, bytes] | None]],
+) -> Check:
+    """Step 7: each artefact and media entry states its record's target URI,
+    block size and block SHA-256 (the WARC step checked those against the bytes)."""
+    targets = {r.id: r.target_uri for r in manifest.records}
+    problems: list[Finding] = []
+    for e in entries:
+        if e.record not in targets or e.record not in blocks:
+            problems.append(Finding(f"{e.label}: its record is not in the WARC", e.record))
+            continue
+        size, digest = blocks[e.record]
+        if targets[e.record] != e.target_uri:
+            problems.append(
+                Finding(
+                    f"{e.label}: target uri differs from the record's",
+                    record_id=e.record,
+                    expected=targets[e.record],
+                    found=e.target_uri,
+                )
+            )
+        if size != e.size:
+            problems.append(
+                Finding(
+                    f"{e.label}: size differs from the record's block",
+                    record_id=e.record,
+                    expected=size,
+                    found=e.size,
+                )
+            )
+        stated = digest[1].hex() if digest is not None and digest[0] == "sha256" else None
+        if stated != e.sha256:
+            problems.append(
+                Finding(
+                    f"{e.label}: sha256 differs from the record's block digest",
+                    record_id=e.record,
+                    expected=stated,
+                    found=e.sha256,
+                )
+            )
+    title = "Artefact and media entries"
+    if problems:
+        return Check(
+            "artefacts",
+            title,
+            Status.FAIL,
+            f"{len(problems)} manifest entr(ies) do not describe their record",
+            problems,
+        )
+    return Check(
+        "artefacts",
+        title,
+        Status.PASS,
+        f"{len(entries)} entr(ies): record, target URI, size and SHA-256 match the WARC",
+    )
 
 
 def _offset(manifest: Manifest, index: int) -> int | None:

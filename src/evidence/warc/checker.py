@@ -300,6 +300,10 @@ class WARCCheck:
     checked: int  # inventory entries reached
     records: tuple[RecordCheck, ...]  # only records with problems
     problems: tuple[str, ...]  # file-level problems (gaps, trailing bytes, duplicates)
+    # For the record ids asked for: (Content-Length, the block digest the
+    # record states as (algorithm, raw digest) or None). The digest was
+    # compared with the block; a mismatch is among ``records``.
+    blocks: typing.Mapping[str, tuple[int, tuple[str, bytes] | None]] = attrs.field(factory=dict)
 
 
 class _HashWorker:
@@ -378,7 +382,11 @@ class _HashWorker:
 _HashJob = tuple[typing.Hashable, "bytes | memoryview", bool, str, bool, "bytes | None"]
 
 
-def check_warc(path: str, inventory: typing.Sequence[RecordLike]) -> WARCCheck:
+def check_warc(
+    path: str,
+    inventory: typing.Sequence[RecordLike],
+    blocks_of: typing.Collection[str] = frozenset(),
+) -> WARCCheck:
     """Check a WARC file member by member against the manifest's inventory.
 
     For every listed record: the gzip member starts where listed, has the
@@ -387,8 +395,12 @@ def check_warc(path: str, inventory: typing.Sequence[RecordLike]) -> WARCCheck:
     target match the inventory and whose block and payload digests match its
     content. Record ids must be unique and the file must hold nothing else.
     Reads the file once; memory stays bounded whatever the input.
+
+    ``blocks_of``: record ids whose block length and stated block digest are
+    returned in :attr:`WARCCheck.blocks` (for the manifest's artefact entries).
     """
     hasher = _HashWorker()
+    blocks: dict[str, tuple[int, tuple[str, bytes] | None]] = {}
     file_problems: list[str] = []
     problems: dict[int, list[str]] = {}
     ids: dict[int, str | None] = {}
@@ -425,7 +437,8 @@ def check_warc(path: str, inventory: typing.Sequence[RecordLike]) -> WARCCheck:
                 if not isinstance(length, int) or isinstance(length, bool) or length <= 0:
                     note(index, rid, f"bad member length {length!r}")
                     break
-                for text in _check_member(fh, length, rec, hasher, index):
+                want = blocks if rid is not None and rid in blocks_of else None
+                for text in _check_member(fh, length, rec, hasher, index, want):
                     note(index, rid, text)
                 offset += length
             # Hash whatever follows the last listed member, so the file digest is whole.
@@ -449,7 +462,7 @@ def check_warc(path: str, inventory: typing.Sequence[RecordLike]) -> WARCCheck:
     if not inventory:
         file_problems.append("the manifest lists no WARC records")
     records = tuple(RecordCheck(i, ids.get(i), tuple(problems[i])) for i in sorted(problems))
-    return WARCCheck(file_sha256, size, checked, records, tuple(file_problems))
+    return WARCCheck(file_sha256, size, checked, records, tuple(file_problems), blocks)
 
 
 def _check_member(
@@ -458,6 +471,7 @@ def _check_member(
     rec: RecordLike,
     hasher: _HashWorker,
     index: int,
+    blocks: dict[str, tuple[int, tuple[str, bytes] | None]] | None = None,
 ) -> list[str]:
     try:
         member_expected: bytes | None = bytes.fromhex(str(rec.get("sha256")))
@@ -502,4 +516,7 @@ def _check_member(
     if not corrupt and decomp.eof:
         problems.extend(reader.finish())
     reader.close()
+    length_text = reader.headers.get("content-length", "")
+    if blocks is not None and length_text.isdigit() and len(length_text) <= 18:
+        blocks[str(rec.get("id"))] = (int(length_text), reader.block_expected)
     return problems
