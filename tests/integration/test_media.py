@@ -44,7 +44,8 @@ def _ffmpeg(*args: str) -> None:
 
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """clip.mp4 (2 s, H.264 + AAC), hls/ (4 segments), dash/ (video and audio apart), tone.mp3."""
+    """clip.mp4 (2 s, H.264 + AAC), hls/ (4 segments), hls-aes/ (the same, AES-128
+    encrypted), dash/ (video and audio apart), tone.mp3."""
     root = tmp_path_factory.mktemp("media")
     _ffmpeg(
         "-f", "lavfi", "-i", "testsrc=duration=2:size=160x120:rate=25",
@@ -57,6 +58,16 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "-i", str(root / "clip.mp4"), "-c", "copy", "-f", "hls", "-hls_time", "0.5",
         "-hls_list_size", "0", "-hls_segment_filename", str(root / "hls" / "seg%03d.ts"),
         str(root / "hls" / "index.m3u8"),
+    )  # fmt: skip
+    (root / "hls-aes").mkdir()
+    (root / "hls-aes" / "key.bin").write_bytes(bytes(range(16)))
+    key_info = root / "key-info.txt"
+    key_info.write_text(f"key.bin\n{root / 'hls-aes' / 'key.bin'}\n", encoding="utf-8")
+    _ffmpeg(
+        "-i", str(root / "clip.mp4"), "-c", "copy", "-f", "hls", "-hls_time", "0.5",
+        "-hls_list_size", "0", "-hls_key_info_file", str(key_info),
+        "-hls_segment_filename", str(root / "hls-aes" / "seg%03d.ts"),
+        str(root / "hls-aes" / "index.m3u8"),
     )  # fmt: skip
     (root / "dash").mkdir()
     _ffmpeg(
@@ -83,6 +94,36 @@ _TYPES = {
     ".mp3": "audio/mpeg",
     ".html": "text/html; charset=utf-8",
 }
+
+
+def test_aes_128_hls_is_decrypted_by_yt_dlp_through_the_proxy(media_server, media_dir, tmp_path):
+    """An AES-128 stream (common on news sites): the key and every encrypted segment
+    are response records, and the stored file is the decrypted video. (Without
+    pycryptodomex, in the media extra, yt-dlp would hand it to ffmpeg, which may
+    never download.)"""
+    server = media_server()
+    playlist = (media_dir / "hls-aes" / "index.m3u8").read_text(encoding="utf-8")
+    assert "METHOD=AES-128" in playlist
+    result = capture(
+        server.url("/hls-aes/index.m3u8"),
+        out=tmp_path,
+        options=CaptureOptions(deadline=60),
+        media=True,
+    )
+    package = Path(result.path)
+    _, media = media_of(package)
+    fetched = [p for p, _ in server.log]
+    assert fetched.count("/hls-aes/key.bin") == 1
+    for seg in sorted((media_dir / "hls-aes").glob("*.ts")):
+        assert fetched.count(f"/hls-aes/{seg.name}") == 1, seg.name
+    assert_server_log_is_recorded(server, package)
+    (item,) = media.items
+    assert item.complete and media.completed, media.notes
+    stored = next(f for f in item.files if f.kind == "media")
+    movie = tmp_path / "aes.mp4"
+    movie.write_bytes({h["WARC-Record-ID"]: b for h, b in records(package)}[stored.record])
+    duration, codecs = probe(movie)
+    assert 1.5 < duration < 2.5 and codecs == {"h264", "aac"}
 
 
 class MediaServer:
