@@ -934,34 +934,18 @@ def _artefact_check(
             problems.append(Finding(f"{e.label}: its record is not in the WARC", e.record))
             continue
         size, digest = blocks[e.record]
-        if targets[e.record] != e.target_uri:
-            problems.append(
-                Finding(
-                    f"{e.label}: target uri differs from the record's",
-                    record_id=e.record,
-                    expected=targets[e.record],
-                    found=e.target_uri,
-                )
-            )
-        if size != e.size:
-            problems.append(
-                Finding(
-                    f"{e.label}: size differs from the record's block",
-                    record_id=e.record,
-                    expected=size,
-                    found=e.size,
-                )
-            )
         stated = digest[1].hex() if digest is not None and digest[0] == "sha256" else None
-        if stated != e.sha256:
-            problems.append(
-                Finding(
-                    f"{e.label}: sha256 differs from the record's block digest",
-                    record_id=e.record,
-                    expected=stated,
-                    found=e.sha256,
+        for what, expected, found in (
+            ("target uri differs from the record's", targets[e.record], e.target_uri),
+            ("size differs from the record's block", size, e.size),
+            ("sha256 differs from the record's block digest", stated, e.sha256),
+        ):
+            if expected != found:
+                problems.append(
+                    Finding(
+                        f"{e.label}: {what}", record_id=e.record, expected=expected, found=found
+                    )
                 )
-            )
     title = "Artefact and media entries"
     if problems:
         return Check(
