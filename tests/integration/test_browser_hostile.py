@@ -12,7 +12,6 @@ process of the capture is left.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from evidence.capturing import BrowserOptions, CaptureOptions, capture
 from evidence.errors import UsageError
 from evidence.manifest import Manifest
 from evidence.verifying import Outcome, verify
+
+from browsers import leftover_browsers, own_browsers, records  # noqa: F401  (own_browsers: autouse)
 
 pytest.importorskip("playwright.sync_api", reason="needs the browser extra")
 
@@ -41,7 +42,6 @@ def _have_chromium() -> bool:
 
 
 pytestmark = pytest.mark.skipif(not _have_chromium(), reason="no Chromium installed")
-_MARK = "EVIDENCE_TEST_BROWSER"
 
 
 def _response(body: bytes, content_type: str = "text/html") -> bytes:
@@ -66,37 +66,6 @@ def _page_server(raw_server, page: bytes, others=None):
         time.sleep(0.02)
 
     return raw_server(respond)
-
-
-@pytest.fixture(autouse=True)
-def own_browsers(tmp_path_factory, monkeypatch):
-    """Marks the browsers this test starts and gives them a temporary directory of
-    their own, so that leftovers found are this test's, never those of another
-    run on the same machine; no Playwright profile may be left in it."""
-    monkeypatch.setenv(_MARK, os.urandom(8).hex())
-    tmp = tmp_path_factory.mktemp("browser-tmp")
-    monkeypatch.setenv("TMPDIR", str(tmp))  # where Playwright makes its profiles
-    yield
-    assert [n for n in os.listdir(tmp) if n.startswith("playwright_chromiumdev_profile-")] == []
-
-
-def leftover_browsers() -> list[int]:
-    """Pids of this test's browser processes still running (they carry a marker
-    flag, and this test's mark in their environment)."""
-    mark = f"{_MARK}={os.environ[_MARK]}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-                if b"--evidence-capture=" not in cmdline:
-                    continue
-                environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if mark in environ:
-                found.append(int(entry))
-    return found
 
 
 def _manifest(result) -> Manifest:

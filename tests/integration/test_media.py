@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 import typing
-import zlib
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,8 @@ from evidence.extract import extract
 from evidence.manifest import Manifest, MediaInfo
 from evidence.show import describe, summary
 from evidence.verifying import Outcome, verify
+
+from browsers import records
 
 pytest.importorskip("yt_dlp", reason="needs the media extra")
 needs_ffmpeg = pytest.mark.skipif(
@@ -233,20 +234,6 @@ def media_server(media_dir: Path) -> typing.Iterator[typing.Callable[..., MediaS
     yield make
     for server in servers:
         server.close()
-
-
-def records(package: Path) -> list[tuple[dict[str, str], bytes]]:
-    """(headers, block) per record, read with zlib and plain parsing, not our reader."""
-    data = (package / "data" / "capture.warc.gz").read_bytes()
-    out = []
-    while data:
-        d = zlib.decompressobj(31)
-        text = d.decompress(data)
-        data = d.unused_data
-        head, _, rest = text.partition(b"\r\n\r\n")
-        headers = dict(line.split(": ", 1) for line in head.decode("utf-8").split("\r\n")[1:])
-        out.append((headers, rest[: int(headers["Content-Length"])]))
-    return out
 
 
 def media_of(package: Path) -> tuple[Manifest, MediaInfo]:

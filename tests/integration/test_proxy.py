@@ -31,9 +31,9 @@ from evidence.errors import CaptureError, UsageError
 from evidence.manifest import Manifest
 from evidence.show import describe, summary
 from evidence.verifying import verify
-from socks import TestProxy
 
 from servers import LocalCA, RawServer, closed_port, fixed_response
+from socks import TestProxy
 from tsa import LocalTSA
 
 EVIDENCE = [sys.executable, "-m", "evidence.cli"]

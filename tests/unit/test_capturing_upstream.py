@@ -11,9 +11,9 @@ import pytest
 
 from evidence.capturing.upstream import ProxyError, ProxyURL, open_tunnel
 from evidence.errors import UsageError
-from socks import TestProxy
 
 from servers import LocalCA
+from socks import TestProxy
 
 
 def test_proxy_urls_parse_and_never_show_their_credentials():
