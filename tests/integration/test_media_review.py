@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import typing
 from pathlib import Path
 
 import pytest
 
 from evidence.capturing import CaptureOptions, capture
-from evidence.custody import make_event
-from evidence.keys import key_id
-from evidence.manifest import Manifest, dumps
+from evidence.manifest import dumps
 from evidence.package import MANIFEST_PATH
-from evidence.seal import expected_bag_files
 from evidence.verifying import Outcome, verify
 
 pytest.importorskip("yt_dlp", reason="needs the media extra")
@@ -28,24 +24,10 @@ from test_media import (
     media_server,
     needs_ffmpeg,
 )
+from test_sealing import _resign
 
 __all__ = ["media_dir", "media_server"]  # fixtures, used by name
 pytestmark = needs_ffmpeg
-
-
-def _resign(pkg: Path, key: typing.Any, change: typing.Callable[[dict], None]) -> None:
-    """Change the manifest and re-seal everything a verifier checks, as its signer could."""
-    data = json.loads((pkg / MANIFEST_PATH).read_bytes())
-    change(data)
-    raw = dumps(data)
-    (pkg / MANIFEST_PATH).write_bytes(raw)
-    for name, body in expected_bag_files(Manifest.from_bytes(raw)).items():
-        (pkg / name).write_bytes(body)
-    (pkg / "evidence" / "signatures" / f"{key_id(key.public_key())}.sig").write_bytes(key.sign(raw))
-    event = make_event(
-        prev_line=None, manifest=raw, seq=1, event="captured", key=key, when=data["created"]
-    )
-    (pkg / "evidence" / "custody.jsonl").write_bytes(event + b"\n")
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ from evidence.manifest import Manifest
 from evidence.show import describe, summary
 from evidence.verifying import verify
 
+from browsers import records
 from servers import LocalCA, RawServer, closed_port, fixed_response
 from socks import TestProxy
 from tsa import LocalTSA
@@ -85,21 +86,6 @@ def name_ca(tmp_path_factory):
     return LocalCA(tmp_path_factory.mktemp("name-ca"), hostname=NAME)
 
 
-def _records(package: Path) -> list[tuple[dict[str, str], bytes]]:
-    data = (package / "data" / "capture.warc.gz").read_bytes()
-    out = []
-    while data:
-        import zlib
-
-        d = zlib.decompressobj(31)
-        text = d.decompress(data)
-        data = d.unused_data
-        head, _, rest = text.partition(b"\r\n\r\n")
-        headers = dict(line.split(": ", 1) for line in head.decode("utf-8").split("\r\n")[1:])
-        out.append((headers, rest[: int(headers["Content-Length"])]))
-    return out
-
-
 def _manifest(package: Path) -> Manifest:
     return Manifest.from_bytes((package / "evidence" / "manifest.json").read_bytes())
 
@@ -146,7 +132,7 @@ def test_a_name_only_the_proxy_knows_is_captured_only_through_socks5h(
     ], "the name went to the proxy, never resolved here"
     _only_the_proxy_connected(origin, proxy)
 
-    recs = _records(package)
+    recs = records(package)
     response = next(b for h, b in recs if h["WARC-Type"] == "response")
     request = next(b for h, b in recs if h["WARC-Type"] == "request")
     assert response == PAGE, "the bytes recorded are the bytes the server wrote"
@@ -249,7 +235,7 @@ def test_https_through_a_proxy_keeps_the_origins_chain_and_bytes(
             hashlib.sha256(c.public_bytes(Encoding.DER)).hexdigest()
             for c in (name_ca.leaf, name_ca.inter)
         ]
-        recs = _records(package)
+        recs = records(package)
         assert next(b for h, b in recs if h["WARC-Type"] == "response") == PAGE
         assert m.capture.network is not None and m.capture.network.proxy_scheme == kind
         assert [r.host for r in proxy.requests] == [NAME]
@@ -692,7 +678,7 @@ def test_a_browser_capture_through_socks5h_talks_only_to_the_proxy(
     assert {(r.host, r.port) for r in proxy.requests} == {(NAME, origin.port)}
     _only_the_proxy_connected(origin, proxy)
     package = Path(json.loads(proc.stdout)["packages"][0]["package"])
-    recs = _records(package)
+    recs = records(package)
     got = [b for h, b in recs if h.get("WARC-Target-URI") == origin.url("/", host=NAME)]
     assert got[-1] == page, "the browser's page was fetched upstream through SOCKS, exactly"
     assert _datagrams(stun_listener) == 0, "WebRTC sent nothing around the proxy"
