@@ -388,6 +388,7 @@ def test_browser_and_media_sections_show_hashes_and_escape_everything(tmp_path):
     doc = render_html([facts], generated="2026-01-01T00:00:00Z", software="0+test")
     assert "Opened in a real web browser" in doc and "Chromium 156.0.1" in doc
     assert "The browser capture did NOT complete" in doc
+    assert "certificates were checked by the capturing machine" in doc
     assert shot in doc and "screenshot.png" in doc and "1,234,567" in doc
     assert "<h3>Video and audio</h3>" in doc and "yt-dlp 2026.10.26" in doc
     assert video in doc and "media/001.mp4" in doc and "media/002.mp4" in doc
@@ -408,6 +409,19 @@ def test_browser_and_media_sections_show_hashes_and_escape_everything(tmp_path):
     assert (
         f"warcio extract --payload data/capture.warc.gz 4242 | sha256sum   # expect {video}" in doc
     )
+
+
+def test_an_insecure_browser_capture_does_not_claim_certificates_were_checked(tmp_path):
+    import attrs
+
+    browser, _, _, _ = _browser_and_media()
+    facts = _hostile_facts(tmp_path, browser=browser)
+    assert facts.manifest is not None
+    options = {**facts.manifest.options, "tls_verification": False}
+    facts = attrs.evolve(facts, manifest=attrs.evolve(facts.manifest, options=options))
+    doc = render_html([facts], generated="2026-01-01T00:00:00Z", software="0+test")
+    assert "certificates were NOT checked (captured with --insecure)" in doc
+    assert "certificates were checked by the capturing machine" not in doc
 
 
 def test_browser_and_media_lists_are_bounded(tmp_path):

@@ -351,8 +351,13 @@ def _browser_name(b: BrowserInfo) -> str:
     return f"{_t(b.name)} {_t(b.version)}"
 
 
-def _browser(b: BrowserInfo) -> str:
+def _browser(b: BrowserInfo, tls_checked: bool) -> str:
     """The browser that opened the page, the files it made, and what it could not do."""
+    checked = (
+        "the servers' own certificates were checked by the capturing machine"
+        if tls_checked
+        else "the servers' own certificates were NOT checked (captured with --insecure)"
+    )
     out = [
         "<h3>Opened in a real web browser</h3>",
         f"<p>The page was opened in a real web browser, {_browser_name(b)}, "
@@ -361,7 +366,7 @@ def _browser(b: BrowserInfo) -> str:
         "the capturing software's recording proxy, so each response it used is in the WARC "
         "exactly as the server sent it, and the browser was given only recorded bytes. "
         "For HTTPS, the browser trusted only a key made for this capture (its pin is below); "
-        "the servers' own certificates were checked by the capturing machine.</p>",
+        f"{checked}.</p>",
     ]
     if b.completed:
         out.append("<p class='ok'>The browser capture completed.</p>")
@@ -645,7 +650,10 @@ def _captured(m: Manifest | None, details: typing.Mapping[str, MediaDetails] | N
         rows.append(_row("Capture options", f'<span class="small">{opts}</span>'))
     out.append(f'<table class="facts">{"".join(rows)}</table>')
     if cap.browser is not None:
-        out.append(_browser(cap.browser))
+        insecure = (m.options or {}).get("tls_verification") is False or (
+            cap.tls is not None and not cap.tls.verified
+        )
+        out.append(_browser(cap.browser, tls_checked=not insecure))
     if cap.media is not None:
         out.append(_media(cap.media, details or {}))
     if cap.dns:
