@@ -25,7 +25,6 @@ import typing
 
 from evidence.courtreport.facts import MediaDetails, PackageFacts
 from evidence.display import safe
-from evidence.extract import artefact_file_name, media_file_names
 from evidence.sealing import operator_text
 from evidence.verifying.report import Outcome, Status
 
@@ -353,6 +352,9 @@ def _browser_name(b: BrowserInfo) -> str:
 
 def _browser(b: BrowserInfo, tls_checked: bool) -> str:
     """The browser that opened the page, the files it made, and what it could not do."""
+    # Imported here: only reports on browser captures need it (and its imports).
+    from evidence.extract import artefact_file_name
+
     checked = (
         "the servers' own certificates were checked by the capturing machine"
         if tls_checked
@@ -482,6 +484,8 @@ def _browser(b: BrowserInfo, tls_checked: bool) -> str:
 
 
 def _media_item(number: int, item: MediaItem, details: MediaDetails | None) -> str:
+    from evidence.extract import media_file_names
+
     rows = [
         _row("Title (the site's words)", _words(item.title)),
         _row("Found on", _url(item.url)),
