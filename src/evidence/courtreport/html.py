@@ -173,6 +173,7 @@ th, td { border: 0.5pt solid #bbb; padding: 1mm 1.5mm; vertical-align: top; text
   overflow-wrap: anywhere; word-wrap: break-word; }
 th { background: #eee; }
 table.facts th { width: 30%; }
+table.files tr { break-inside: avoid; }
 .mono, pre, code { font-family: "DejaVu Sans Mono", monospace; font-size: 7.5pt; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f4f4f4;
   border: 0.5pt solid #ccc; padding: 2mm; margin: 1mm 0 3mm 0; }
@@ -416,7 +417,8 @@ def _browser(b: BrowserInfo, tls_checked: bool) -> str:
             "<code>evidence extract PACKAGE DIR</code> writes them into DIR under the names "
             "shown (it checks each record against the sealed inventory first); the SHA-256 "
             "of each written file must be the one here.</p>"
-            "<table><tr><th style='width:30%'>What it is</th><th style='width:16%'>Type, size "
+            "<table class='files'><tr><th style='width:30%'>What it is</th>"
+            "<th style='width:16%'>Type, size "
             "(bytes)</th><th style='width:16%'>File from evidence extract</th>"
             "<th>SHA-256 and WARC record</th></tr>"
         )
@@ -528,7 +530,8 @@ def _media_item(number: int, item: MediaItem, details: MediaDetails | None) -> s
     if item.files:
         names = media_file_names(item, number)
         out.append(
-            "<table><tr><th style='width:18%'>File</th><th style='width:18%'>Type, size "
+            "<table class='files'><tr><th style='width:18%'>File</th>"
+            "<th style='width:18%'>Type, size "
             "(bytes)</th><th style='width:17%'>File from evidence extract</th>"
             "<th>SHA-256 and WARC record</th></tr>"
         )
