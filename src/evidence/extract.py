@@ -33,7 +33,7 @@ import attrs
 
 from evidence.capturing.requisites import decode_body
 from evidence.errors import PackageError, UsageError
-from evidence.manifest import BrowserArtefact, Manifest
+from evidence.manifest import BrowserArtefact, Manifest, MediaItem
 from evidence.package import (
     open_regular_file,
     read_manifest_bytes,
@@ -42,7 +42,14 @@ from evidence.package import (
 )
 from evidence.warc.checker import MAX_HTTP_HEADER_BYTES, MAX_WARC_HEADER_BYTES, find_http_header_end
 
-__all__ = ["MAX_BODY_BYTES", "MAX_RECORD_BYTES", "ExtractResult", "extract"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_RECORD_BYTES",
+    "ExtractResult",
+    "artefact_file_name",
+    "extract",
+    "media_file_names",
+]
 
 # Decoded bodies are held in memory while written; larger ones are cut (and say so).
 MAX_BODY_BYTES = 256 * 1024**2
@@ -91,6 +98,33 @@ _MEDIA_EXTENSIONS = {
     "application/x-subrip": ".srt",
     "application/json": ".json",
 }
+
+
+def artefact_file_name(kind: str) -> str | None:
+    """The file a browser artefact of ``kind`` is written as (None: not written)."""
+    return _ARTEFACT_NAMES.get(kind)
+
+
+def media_file_names(item: MediaItem, number: int) -> list[str]:
+    """The file each of ``item``'s files is written as, in order (``number`` from 1).
+
+    Every part of a name is ours: the item's number, a tag for one of a few
+    kinds (never the manifest's text), the file's position, an extension
+    from the content type. The court report names the same files.
+    """
+    names = []
+    info_named = False
+    for index, entry in enumerate(item.files):
+        if entry.kind == "info" and not info_named:
+            names.append(f"media/{number:03d}.info.json")
+            info_named = True
+            continue
+        ext = _MEDIA_EXTENSIONS.get(entry.content_type.split(";")[0].strip(), ".bin")
+        tag = _MEDIA_TAGS.get(entry.kind, ".other")
+        names.append(
+            f"media/{number:03d}{tag}.{index}{ext}" if index else f"media/{number:03d}{tag}{ext}"
+        )
+    return names
 
 
 @attrs.frozen
@@ -383,25 +417,11 @@ def _extract_media(
     out: list[dict[str, typing.Any]] = []
     for number, item in enumerate(media.items, 1):
         files: list[dict[str, typing.Any]] = []
-        info_written = False
-        for index, entry in enumerate(item.files):
+        for entry, name in zip(item.files, media_file_names(item, number), strict=True):
             rec = by_id.get(entry.record)
             if rec is None:
                 notes.append(f"media file {entry.target_uri} not found in the WARC inventory")
                 continue
-            # Every part of the name is ours: the kind is one of a few
-            # words, never the manifest's text; the index keeps names apart.
-            if entry.kind == "info" and not info_written:
-                name = f"media/{number:03d}.info.json"
-                info_written = True
-            else:
-                ext = _MEDIA_EXTENSIONS.get(entry.content_type.split(";")[0].strip(), ".bin")
-                tag = _MEDIA_TAGS.get(entry.kind, ".other")
-                name = (
-                    f"media/{number:03d}{tag}.{index}{ext}"
-                    if index
-                    else f"media/{number:03d}{tag}{ext}"
-                )
             _record_to(warc, rec, work / name)
             files.append(
                 {

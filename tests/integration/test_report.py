@@ -15,6 +15,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import typing
 import zlib
 from pathlib import Path
 
@@ -564,3 +565,122 @@ def test_https_capture_shows_the_certificate_chain(site, tmp_path, test_ca, sign
     assert hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest() in doc
     assert leaf.subject.rfc4514_string() in doc and leaf.issuer.rfc4514_string() in doc
     assert "was verified by the capturing machine" in doc
+
+
+def _browser_and_media_ready() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("yt_dlp") is None or shutil.which("ffmpeg") is None:
+        return False
+    try:
+        from evidence.capturing.browser import have_chromium
+    except ImportError:
+        return False
+    return have_chromium()
+
+
+# The site's words, hostile: a right-to-left override, markup, an escape.
+MEDIA_TITLE = "Witness \u202eevil<script>x</script> \x1b[2J statement"
+UPLOADER = "Channel \u2066<b>official</b>"
+
+
+@pytest.mark.skipif(
+    not _browser_and_media_ready(), reason="needs Chromium, yt-dlp and ffmpeg (.ci/run)"
+)
+def test_browser_and_media_capture_is_reported_with_its_files(site, tmp_path, signer):
+    from evidence.extract import extract
+
+    clip_path = tmp_path / "clip.mp4"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", "testsrc=duration=1:size=96x64:rate=10",
+         "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
+         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-b:a", "32k", "-shortest", str(clip_path)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    clip = clip_path.read_bytes()
+    routes: dict[str, typing.Any] = {"/clip.mp4": (200, [("Content-Type", "video/mp4")], clip)}
+    s = site(routes)
+    # yt-dlp's generic extractor reads the title, uploader and duration from JSON-LD.
+    video_object = {
+        "@context": "https://schema.org",
+        "@type": "VideoObject",
+        "name": MEDIA_TITLE,
+        "contentUrl": s.url("/clip.mp4"),
+        "encodingFormat": "video/mp4",
+        "duration": "PT1S",
+        "uploadDate": "2026-11-30",
+        "author": {"@type": "Person", "name": UPLOADER},
+    }
+    ld = json.dumps(video_object).replace("<", "\\u003c")
+    page = (
+        "<html><head><title>Statement</title><script type='application/ld+json'>"
+        f"{ld}</script></head><body><p>A statement.</p></body></html>"
+    )
+    routes["/watch"] = (200, [("Content-Type", "text/html; charset=utf-8")], page.encode())
+    result = capture(
+        s.url("/watch"),
+        out=tmp_path / "pkgs",
+        options=CaptureOptions(deadline=60),
+        sign_with=[signer.key],
+        browser=True,
+        media=True,
+    )
+    package = Path(result.path)
+    manifest = Manifest.from_bytes((package / "evidence" / "manifest.json").read_bytes())
+    assert manifest.capture is not None
+    browser, media = manifest.capture.browser, manifest.capture.media
+    assert browser is not None and media is not None
+    (item,) = media.items
+    assert item.title == MEDIA_TITLE
+    video = next(f for f in item.files if f.kind == "media")
+    assert hashlib.sha256(clip).hexdigest() == video.sha256
+
+    out = tmp_path / "report.html"
+    report = evidence.report(package, out=out, trust=[signer.pub], record_custody=False)
+    assert report.outcome is evidence.Outcome.VERIFIED
+    doc = out.read_text("utf-8")
+    assert "Opened in a real web browser" in doc and browser.version in doc
+    assert "<h3>Video and audio</h3>" in doc and f"yt-dlp {media.version}" in doc
+    # The title and uploader, visible and inert; the duration from the sealed info JSON.
+    assert "<bdi>Witness ⟪U+202E⟫evil&lt;script&gt;x&lt;/script&gt;" in doc
+    assert "Channel ⟪U+2066⟫&lt;b&gt;official&lt;/b&gt;" in doc
+    assert "Duration (seconds, as the site gave it)</th><td><bdi>1" in doc
+    for raw in ("\u202e", "\u2066", "\x1b", "<script", "<b>official"):
+        assert raw not in doc, repr(raw)
+
+    # Each file the report names is what `evidence extract` writes, with the hash shown.
+    extract(package, tmp_path / "x")
+    named = re.findall(
+        r"<td class='mono'>((?:media/)?[a-z0-9.-]+\.[a-z0-9]+)</td><td class='mono'>([0-9a-f]{64})",
+        doc,
+    )
+    assert {n for n, _ in named} >= {
+        "screenshot.png",
+        "page.pdf",
+        "dom.html",
+        "browser-log.json",
+        "media/001.mp4",
+        "media/001.info.json",
+    }
+    for name, digest in named:
+        assert hashlib.sha256((tmp_path / "x" / name).read_bytes()).hexdigest() == digest, name
+    assert (tmp_path / "x" / "media" / "001.mp4").read_bytes() == clip
+
+    # The by-hand command for the video works with warcio, as printed.
+    (command,) = re.findall(r"warcio extract --payload \S+ \d+ \| sha256sum   # expect \w+", doc)
+    args, expected = command.split(" | ")[0].split(), command.rsplit(" ", 1)[1]
+    warcio = Path(sys.executable).with_name("warcio")
+    proc = subprocess.run(
+        [str(warcio), *args[1:]], cwd=package, capture_output=True, check=True, timeout=60
+    )
+    assert hashlib.sha256(proc.stdout).hexdigest() == expected == video.sha256
+
+    pdf = tmp_path / "report.pdf"
+    evidence.report(package, out=pdf, trust=[signer.pub], record_custody=False)
+    text = _pdftotext(pdf, layout=False)
+    flat = " ".join(text.split())
+    assert "Witness ⟪U+202E⟫evil<script>x</script>" in flat
+    assert "Opened in a real web browser" in flat and "media/001.mp4" in flat
+    assert video.sha256[:30] in flat.replace(" ", "")

@@ -251,3 +251,221 @@ def test_every_shown_value_is_inert_html():
             assert not any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in out)
 
     check()
+
+
+# Browser and media parts (issues 12, 16): a manifest's capture.browser and
+# capture.media are shown in words, every value escaped, every list bounded.
+
+EVIL = "Evil \u202etxt.exe<script>alert(1)</script>\x1b[2J"
+
+
+def _browser_and_media(n_failed: int = 3, n_items: int = 1, sha256: str | None = None):
+    from evidence.manifest import (
+        BrowserArtefact,
+        BrowserDownload,
+        BrowserFailure,
+        BrowserInfo,
+        MediaFile,
+        MediaInfo,
+        MediaItem,
+    )
+
+    shot = hashlib.sha256(b"shot").hexdigest()
+    video = sha256 or hashlib.sha256(b"video").hexdigest()
+    browser = BrowserInfo(
+        name="chromium",
+        version="Chromium 156.0.1",
+        executable="/usr/lib/chromium/chromium",
+        viewport="1280x800",
+        user_agent=f"UA {EVIL}",
+        interception_spki_sha256="eXMVz5GgrmG1O5pX3VZyYfFVsEBYneIuMBsf4iobYNg=",
+        completed=False,
+        artefacts=(
+            BrowserArtefact(
+                kind="screenshot",
+                target_uri=f"urn:screenshot:http://x/{EVIL}",
+                record="<urn:uuid:1>",
+                content_type="image/png",
+                size=1234567,
+                sha256=shot,
+            ),
+        ),
+        failed=tuple(
+            BrowserFailure(url=f"http://x/{i}{EVIL}", method="GET", kind="dns", error=EVIL)
+            for i in range(n_failed)
+        ),
+        blocked=7,
+        unrecorded=(f"http://unrecorded/{EVIL}",),
+        notes=(f"note {EVIL}",),
+        popups=(f"http://popup/{EVIL}",),
+        downloads=(BrowserDownload(url="http://dl/", filename=EVIL, state="refused"),),
+    )
+    items = tuple(
+        MediaItem(
+            url=f"http://x/watch{EVIL}",
+            id="abc",
+            title=f"Title {i} {EVIL}",
+            extractor="generic",
+            format_ids=("137", "140"),
+            live=i == 1,
+            complete=i == 0,
+            files=(
+                MediaFile(
+                    kind="media",
+                    target_uri="urn:media:http://x/watch",
+                    record=f"<urn:uuid:m{i}>",
+                    name="00001.mp4",
+                    content_type="video/mp4",
+                    size=2_000_000,
+                    sha256=video,
+                    complete=i == 0,
+                ),
+                MediaFile(
+                    kind="subtitles",
+                    target_uri="urn:media-subtitles:en:http://x/watch",
+                    record=f"<urn:uuid:s{i}>",
+                    name="00001.en.vtt",
+                    content_type="text/vtt",
+                    size=10,
+                    sha256=hashlib.sha256(b"subs").hexdigest(),
+                    language="en",
+                ),
+            ),
+        )
+        for i in range(n_items)
+    )
+    media = MediaInfo(
+        tool="yt-dlp",
+        version="2026.10.26",
+        ffmpeg=True,
+        format_selector="bv*+ba/b",
+        max_media_bytes=4 * 1024**3,
+        received_bytes=2_000_100,
+        requests=3,
+        failed_requests=1,
+        completed=False,
+        items=items,
+        notes=(f"the media byte limit was reached {EVIL}",),
+    )
+    return browser, media, shot, video
+
+
+def _hostile_facts(tmp_path, **parts):
+    import attrs
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(HOSTILE, pkg)
+    facts = gather(pkg, evidence.verify(pkg, trust=[]))
+    assert facts.manifest is not None and facts.manifest.capture is not None
+    from evidence.manifest import Inventory
+
+    capture = attrs.evolve(facts.manifest.capture, **parts)
+    records = Inventory()
+    for r in facts.manifest.records:
+        records.add(r.to_json())
+    media = parts.get("media")
+    for item in media.items if media is not None else ():
+        for i, f in enumerate(item.files):
+            # Listed in the inventory, as a capture lists them (offsets made up).
+            records.add(
+                {
+                    "id": f.record,
+                    "type": "resource",
+                    "date": "2026-01-01T00:00:00Z",
+                    "target_uri": f.target_uri,
+                    "offset": 4242 + i,
+                    "length": 100,
+                    "sha256": "0" * 64,
+                }
+            )
+    manifest = attrs.evolve(facts.manifest, capture=capture, records=records)
+    return attrs.evolve(facts, manifest=manifest)
+
+
+def test_browser_and_media_sections_show_hashes_and_escape_everything(tmp_path):
+    browser, media, shot, video = _browser_and_media(n_items=2)
+    facts = _hostile_facts(tmp_path, browser=browser, media=media)
+    doc = render_html([facts], generated="2026-01-01T00:00:00Z", software="0+test")
+    assert "Opened in a real web browser" in doc and "Chromium 156.0.1" in doc
+    assert "The browser capture did NOT complete" in doc
+    assert "certificates were checked by the capturing machine" in doc
+    assert shot in doc and "screenshot.png" in doc and "1,234,567" in doc
+    assert "<h3>Video and audio</h3>" in doc and "yt-dlp 2026.10.26" in doc
+    assert video in doc and "media/001.mp4" in doc and "media/002.mp4" in doc
+    assert "media/001.subtitles.1.vtt" in doc and "language en" in doc
+    assert "evidence extract PACKAGE DIR" in doc and "DIR/media/" in doc
+    # Item 1 is complete; item 2 is a cut live stream, and says so.
+    assert "<span class='ok'>complete</span>" in doc
+    assert "INCOMPLETE: what arrived is kept" in doc and "a live stream" in doc
+    # Every hostile value is there, visibly, and inert.
+    shown = "Evil ⟪U+202E⟫txt.exe&lt;script&gt;alert(1)&lt;/script&gt;\\x1b[2J"
+    for where in ("Title 0 ", "Title 1 ", "note ", "the media byte limit was reached ", "UA "):
+        assert where + shown in doc, where
+    assert f"<bdi>Title 0 {shown}</bdi>" in doc
+    assert doc.count(shown) >= 12  # URLs, errors, pop-up, download name, notes...
+    for raw in ("\u202e", "\x1b", "<script"):
+        assert raw not in doc
+    # The by-hand part gives a warcio command per stored video, with its hash.
+    assert (
+        f"warcio extract --payload data/capture.warc.gz 4242 | sha256sum   # expect {video}" in doc
+    )
+
+
+def test_an_insecure_browser_capture_does_not_claim_certificates_were_checked(tmp_path):
+    import attrs
+
+    browser, _, _, _ = _browser_and_media()
+    facts = _hostile_facts(tmp_path, browser=browser)
+    assert facts.manifest is not None
+    options = {**facts.manifest.options, "tls_verification": False}
+    facts = attrs.evolve(facts, manifest=attrs.evolve(facts.manifest, options=options))
+    doc = render_html([facts], generated="2026-01-01T00:00:00Z", software="0+test")
+    assert "certificates were NOT checked (captured with --insecure)" in doc
+    assert "certificates were checked by the capturing machine" not in doc
+
+
+def test_browser_and_media_lists_are_bounded(tmp_path):
+    from evidence.courtreport.html import MAX_ROWS
+
+    browser, media, _, _ = _browser_and_media(n_failed=MAX_ROWS + 5, n_items=MAX_ROWS + 3)
+    facts = _hostile_facts(tmp_path, browser=browser, media=media)
+    doc = render_html([facts], generated="2026-01-01T00:00:00Z", software="0+test")
+    assert "5 more not shown" in doc and "3 more items not shown" in doc
+    assert f"<h4>Item {MAX_ROWS}</h4>" in doc and f"<h4>Item {MAX_ROWS + 1}</h4>" not in doc
+    assert "and 183 more: offsets in warc.records" in doc  # 203 videos, 20 commands
+
+
+def test_a_hash_that_is_not_hex_never_reaches_a_command(tmp_path):
+    _, media, _, _ = _browser_and_media(sha256="$(touch pwned)")
+    facts = _hostile_facts(tmp_path, media=media)
+    doc = render_html([facts], generated="2026-01-01T00:00:00Z", software="0+test")
+    assert "warcio extract" not in doc
+    assert "$(touch pwned)" in doc  # shown in its table cell, as the package says
+
+
+def test_no_browser_or_media_section_without_them(tmp_path):
+    facts = _hostile_facts(tmp_path)
+    doc = render_html([facts], generated="2026-01-01T00:00:00Z", software="0+test")
+    for absent in (
+        "Opened in a real web browser",
+        "Video and audio",
+        "warcio extract",
+        "DIR/media",
+    ):
+        assert absent not in doc
+
+
+def test_media_details_take_text_and_numbers_only():
+    from evidence.courtreport.facts import media_details_from_block
+
+    block = (
+        b'{"uploader": "Ann \\u202e", "channel": ["a"], "duration": 12.5, "upload_date": true,'
+        b' "webpage_url": "", "view_count": 5}'
+    )
+    details = media_details_from_block("<urn:uuid:i>", block)
+    assert details is not None
+    assert details.values == (("uploader", "Ann \u202e"), ("duration", "12.5"))
+    assert details.sha256 == hashlib.sha256(block).hexdigest()
+    assert media_details_from_block("r", b"[1, 2]") is None
+    assert media_details_from_block("r", b"[" * 100_000 + b"]" * 100_000) is None
+    assert media_details_from_block("r", b"\xff not json") is None

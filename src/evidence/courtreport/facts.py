@@ -40,6 +40,7 @@ __all__ = [
     "MAX_SCREENSHOT_BYTES",
     "Attachment",
     "CustodyRow",
+    "MediaDetails",
     "PackageFacts",
     "Signer",
     "TimestampInfo",
@@ -70,6 +71,13 @@ _MEDIA_TYPES = {
     ".jpg": "image/jpeg",
 }
 _JPEG = b"\xff\xd8\xff"
+# A media item's info JSON is at most 256 KiB as written (capturing/media.py);
+# a package's claim of more is refused rather than read.
+MAX_INFO_JSON_BYTES = 1024 * 1024
+# Info JSONs read per package (a capture stores at most 20 items).
+MAX_MEDIA_DETAILS = 50
+# The fields of the info JSON the report shows beside an item, in this order.
+MEDIA_DETAIL_FIELDS = ("uploader", "channel", "duration", "upload_date", "webpage_url")
 
 
 @attrs.frozen
@@ -124,6 +132,20 @@ class CustodyRow:
 
 
 @attrs.frozen
+class MediaDetails:
+    """What a media item's sealed info JSON says beyond the manifest (the site's words).
+
+    ``values`` holds the :data:`MEDIA_DETAIL_FIELDS` present, as text, raw
+    (the HTML layer makes them safe); ``sha256`` is the info record's, for
+    the report to say where they come from.
+    """
+
+    record: str
+    sha256: str
+    values: tuple[tuple[str, str], ...]
+
+
+@attrs.frozen
 class PackageFacts:
     """Everything the report shows about one package."""
 
@@ -141,6 +163,8 @@ class PackageFacts:
     screenshot_type: str | None
     attachments: tuple[Attachment, ...]
     problems: tuple[str, ...]
+    # Per media item (by its info record id): what its sealed info JSON adds.
+    media_details: typing.Mapping[str, MediaDetails] = attrs.field(factory=dict)
 
 
 def _label(root: Path, index: int) -> str:
@@ -163,20 +187,14 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
-def screenshot_from_warc(
-    warc: Path, offset: int, length: int, sha256: str
-) -> tuple[bytes, str] | None:
-    """The image block of one WARC resource record (a screenshot), or None.
+def resource_block(warc: Path, offset: int, length: int, sha256: str, limit: int) -> bytes | None:
+    """The block of one WARC record whose gzip member is at ``offset``/``length``, or None.
 
-    The gzip member at ``offset``/``length`` is read (bounded), checked
-    against the inventory's ``sha256`` again (the file could have changed
-    since verification), decompressed with a bound on the output, and its
-    block returned only when it is a PNG or JPEG image of sane dimensions.
-
-    Returns:
-        (image bytes, MIME type), or None when there is no usable image.
+    The member is read (bounded), checked against the inventory's ``sha256``
+    again (the file could have changed since verification), and inflated
+    with a bound on the output: a block over ``limit`` bytes is None.
     """
-    if not 0 < length <= MAX_SCREENSHOT_BYTES or offset < 0:
+    if not 0 < length <= limit or offset < 0:
         return None
     try:
         with open(warc, "rb") as fh:
@@ -188,7 +206,7 @@ def screenshot_from_warc(
         return None
     inflater = zlib.decompressobj(31)
     try:
-        raw = inflater.decompress(member, MAX_SCREENSHOT_BYTES + 64 * 1024)
+        raw = inflater.decompress(member, limit + 64 * 1024)
     except zlib.error:
         return None
     if not inflater.eof or inflater.unconsumed_tail:
@@ -204,10 +222,28 @@ def screenshot_from_warc(
                 size = int(value.strip())
             except ValueError:
                 return None
-    if size is None or size > MAX_SCREENSHOT_BYTES:
+    if size is None or size > limit:
         return None
     block = raw[end + 4 : end + 4 + size]
     if len(block) != size or raw[end + 4 + size :] != b"\r\n\r\n":
+        return None
+    return block
+
+
+def screenshot_from_warc(
+    warc: Path, offset: int, length: int, sha256: str
+) -> tuple[bytes, str] | None:
+    """The image block of one WARC resource record (a screenshot), or None.
+
+    The block is read by :func:`resource_block` (bounded, the member's
+    SHA-256 checked again) and returned only when it is a PNG or JPEG image
+    of sane dimensions.
+
+    Returns:
+        (image bytes, MIME type), or None when there is no usable image.
+    """
+    block = resource_block(warc, offset, length, sha256, MAX_SCREENSHOT_BYTES)
+    if block is None:
         return None
     if block.startswith(_PNG):
         dims = _png_size(block)
@@ -217,6 +253,26 @@ def screenshot_from_warc(
     if block.startswith(_JPEG):
         return block, "image/jpeg"
     return None
+
+
+def media_details_from_block(record: str, block: bytes) -> MediaDetails | None:
+    """The shown fields of an info JSON block, or None when it is not a JSON object."""
+    try:
+        doc = json.loads(block)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    values = []
+    for name in MEDIA_DETAIL_FIELDS:
+        value = doc.get(name)
+        # Text and numbers only: a list or object here is not what yt-dlp writes.
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            continue
+        if value == "":
+            continue
+        values.append((name, str(value)))
+    return MediaDetails(record, hashlib.sha256(block).hexdigest(), tuple(values))
 
 
 def _key_names(trust_paths: typing.Sequence[str | os.PathLike[str]]) -> dict[str, str]:
@@ -308,6 +364,7 @@ class _Gatherer:
         )
         warc_path = warc_sha = None
         shot: tuple[bytes, str] | None = None
+        details: dict[str, MediaDetails] = {}
         if manifest is not None:
             warc_path = manifest.warc_path
             for f in manifest.files:
@@ -317,6 +374,7 @@ class _Gatherer:
             if shot is not None:
                 ext = "png" if shot[1] == "image/png" else "jpg"
                 self.attach(f"screenshot.{ext}", shot[0], "the screenshot, full size")
+            details = self._media_details(manifest)
         v = self.verification
         signers = [Signer(k, True, self.names.get(k)) for k in v.trusted_signers]
         signers += [Signer(k, False, self.names.get(k)) for k in v.valid_untrusted_signers]
@@ -335,6 +393,7 @@ class _Gatherer:
             screenshot_type=shot[1] if shot else None,
             attachments=tuple(self.attachments),
             problems=tuple(self.problems),
+            media_details=details,
         )
 
     def _timestamps(self, manifest_raw: bytes | None) -> list[TimestampInfo]:
@@ -379,6 +438,47 @@ class _Gatherer:
             for line in parsed.lines
         ]
         return rows, list(parsed.problems)
+
+    def _warc_verified(self) -> bool:
+        try:
+            return self.verification.check("warc").status is Status.PASS
+        except KeyError:
+            return False
+
+    def _media_details(self, manifest: Manifest) -> dict[str, MediaDetails]:
+        """Uploader, duration... from each media item's sealed info JSON (not in the manifest)."""
+        media = manifest.capture.media if manifest.capture is not None else None
+        if media is None or not media.items:
+            return {}
+        if not self._warc_verified():
+            # Only bytes the verifier found sealed are quoted.
+            self.problems.append("media details are not shown: the WARC did not verify")
+            return {}
+        by_id = {r.id: r for r in manifest.records}
+        details: dict[str, MediaDetails] = {}
+        for item in media.items[:MAX_MEDIA_DETAILS]:
+            info = next((f for f in item.files if f.kind == "info"), None)
+            if info is None or info.record in details:
+                continue
+            rec = by_id.get(info.record)
+            block = (
+                resource_block(
+                    self.root / manifest.warc_path,
+                    rec.offset,
+                    rec.length,
+                    rec.sha256,
+                    MAX_INFO_JSON_BYTES,
+                )
+                if rec is not None and rec.type == "resource"
+                else None
+            )
+            if block is None or hashlib.sha256(block).hexdigest() != info.sha256:
+                self.problems.append(f"the media info record {info.record} could not be read")
+                continue
+            found = media_details_from_block(info.record, block)
+            if found is not None:
+                details[info.record] = found
+        return details
 
     def _screenshot(self, manifest: Manifest) -> tuple[bytes, str] | None:
         record = next(

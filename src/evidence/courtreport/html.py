@@ -23,13 +23,13 @@ import html
 import re
 import typing
 
-from evidence.courtreport.facts import PackageFacts
+from evidence.courtreport.facts import MediaDetails, PackageFacts
 from evidence.display import safe
 from evidence.sealing import operator_text
 from evidence.verifying.report import Outcome, Status
 
 if typing.TYPE_CHECKING:
-    from evidence.manifest import CertificateInfo, Manifest
+    from evidence.manifest import BrowserInfo, CertificateInfo, Manifest, MediaInfo, MediaItem
 
 __all__ = ["VERDICT_WORDS", "render_html"]
 
@@ -39,6 +39,33 @@ MAX_URL = 1000
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,200}")
 # Rows shown at most per table a package controls (redirects, requisites, DNS...).
 MAX_ROWS = 200
+# Notes shown at most per list of notes (browser, media).
+MAX_NOTES = 50
+# Media files given a by-hand command at most.
+MAX_BY_HAND_MEDIA = 20
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+# What each browser artefact is, in words, by kind.
+_ARTEFACT_WORDS = {
+    "screenshot": "Screenshot of the whole page, as the browser drew it",
+    "pdf": "The page printed to PDF by the browser",
+    "dom": "The page's HTML after its scripts ran (the DOM)",
+    "log": "The browser's log: requests, console messages, page errors, pop-ups, downloads",
+}
+# What each media file is, in words, by kind.
+_MEDIA_KIND_WORDS = {
+    "media": "video/audio",
+    "subtitles": "subtitles",
+    "info": "what yt-dlp read about the item (JSON)",
+}
+# The info JSON's fields, in words.
+_DETAIL_WORDS = {
+    "uploader": "Uploader (the site's words)",
+    "channel": "Channel (the site's words)",
+    "duration": "Duration (seconds, as the site gave it)",
+    "upload_date": "Upload date (the site's words, YYYYMMDD)",
+    "webpage_url": "Page of the item",
+}
 
 VERDICT_WORDS = {
     Outcome.VERIFIED: "VERIFIED",
@@ -139,12 +166,14 @@ body { margin: 0; }
 h1 { font-size: 15pt; margin: 0 0 2mm 0; }
 h2 { font-size: 12pt; margin: 6mm 0 2mm 0; border-bottom: 1px solid #999; }
 h3 { font-size: 10pt; margin: 4mm 0 1mm 0; }
+h4 { font-size: 9pt; margin: 3mm 0 1mm 0; }
 p { margin: 1mm 0 2mm 0; }
 table { border-collapse: collapse; width: 100%; table-layout: fixed; margin: 1mm 0 3mm 0; }
 th, td { border: 0.5pt solid #bbb; padding: 1mm 1.5mm; vertical-align: top; text-align: left;
   overflow-wrap: anywhere; word-wrap: break-word; }
 th { background: #eee; }
 table.facts th { width: 30%; }
+table.files tr { break-inside: avoid; }
 .mono, pre, code { font-family: "DejaVu Sans Mono", monospace; font-size: 7.5pt; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f4f4f4;
   border: 0.5pt solid #ccc; padding: 2mm; margin: 1mm 0 3mm 0; }
@@ -303,7 +332,284 @@ def _cert_rows(certs: typing.Sequence[CertificateInfo]) -> str:
     )
 
 
-def _captured(m: Manifest | None) -> str:
+def _count(value: int) -> str:
+    """A count or size from the package, with thousands separators."""
+    return html.escape(f"{value:,}")
+
+
+def _notes(notes: typing.Sequence[str], label: str) -> str:
+    out = [f"<p class='warn'>{label}: {_words(n)}</p>" for n in notes[:MAX_NOTES]]
+    if len(notes) > MAX_NOTES:
+        out.append(f"<p class='small'>{len(notes) - MAX_NOTES} more not shown.</p>")
+    return "".join(out)
+
+
+def _browser_name(b: BrowserInfo) -> str:
+    """ "Chromium 156.0…" (the version names the browser) or "name version"."""
+    if b.version.lower().startswith(b.name.lower()):
+        return _t(b.version)
+    return f"{_t(b.name)} {_t(b.version)}"
+
+
+def _browser(b: BrowserInfo, tls_checked: bool) -> str:
+    """The browser that opened the page, the files it made, and what it could not do."""
+    # Imported here: only reports on browser captures need it (and its imports).
+    from evidence.extract import artefact_file_name
+
+    checked = (
+        "the servers' own certificates were checked by the capturing machine"
+        if tls_checked
+        else "the servers' own certificates were NOT checked (captured with --insecure)"
+    )
+    out = [
+        "<h3>Opened in a real web browser</h3>",
+        f"<p>The page was opened in a real web browser, {_browser_name(b)}, "
+        "the way a reader would open it: its scripts ran, and what the browser displayed "
+        "was kept as the files listed below. Every request the browser made went through "
+        "the capturing software's recording proxy, so each response it used is in the WARC "
+        "exactly as the server sent it, and the browser was given only recorded bytes. "
+        "For HTTPS, the browser trusted only a key made for this capture (its pin is below); "
+        f"{checked}.</p>",
+    ]
+    if b.completed:
+        out.append("<p class='ok'>The browser capture completed.</p>")
+    else:
+        out.append(
+            "<p class='warn'>The browser capture did NOT complete: the notes and warnings "
+            "below say what is missing.</p>"
+        )
+    log = b.log
+    rows = [
+        _row("Browser", _browser_name(b)),
+        _row("Window size (viewport)", _opt(b.viewport)),
+        _row("User agent the browser sent", _opt(b.user_agent)),
+        _row(
+            "Interception key pin",
+            f'<span class="mono">{_opt(b.interception_spki_sha256)}</span>'
+            "<br><span class='small'>base64 SHA-256 of the only key the browser trusted for "
+            "HTTPS; that key was made in memory for this capture and never stored</span>",
+        ),
+        _row(
+            "Browser-service requests blocked",
+            f"{_count(b.blocked)}<br><span class='small'>the browser's own traffic (updates, "
+            "safe browsing...), refused and not recorded: not part of the page</span>",
+        ),
+    ]
+    if log is not None:
+        rows.append(
+            _row(
+                "Browser log",
+                f"{_count(log.requests)} request(s) reported, {_count(log.console_messages)} "
+                f"console message(s), {_count(log.page_errors)} page error(s)"
+                + (f"; {_count(log.dropped)} entries left out at its caps" if log.dropped else ""),
+            )
+        )
+    out.append(f'<table class="facts">{"".join(rows)}</table>')
+    made = list(b.artefacts)
+    entries = [
+        (a.kind, a.content_type, a.size, a.sha256, a.record, a.target_uri) for a in made[:MAX_ROWS]
+    ]
+    if log is not None:
+        entries.append(("log", log.content_type, log.size, log.sha256, log.record, log.target_uri))
+    if entries:
+        out.append(
+            "<p>Files the browser made, each stored in the WARC as its own record. "
+            "<code>evidence extract PACKAGE DIR</code> writes them into DIR under the names "
+            "shown (it checks each record against the sealed inventory first); the SHA-256 "
+            "of each written file must be the one here.</p>"
+            "<table class='files'><tr><th style='width:30%'>What it is</th>"
+            "<th style='width:16%'>Type, size "
+            "(bytes)</th><th style='width:16%'>File from evidence extract</th>"
+            "<th>SHA-256 and WARC record</th></tr>"
+        )
+        for kind, ctype, size, sha, record, target in entries:
+            what = _ARTEFACT_WORDS.get(kind) or f"a browser file of kind {_t(kind)}"
+            name = artefact_file_name(kind)
+            out.append(
+                f"<tr><td>{what}</td><td>{_t(ctype)}<br>{_count(size)}</td>"
+                f"<td class='mono'>{html.escape(name) if name else '-'}</td>"
+                f"<td class='mono'>{_t(sha)}<br><span class='small'>{_t(record)}<br>"
+                f"{_url(target)}</span></td></tr>"
+            )
+        out.append("</table>")
+        if len(made) > MAX_ROWS:
+            out.append(f"<p class='small'>{len(made) - MAX_ROWS} more not shown.</p>")
+    if b.failed:
+        out.append(
+            "<p>Requests the browser made that got no response (the proxy answered them "
+            "with an error, so nothing of theirs is in the WARC):</p>"
+            "<table><tr><th style='width:9%'>Method</th><th>URL</th>"
+            "<th style='width:12%'>Kind</th><th style='width:30%'>Error</th></tr>"
+        )
+        for f in b.failed[:MAX_ROWS]:
+            out.append(
+                f"<tr><td>{_t(f.method)}</td><td>{_url(f.url)}</td><td>{_t(f.kind)}</td>"
+                f"<td>{_t(f.error)}</td></tr>"
+            )
+        out.append("</table>")
+        if len(b.failed) > MAX_ROWS:
+            out.append(f"<p class='small'>{len(b.failed) - MAX_ROWS} more not shown.</p>")
+    if b.unrecorded:
+        out.append(
+            "<p class='warn'>Requests the browser reported that are neither recorded nor "
+            "listed as failed:</p><table><tr><th>URL</th></tr>"
+        )
+        out.extend(f"<tr><td>{_url(u)}</td></tr>" for u in b.unrecorded[:MAX_ROWS])
+        out.append("</table>")
+    if b.popups:
+        out.append(
+            "<p>Pop-up windows the page opened (closed at once; what they requested "
+            "before closing is recorded like the rest):</p><table><tr><th>URL</th></tr>"
+        )
+        out.extend(f"<tr><td>{_url(u)}</td></tr>" for u in b.popups[:MAX_ROWS])
+        out.append("</table>")
+    if b.downloads:
+        out.append(
+            "<p>Downloads the page started (refused: the browser saved nothing; when the "
+            "server had already sent the file, its response is in the WARC):</p>"
+            "<table><tr><th>URL</th><th style='width:25%'>File name the server suggested</th>"
+            "<th style='width:22%'>State</th></tr>"
+        )
+        for d in b.downloads[:MAX_ROWS]:
+            kept = (
+                f"<br><span class='small'>response recorded: {_t(d.record)}</span>"
+                if d.record
+                else ""
+            )
+            out.append(
+                f"<tr><td>{_url(d.url)}</td><td>{_words(d.filename)}</td>"
+                f"<td>{_t(d.state)}{kept}</td></tr>"
+            )
+        out.append("</table>")
+    out.append(_notes(b.notes, "Browser note"))
+    return "".join(out)
+
+
+def _media_item(number: int, item: MediaItem, details: MediaDetails | None) -> str:
+    from evidence.extract import media_file_names
+
+    rows = [
+        _row("Title (the site's words)", _words(item.title)),
+        _row("Found on", _url(item.url)),
+    ]
+    if details is not None:
+        for name, value in details.values:
+            shown = _url(value) if name == "webpage_url" else _words(value)
+            rows.append(_row(_DETAIL_WORDS.get(name, html.escape(name)), shown))
+    rows.append(
+        _row(
+            "Read by",
+            f"yt-dlp extractor {_opt(item.extractor)}; item id {_opt(item.id)}; format(s) "
+            + (", ".join(_t(f, 100) for f in item.format_ids[:20]) or "not recorded"),
+        )
+    )
+    why = []
+    if item.live:
+        why.append("a live stream: recorded for as long as the capture's limits allowed")
+    if any(not f.complete for f in item.files):
+        why.append("a file was cut short and is stored as it arrived")
+    if not any(f.kind == "media" for f in item.files):
+        why.append("no video or audio file was stored")
+    if item.complete:
+        state = "<span class='ok'>complete</span>"
+    else:
+        state = "<span class='warn'>INCOMPLETE: what arrived is kept</span>"
+    if why:
+        state += f" ({'; '.join(why)})"
+    if not item.complete:
+        state += ". The media notes below say why (a byte limit, the deadline, a request limit)."
+    rows.append(_row("Download", state))
+    out = [f"<h4>Item {number}</h4><table class='facts'>{''.join(rows)}</table>"]
+    if details is not None and details.values:
+        out.append(
+            "<p class='small'>Uploader, channel, duration and dates are quoted from the item's "
+            "info JSON stored in the WARC (SHA-256 "
+            f"<span class='mono'>{html.escape(details.sha256)}</span>): what the site said, "
+            "as yt-dlp read it, not proof of who made the recording.</p>"
+        )
+    if item.files:
+        names = media_file_names(item, number)
+        out.append(
+            "<table class='files'><tr><th style='width:18%'>File</th>"
+            "<th style='width:18%'>Type, size "
+            "(bytes)</th><th style='width:17%'>File from evidence extract</th>"
+            "<th>SHA-256 and WARC record</th></tr>"
+        )
+        for f, name in list(zip(item.files, names, strict=True))[:MAX_ROWS]:
+            what = _MEDIA_KIND_WORDS.get(f.kind) or f"kind {_t(f.kind)}"
+            if f.language:
+                what += f", language {_t(f.language, 40)}"
+            if not f.complete:
+                what += "<br><span class='warn'>cut short: stored as it arrived</span>"
+            out.append(
+                f"<tr><td>{what}</td><td>{_t(f.content_type)}<br>{_count(f.size)}</td>"
+                f"<td class='mono'>{html.escape(name)}</td>"
+                f"<td class='mono'>{_t(f.sha256)}<br><span class='small'>{_t(f.record)}<br>"
+                f"{_url(f.target_uri)}</span></td></tr>"
+            )
+        out.append("</table>")
+        if len(item.files) > MAX_ROWS:
+            out.append(f"<p class='small'>{len(item.files) - MAX_ROWS} more not shown.</p>")
+    return "".join(out)
+
+
+def _media(media: MediaInfo, details: typing.Mapping[str, MediaDetails]) -> str:
+    """Each video or audio item, its stored files, and how to get them out."""
+    ffmpeg = (
+        "ffmpeg was available (used only on the downloaded files, to merge separate video "
+        "and audio into one file or to change the container)"
+        if media.ffmpeg
+        else "ffmpeg was not available, so only formats that need no merging were chosen"
+    )
+    out = [
+        "<h3>Video and audio</h3>",
+        f"<p>After the page, {_t(media.tool)} {_t(media.version)}, a widely used open-source "
+        "downloader, was run on it to find and download its video and audio. Every request it "
+        "made went through the same recording proxy, so each playlist and segment it received "
+        "is in the WARC exactly as received; the files it wrote from them are stored as their "
+        f"own records, listed below with their SHA-256. {ffmpeg}.</p>",
+    ]
+    if media.completed:
+        out.append("<p class='ok'>The media capture completed.</p>")
+    else:
+        out.append(
+            "<p class='warn'>The media capture did NOT complete: see each item and the notes "
+            "below.</p>"
+        )
+    rows = [
+        _row("Format chosen by", f"<span class='mono'>{_t(media.format_selector, 200)}</span>"),
+        _row(
+            "Bytes received for media",
+            f"{_count(media.received_bytes)} of at most {_count(media.max_media_bytes)}",
+        ),
+        _row(
+            "Requests made for media",
+            f"{_count(media.requests)} recorded, {_count(media.failed_requests)} failed",
+        ),
+    ]
+    out.append(f'<table class="facts">{"".join(rows)}</table>')
+    if not media.items:
+        out.append("<p>No video or audio file was stored.</p>")
+    for number, item in enumerate(media.items[:MAX_ROWS], 1):
+        info = next((f for f in item.files if f.kind == "info"), None)
+        out.append(_media_item(number, item, details.get(info.record) if info else None))
+    if len(media.items) > MAX_ROWS:
+        out.append(f"<p class='small'>{len(media.items) - MAX_ROWS} more items not shown.</p>")
+    if media.items:
+        out.append(
+            "<p><b>Getting the files out.</b> <code>evidence extract PACKAGE DIR</code> writes "
+            "each item's files into <code>DIR/media/</code> under the names shown above (the "
+            "item's number, never a name from the site) and lists them in "
+            "<code>DIR/index.json</code>; it checks each record against the sealed inventory "
+            "first. <code>sha256sum DIR/media/*</code> then gives the SHA-256 values above. "
+            "The files play in any player that reads their type (VLC, ffplay). Without our "
+            "software, see “How to check this without our software” below.</p>"
+        )
+    out.append(_notes(media.notes, "Media note"))
+    return "".join(out)
+
+
+def _captured(m: Manifest | None, details: typing.Mapping[str, MediaDetails] | None = None) -> str:
     out = ["<h2>What was captured</h2>"]
     if m is None or m.capture is None:
         out.append("<p>The manifest cannot be read, so nothing about the capture can be shown.</p>")
@@ -350,6 +656,13 @@ def _captured(m: Manifest | None) -> str:
         opts = ", ".join(f"{_t(k)}={_t(v, 200)}" for k, v in sorted(m.options.items())[:60])
         rows.append(_row("Capture options", f'<span class="small">{opts}</span>'))
     out.append(f'<table class="facts">{"".join(rows)}</table>')
+    if cap.browser is not None:
+        insecure = (m.options or {}).get("tls_verification") is False or (
+            cap.tls is not None and not cap.tls.verified
+        )
+        out.append(_browser(cap.browser, tls_checked=not insecure))
+    if cap.media is not None:
+        out.append(_media(cap.media, details or {}))
     if cap.dns:
         out.append(
             "<h3>DNS answers</h3><table><tr><th style='width:35%'>Host</th><th>Answers</th></tr>"
@@ -474,6 +787,40 @@ def _custody(facts: PackageFacts) -> str:
     return "".join(out)
 
 
+def _media_by_hand(facts: PackageFacts) -> list[str]:
+    """warcio commands writing each stored video/audio file out of the WARC, with its hash.
+
+    Only values that need no quoting reach the command: the WARC path must be
+    plain, offsets are integers from the inventory, digests 64 hex digits.
+    """
+    m = facts.manifest
+    media = m.capture.media if m is not None and m.capture is not None else None
+    warc = facts.warc_path
+    if media is None or m is None or not warc or not _PLAIN_PATH.fullmatch(warc):
+        return []
+    offsets = {r.id: r.offset for r in m.records if r.type == "resource"}
+    commands = []
+    for item in media.items:
+        for f in item.files:
+            offset = offsets.get(f.record)
+            if f.kind == "media" and offset is not None and _HEX64.fullmatch(f.sha256):
+                commands.append(
+                    f"warcio extract --payload {warc} {int(offset)} | sha256sum"
+                    f"   # expect {f.sha256}"
+                )
+    if not commands:
+        return []
+    lines = [
+        "",
+        "# each stored video/audio file, written out of the WARC by its offset",
+        "# (warcio: pip install warcio; put '> video.mp4' in place of '| sha256sum' to keep it)",
+    ]
+    lines += commands[:MAX_BY_HAND_MEDIA]
+    if len(commands) > MAX_BY_HAND_MEDIA:
+        lines.append(f"# and {len(commands) - MAX_BY_HAND_MEDIA} more: offsets in warc.records")
+    return lines
+
+
 def _by_hand(facts: PackageFacts) -> str:
     # Commands are meant to be pasted into a shell, so only names that need no
     # quoting appear in them: the label and attachment names are restricted
@@ -491,6 +838,7 @@ def _by_hand(facts: PackageFacts) -> str:
         lines.append(f'echo "{facts.manifest_sha256}  evidence/manifest.json" | sha256sum -c')
     if facts.warc_sha256 and facts.warc_path and _PLAIN_PATH.fullmatch(facts.warc_path):
         lines.append(f'echo "{facts.warc_sha256}  {facts.warc_path}" | sha256sum -c')
+    lines += _media_by_hand(facts)
     sigs = [a for a in facts.attachments if a.source.startswith("evidence/signatures/")]
     for a in sigs:
         kid = a.source.rsplit("/", 1)[-1].removesuffix(".sig")
@@ -550,6 +898,8 @@ def _methodology(facts: PackageFacts) -> str:
     stamps = "; ".join(f"{t.gen_time} ({t.status.value})" for t in facts.timestamps if t.gen_time)
     events = ", ".join(sorted({r.event.event for r in facts.custody if r.event and r.event.event}))
     tech = "nothing recorded"
+    browser = cap.browser if cap is not None else None
+    media = cap.media if cap is not None else None
     if cap is not None:
         certs = len(cap.tls.certificates or ()) if cap.tls is not None else 0
         tls = (
@@ -576,13 +926,26 @@ def _methodology(facts: PackageFacts) -> str:
         ),
         (
             "Tools used, with versions",
-            _opt(f"{sw.name} {sw.version}, Python {sw.python}, {sw.openssl}" if sw else None),
-            "software",
+            _opt(
+                ", ".join(
+                    [f"{sw.name} {sw.version}, Python {sw.python}, {sw.openssl}"]
+                    + ([f"browser {browser.version}"] if browser else [])
+                    + ([f"media {media.tool} {media.version}"] if media else [])
+                )
+                if sw
+                else None
+            ),
+            "software"
+            + (", capture.browser" if browser else "")
+            + (", capture.media" if media else ""),
         ),
         (
             "Hash values of what was collected",
-            f"SHA-256: manifest {_opt(facts.manifest_sha256)}, WARC {_opt(facts.warc_sha256)}",
-            "files, warc.records (one SHA-256 per record)",
+            f"SHA-256: manifest {_opt(facts.manifest_sha256)}, WARC {_opt(facts.warc_sha256)}"
+            + ("; each browser file and media file: listed above" if browser or media else ""),
+            "files, warc.records (one SHA-256 per record)"
+            + (", capture.browser.artefacts" if browser else "")
+            + (", capture.media.items" if media else ""),
         ),
         (
             "Technical data of the source",
@@ -614,7 +977,7 @@ def _package_body(facts: PackageFacts, number: int | None) -> str:
         [
             _page_one(facts, number),
             '<section class="package">',
-            _captured(facts.manifest),
+            _captured(facts.manifest, facts.media_details),
             _checks(facts),
             _custody(facts),
             _by_hand(facts),
