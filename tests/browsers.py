@@ -12,6 +12,17 @@ import pytest
 _MARK = "EVIDENCE_TEST_BROWSER"
 
 
+def have_chromium() -> bool:
+    """Playwright's driver is installed and a Chromium is found (.ci/run installs both)."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return False
+    from evidence.capturing.browser import have_chromium as found
+
+    return found()
+
+
 @pytest.fixture(autouse=True)
 def own_browsers(tmp_path_factory, monkeypatch):
     """Marks the browsers this test starts and gives them a temporary directory of

@@ -23,6 +23,8 @@ from evidence.capturing import CaptureOptions
 from evidence.cli import main
 from evidence.keys import Keyring
 
+from browsers import have_chromium
+
 FAST = CaptureOptions(requisite_workers=1, deadline=10, connect_timeout=5, read_timeout=5)
 
 
@@ -499,20 +501,8 @@ def test_resume_places_a_package_claimed_by_a_later_attempt_instead_of_capturing
 # --- browser batches ----------------------------------------------------------------
 
 
-def _have_chromium() -> bool:
-    try:
-        import playwright.sync_api  # noqa: F401
-
-        from evidence.capturing.browser import find_chromium
-
-        find_chromium()
-    except Exception:
-        return False
-    return True
-
-
 needs_chromium = pytest.mark.skipif(
-    not _have_chromium(), reason="needs the browser extra and Chromium (.ci/run installs both)"
+    not have_chromium(), reason="needs the browser extra and Chromium (.ci/run installs both)"
 )
 CHROMIUM = b"chromium"
 BROWSER_TOKEN = b"--evidence-capture="

@@ -26,23 +26,13 @@ from evidence.manifest import Manifest
 from evidence.show import describe, summary
 from evidence.verifying import Outcome, verify
 
-from browsers import leftover_browsers, own_browsers, records  # noqa: F401  (own_browsers: autouse)
+from browsers import have_chromium, leftover_browsers, own_browsers, records  # noqa: F401  (own_browsers: autouse)
 from servers import closed_port
 
 pytest.importorskip("playwright.sync_api", reason="needs the browser extra")
 
 
-def _have_chromium() -> bool:
-    from evidence.capturing.browser import find_chromium
-
-    try:
-        find_chromium()
-    except UsageError:
-        return False
-    return True
-
-
-needs_chromium = pytest.mark.skipif(not _have_chromium(), reason="no Chromium installed")
+needs_chromium = pytest.mark.skipif(not have_chromium(), reason="no Chromium installed")
 
 TEXT = "Statement of 3 December: 声明全文 — ئۇيغۇرچە بايانات"
 

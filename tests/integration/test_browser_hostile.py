@@ -22,26 +22,15 @@ from pathlib import Path
 import pytest
 
 from evidence.capturing import BrowserOptions, CaptureOptions, capture
-from evidence.errors import UsageError
 from evidence.manifest import Manifest
 from evidence.verifying import Outcome, verify
 
-from browsers import leftover_browsers, own_browsers, records  # noqa: F401  (own_browsers: autouse)
+from browsers import have_chromium, leftover_browsers, own_browsers, records  # noqa: F401  (own_browsers: autouse)
 
 pytest.importorskip("playwright.sync_api", reason="needs the browser extra")
 
 
-def _have_chromium() -> bool:
-    from evidence.capturing.browser import find_chromium
-
-    try:
-        find_chromium()
-    except UsageError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _have_chromium(), reason="no Chromium installed")
+pytestmark = pytest.mark.skipif(not have_chromium(), reason="no Chromium installed")
 
 
 def _response(body: bytes, content_type: str = "text/html") -> bytes:

@@ -29,7 +29,7 @@ from evidence.manifest import Manifest, MediaInfo
 from evidence.show import describe, summary
 from evidence.verifying import Outcome, verify
 
-from browsers import records
+from browsers import have_chromium, records
 
 pytest.importorskip("yt_dlp", reason="needs the media extra")
 needs_ffmpeg = pytest.mark.skipif(
@@ -611,17 +611,7 @@ def test_without_yt_dlp_one_line_says_how_to_install(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def _have_chromium() -> bool:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return False
-    from evidence.capturing.browser import have_chromium
-
-    return have_chromium()
-
-
-@pytest.mark.skipif(not _have_chromium(), reason="needs the browser extra and a Chromium")
+@pytest.mark.skipif(not have_chromium(), reason="needs the browser extra and a Chromium")
 def test_browser_and_media_in_one_package(media_server, media_dir, tmp_path, signer):
     page = '<html><head><title>Clip</title></head><body><video src="/clip.mp4"></video></body>'
     server = media_server({"/watch": page})

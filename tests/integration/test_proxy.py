@@ -32,7 +32,7 @@ from evidence.manifest import Manifest
 from evidence.show import describe, summary
 from evidence.verifying import verify
 
-from browsers import records
+from browsers import have_chromium, records
 from servers import LocalCA, RawServer, closed_port, fixed_response
 from socks import TestProxy
 from tsa import LocalTSA
@@ -40,19 +40,7 @@ from tsa import LocalTSA
 EVIDENCE = [sys.executable, "-m", "evidence.cli"]
 
 
-def _have_chromium() -> bool:
-    try:
-        import playwright.sync_api  # noqa: F401
-
-        from evidence.capturing.browser import find_chromium
-
-        find_chromium()
-    except (ImportError, UsageError):
-        return False
-    return True
-
-
-needs_chromium = pytest.mark.skipif(not _have_chromium(), reason="no Chromium or Playwright")
+needs_chromium = pytest.mark.skipif(not have_chromium(), reason="no Chromium or Playwright")
 NAME = "evidence-test.invalid"
 PAGE = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Odd:   spaced  \r\n"

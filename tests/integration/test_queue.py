@@ -25,6 +25,8 @@ import pytest
 from batch_site import BatchSite
 from evidence.batch import list_packages
 
+from browsers import have_chromium
+
 pytest.importorskip("celery", reason="the queue extra is part of the test extra")
 
 
@@ -252,20 +254,8 @@ def test_without_celery_the_queue_commands_say_how_to_install_it(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def _have_chromium() -> bool:
-    try:
-        import playwright.sync_api  # noqa: F401
-
-        from evidence.capturing.browser import find_chromium
-
-        find_chromium()
-    except Exception:
-        return False
-    return True
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _have_chromium(), reason="needs the browser extra and Chromium")
+@pytest.mark.skipif(not have_chromium(), reason="needs the browser extra and Chromium")
 def test_a_browser_worker_captures_with_chromium_and_a_task_cannot_turn_it_off(workers, batch_site):
     from evidence.manifest import Manifest
     from evidence.package import read_manifest_bytes

@@ -34,6 +34,7 @@ from evidence.seal import bag_info_for, seal_attachments
 from evidence.timestamping import load_tsa_roots
 from evidence.warc.writer import WARCWriter
 
+from browsers import have_chromium
 from tsa import LocalTSA
 
 TOOLS = ("pdftotext", "pdftoppm", "qpdf", "openssl")
@@ -571,10 +572,6 @@ def _browser_and_media_ready() -> bool:
     import importlib.util
 
     if importlib.util.find_spec("yt_dlp") is None or shutil.which("ffmpeg") is None:
-        return False
-    try:
-        from evidence.capturing.browser import have_chromium
-    except ImportError:
         return False
     return have_chromium()
 
