@@ -19,7 +19,6 @@ import secrets
 import shutil
 import socket
 import stat
-import threading
 import time
 import typing
 import unicodedata
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from evidence import clock
 from evidence.errors import PackageError
+from evidence.threads import process_pool
 
 logger = logging.getLogger(__name__)
 
@@ -143,23 +143,11 @@ def fsync_paths(paths: typing.Iterable[Path]) -> None:
 
 
 _FSYNC_THREADS = 16
-_pool: tuple[int, typing.Any] | None = None
-_pool_lock = threading.Lock()
 
 
 def _fsync_pool() -> typing.Any:
-    """One pool of fsync threads per process (a new one after a fork: threads do not
-    survive it), so a capture does not start and stop a dozen threads."""
-    global _pool
-    from concurrent.futures import ThreadPoolExecutor
-
-    with _pool_lock:
-        if _pool is None or _pool[0] != os.getpid():
-            _pool = (
-                os.getpid(),
-                ThreadPoolExecutor(max_workers=_FSYNC_THREADS, thread_name_prefix="evidence-fsync"),
-            )
-        return _pool[1]
+    """The process's fsync threads, so a capture does not start and stop a dozen."""
+    return process_pool("fsync", _FSYNC_THREADS)
 
 
 def _fsync_path(path: Path) -> None:

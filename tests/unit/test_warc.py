@@ -163,3 +163,46 @@ def test_record_reader_walks_its_states_in_order():
     assert "not a WARC record" in broken.problems[0]
     broken.close()
     other.finish()
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 3 * 1024 * 1024 + 7])
+def test_stored_members_inflate_like_deflated_ones(tmp_path, size):
+    """Level 0 is written by our own stored-block framing: every inflater
+    (Python's zlib, Debian's gzip, warcio) must read it as the same record
+    as a deflated member, and the member and file digests must be those of
+    the bytes on disk (the big case is hashed on two threads)."""
+    import gzip
+    import os
+    import subprocess
+    import zlib
+
+    block = os.urandom(size)
+    digest = hashlib.sha256(block).digest()
+    members = {}
+    for level in (0, 6):
+        path = tmp_path / f"l{level}.warc.gz"
+        with open(path, "wb") as fh:
+            w = WARCWriter(fh)
+            info = w.write_record(
+                record_type="resource",
+                date="2026-01-01T00:00:00Z",
+                target_uri="urn:test:x",
+                record_id="<urn:uuid:00000000-0000-0000-0000-000000000000>",
+                content_type="application/octet-stream",
+                block=io.BytesIO(block),
+                block_length=size,
+                block_sha256=digest,
+                level=level,
+            )
+        raw = path.read_bytes()
+        assert info.length == len(raw)
+        assert info.sha256 == hashlib.sha256(raw).hexdigest() == w.file_sha256()
+        d = zlib.decompressobj(31)
+        members[level] = d.decompress(raw) + d.flush()
+        assert d.eof and not d.unused_data
+        assert gzip.decompress(raw) == members[level]
+        subprocess.run(["gzip", "-t", str(path)], check=True)
+    assert members[0] == members[6]
+    assert members[0].endswith(block + b"\r\n\r\n")
+    # Stored means stored: the block's bytes are in the file as they are.
+    assert size < 65536 or block[70000:80000] in (tmp_path / "l0.warc.gz").read_bytes()

@@ -262,13 +262,16 @@ class _Tee:
             if len(data) > room:
                 data = data[: max(room, 0)]
                 self.truncated = True
-            self.payload_hash.update(data)
             self.body_length += len(data)
+        if self._state.on_data is not None:
+            # Passed on first, so the client works on these bytes while they
+            # are hashed and spooled here (on the other core).
+            self._state.on_data(data if isinstance(data, bytes) else bytes(data))
+        if self.header_length is not None:
+            self.payload_hash.update(data)
         self.block_hash.update(data)
         self.spool.write(data)
         self.length += len(data)
-        if self._state.on_data is not None:
-            self._state.on_data(bytes(data))
         if self.truncated:
             raise _StopRecording()
 

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import struct
 import typing
 import uuid
 import zlib
 
 import attrs
+
+from evidence.threads import process_pool
 
 __all__ = [
     "MemberInfo",
@@ -33,6 +36,15 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
+# Output pieces at least this big have their member digest computed on a
+# second thread while this one computes the file digest and writes: hashlib
+# releases the GIL, so a large record (a video) is hashed on two cores.
+_PARALLEL_HASH = 256 * 1024
+# A stored deflate block holds at most 65,535 bytes.
+_STORED_MAX = 0xFFFF
+# gzip header: magic, deflate, no flags, no mtime, no extra flags, OS unix
+# (what zlib writes for wbits=31).
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"
 
 
 def new_record_id() -> str:
@@ -100,6 +112,49 @@ class MemberInfo:
             "length": self.length,
             "sha256": self.sha256,
         }
+
+
+class _StoredGzip:
+    """A gzip member whose deflate stream is stored blocks only (level 0).
+
+    The same bytes any inflater reads as zlib's level 0, made here with a
+    CRC-32 and a copy: zlib's level-0 compressor still runs its matcher's
+    bookkeeping over every byte (about 0.8 GB/s here, against 6 GB/s for
+    CRC-32), and the stored form is used for exactly the big records
+    (encoded video) where that matters. Same interface as
+    ``zlib.compressobj`` for what :meth:`WARCWriter.write_record` needs.
+    """
+
+    def __init__(self) -> None:
+        self._crc = 0
+        self._size = 0
+        self._started = False
+
+    def compress(self, data: bytes) -> bytes:
+        if not data:
+            return b""
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += len(data)
+        view = memoryview(data)
+        parts: list[bytes | memoryview] = []
+        if not self._started:
+            parts.append(_GZIP_HEADER)
+            self._started = True
+        for start in range(0, len(view), _STORED_MAX):
+            piece = view[start : start + _STORED_MAX]
+            # BFINAL=0, BTYPE=00, then LEN and its one's complement.
+            parts.append(struct.pack("<BHH", 0, len(piece), len(piece) ^ 0xFFFF))
+            parts.append(piece)
+        return b"".join(parts)
+
+    def flush(self) -> bytes:
+        head = b"" if self._started else _GZIP_HEADER
+        # An empty final stored block, then CRC-32 and size mod 2**32.
+        return (
+            head
+            + b"\x01\x00\x00\xff\xff"
+            + struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
+        )
 
 
 def _check_header_value(name: str, value: str) -> None:
@@ -171,16 +226,27 @@ class WARCWriter:
 
         offset = self._offset
         member_hash = hashlib.sha256()
-        compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+        compressor: typing.Any = (
+            _StoredGzip() if level == 0 else zlib.compressobj(level, zlib.DEFLATED, 31)
+        )
         written = 0
 
         def emit(data: bytes) -> None:
             nonlocal written
-            if data:
+            if not data:
+                return
+            if len(data) >= _PARALLEL_HASH:
+                pending = process_pool("hash", 1).submit(member_hash.update, data)
+                try:
+                    self._file_hash.update(data)
+                    self._out.write(data)
+                finally:
+                    pending.result()
+            else:
                 self._out.write(data)
                 member_hash.update(data)
                 self._file_hash.update(data)
-                written += len(data)
+            written += len(data)
 
         emit(compressor.compress(head))
         copied = 0
