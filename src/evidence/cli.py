@@ -33,13 +33,13 @@ import typing
 from pathlib import Path
 
 from evidence.cli_common import (
+    add_operator_options,
     add_proxy_options,
-    add_seal_option,
     add_trust_options,
     add_tsa_proxy_option,
     int_at_least,
+    operator_option,
     proxy_option,
-    seal_operator_recipients,
 )
 from evidence.cli_common import key_passphrase as _key_passphrase
 from evidence.cli_common import load_signing_key as _load_signing_key
@@ -140,7 +140,7 @@ def _failure(url: str, exc: BaseException) -> dict[str, str]:
 def cmd_capture(args: argparse.Namespace) -> int:
     import warnings
 
-    from evidence.capturing import Operator, capture
+    from evidence.capturing import capture
     from evidence.errors import EvidenceError, UsageError
     from evidence.package import remove_stale_temporaries
 
@@ -155,10 +155,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     from evidence.cli_media import media_option
 
     media = media_option(args)
-    operator = None
-    if args.operator_name or args.operator_org:
-        operator = Operator(name=args.operator_name, organization=args.operator_org)
-    seal_to = seal_operator_recipients(args, operator)
+    operator, seal_to = operator_option(args)
     if args.insecure:
         _warn("TLS certificate verification is OFF (--insecure); this is recorded in the manifest")
     removed = remove_stale_temporaries(args.out)
@@ -529,9 +526,7 @@ def _add_capture(sub: typing.Any) -> None:
         metavar="PATH",
         help="sign each package with this private key (repeatable)",
     )
-    p.add_argument("--operator-name", help="record who captured (optional; omit if at risk)")
-    p.add_argument("--operator-org", help="record the capturing organisation (optional)")
-    add_seal_option(p)
+    add_operator_options(p)
     p.add_argument("--ca-bundle", metavar="FILE", help="PEM file of CA certificates to trust")
     p.add_argument(
         "--insecure",

@@ -16,11 +16,11 @@ import time
 import typing
 
 from evidence.cli_common import (
+    add_operator_options,
     add_proxy_options,
-    add_seal_option,
     int_at_least,
+    operator_option,
     proxy_option,
-    seal_operator_recipients,
 )
 from evidence.cli_common import load_signing_key as _load_signing_key
 from evidence.cli_common import positive_float as _positive_float
@@ -74,9 +74,7 @@ def _add_capture_options(p: argparse.ArgumentParser, *, worker: bool) -> None:
         "--key", action="append", default=[], metavar="PATH", help="sign with this private key"
     )
     whose = "this worker's own: " if worker else ""
-    p.add_argument("--operator-name", help=f"{whose}record who captured (optional)")
-    p.add_argument("--operator-org", help=f"{whose}record the capturing organisation (optional)")
-    add_seal_option(p)
+    add_operator_options(p, whose)
     p.add_argument("--ca-bundle", metavar="FILE", help="PEM file of CA certificates to trust")
     p.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     p.add_argument("--user-agent", help="User-Agent header to send")
@@ -287,7 +285,6 @@ def _display(as_json: bool) -> typing.Any:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from evidence.batch import capture_many, read_list
-    from evidence.capturing import Operator
     from evidence.cli_browser import browser_option
     from evidence.cli_media import media_option
     from evidence.errors import UsageError
@@ -295,10 +292,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     options = _options(args)
     keys = [_load_signing_key(k) for k in args.key]
     roots = _tsa_roots(args.tsa_ca)
-    operator = None
-    if args.operator_name or args.operator_org:
-        operator = Operator(name=args.operator_name, organization=args.operator_org)
-    seal_to = seal_operator_recipients(args, operator)
+    operator, seal_to = operator_option(args)
     batch_list = read_list(sys.stdin if args.list == "-" else args.list)
     for problem in batch_list.problems:
         _note(f"line {problem.line} skipped: {safe(problem.reason)}: {safe(problem.text)}")
@@ -410,7 +404,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from evidence.capturing import Operator
     from evidence.cli_browser import browser_option
     from evidence.cli_media import media_option
     from evidence.queue import redact_url, run_worker
@@ -422,10 +415,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     media = media_option(args)
     keys = [_load_signing_key(k) for k in args.key]
     roots = _tsa_roots(args.tsa_ca)
-    operator = None
-    if args.operator_name or args.operator_org:
-        operator = Operator(name=args.operator_name, organization=args.operator_org)
-    seal_to = seal_operator_recipients(args, operator)
+    operator, seal_to = operator_option(args)
     if not keys:
         _note("no --key: this worker's packages are unsigned")
     _note(f"worker for {safe(redact_url(args.queue))}, writing to {safe(args.out)}")

@@ -18,18 +18,18 @@ __all__ = [
     "MIN_PASSPHRASE_LENGTH",
     "PASSPHRASE_ENV",
     "PROXY_ENV",
+    "add_operator_options",
     "add_proxy_options",
-    "add_seal_option",
     "add_trust_options",
     "add_tsa_proxy_option",
     "int_at_least",
     "key_passphrase",
     "load_signing_key",
+    "operator_option",
     "passphrase",
     "positive_float",
     "print_json",
     "proxy_option",
-    "seal_operator_recipients",
     "size",
     "tsa_roots",
 ]
@@ -37,6 +37,10 @@ __all__ = [
 PASSPHRASE_ENV = "EVIDENCE_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 MIN_PASSPHRASE_LENGTH = 8
 PROXY_ENV = "EVIDENCE_PROXY"
+# The operator's name from the environment: a command line is readable by
+# every user of the machine (ps), an environment only by its owner and root.
+OPERATOR_NAME_ENV = "EVIDENCE_OPERATOR_NAME"
+OPERATOR_ORG_ENV = "EVIDENCE_OPERATOR_ORG"
 
 
 def print_json(doc: object) -> None:
@@ -232,26 +236,46 @@ def add_trust_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_seal_option(p: argparse.ArgumentParser) -> None:
-    """``--seal-operator-to`` (capture, batch, worker): docs/sealing.md."""
+def add_operator_options(p: argparse.ArgumentParser, whose: str = "") -> None:
+    """``--operator-name``, ``--operator-org`` and ``--seal-operator-to`` (capture,
+    batch, worker): docs/sealing.md. ``whose`` starts the help text."""
+    p.add_argument(
+        "--operator-name",
+        help=f"{whose}record who captured (optional; omit if at risk; "
+        f"default ${OPERATOR_NAME_ENV}, which other users cannot see in the process list)",
+    )
+    p.add_argument(
+        "--operator-org",
+        help=f"{whose}record the capturing organisation (optional; default ${OPERATOR_ORG_ENV})",
+    )
     p.add_argument(
         "--seal-operator-to",
         action="append",
         default=[],
         metavar="RECIPIENT",
-        help="encrypt --operator-name/--operator-org to this age public key (age1...); "
+        help="encrypt the operator's name and organisation to this age public key (age1...); "
         "only the sealed form is recorded (repeatable; docs/sealing.md)",
     )
 
 
-def seal_operator_recipients(args: argparse.Namespace, operator: typing.Any) -> tuple[str, ...]:
-    """The checked ``--seal-operator-to`` recipients, before any URL is fetched."""
-    if not args.seal_operator_to:
-        return ()
+def operator_option(args: argparse.Namespace) -> tuple[typing.Any, tuple[str, ...]]:
+    """The operator (``--operator-name``/``--operator-org``, else their environment
+    variables; None when neither is given) and the checked ``--seal-operator-to``
+    recipients, before any URL is fetched."""
     from evidence.errors import UsageError
+    from evidence.manifest import Operator
+
+    name = args.operator_name or os.environ.get(OPERATOR_NAME_ENV, "").strip() or None
+    org = args.operator_org or os.environ.get(OPERATOR_ORG_ENV, "").strip() or None
+    operator = Operator(name=name, organization=org) if name or org else None
+    if not args.seal_operator_to:
+        return operator, ()
     from evidence.sealing import check_recipients
 
     recipients = check_recipients(args.seal_operator_to)
     if operator is None:
-        raise UsageError("--seal-operator-to needs --operator-name or --operator-org to seal")
-    return recipients
+        raise UsageError(
+            "--seal-operator-to needs --operator-name or --operator-org "
+            f"(or {OPERATOR_NAME_ENV}/{OPERATOR_ORG_ENV}) to seal"
+        )
+    return operator, recipients

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -272,6 +273,45 @@ def test_cli_capture_writes_no_plaintext_anywhere_and_age_opens_it(
             "organization": ORG,
             "warc_sha256": next(f.sha256 for f in m.files if f.path == m.warc_path),
         }
+
+
+def test_the_operator_can_come_from_the_environment_not_the_process_list(page, age_key, tmp_path):
+    """Any user can read a command line (ps); an environment only its owner and
+    root. EVIDENCE_OPERATOR_NAME/ORG give the operator without the former; a
+    flag still wins over the variable."""
+    env = {**os.environ, "EVIDENCE_OPERATOR_NAME": NAME, "EVIDENCE_OPERATOR_ORG": ORG}
+    argv = [*EVIDENCE, "capture", page.url("/"), "--json", "--no-requisites"]
+    proc = subprocess.Popen(
+        [*argv, "--out", str(tmp_path / "sealed"), "--seal-operator-to", age_key.recipient],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    _absent(cmdline, "the process's command line")
+    pkg = Path(json.loads(out)["packages"][0]["package"])
+    _absent(out + err, "the output")
+    assert _every_file_lacks_the_name(pkg) >= 5
+    opened = json.loads(_age_decrypt(_blob(pkg, tmp_path), age_key.identity).stdout)
+    assert (opened["name"], opened["organization"]) == (NAME, ORG)
+
+    plain = subprocess.run(
+        [*argv, "--out", str(tmp_path / "plain"), "--operator-name", "Given On The Line"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert plain.returncode == 0, plain.stderr
+    m = _manifest(Path(json.loads(plain.stdout)["packages"][0]["package"]))
+    assert m.operator is not None
+    assert (m.operator.name, m.operator.organization, m.operator.sealed) == (
+        "Given On The Line",
+        ORG,
+        None,
+    )
 
 
 def test_age_without_the_identity_cannot_open_it(sealed, tmp_path):
