@@ -8,6 +8,7 @@ import socket
 import ssl
 import threading
 import time
+import typing
 import zlib
 from pathlib import Path
 
@@ -288,7 +289,8 @@ def test_the_response_streams_to_the_client_as_it_is_recorded(raw_server, record
     go_on.set()
     got += _read_all(conn)
     conn.close()
-    assert got == head + first + second
+    # Only the head's connection header differs (the proxy closes after one exchange).
+    assert got == head[:-2] + b"Connection: close\r\n\r\n" + first + second
     assert finish()[2][2] == head + first + second
 
 
@@ -300,7 +302,10 @@ def test_the_byte_budget_cuts_a_response_then_refuses_requests(raw_server, recor
     conn = _get_through(proxy, server.url("/one"))
     got = _read_all(conn)
     conn.close()
-    assert got == raw[: len(raw) - 2000], "the client gets what was recorded, up to the budget"
+    closing = raw.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
+    assert got == closing[: len(closing) - 2000], (
+        "the client gets what was recorded, up to the budget"
+    )
     assert proxy.budget_hit and proxy.body_bytes == 1000
     assert recorder.exchanges[0].truncated == "length"
     conn = _get_through(proxy, server.url("/two"))
@@ -359,3 +364,69 @@ def test_an_exchange_still_arriving_at_close_is_cut_and_recorded_as_it_stands(
     (exchange,) = recorder.exchanges
     assert exchange.truncated == "time"
     assert [(f.url, f.kind) for f in proxy.failures] == [(never.url("/poll"), "timeout")]
+
+
+def test_a_keep_alive_server_does_not_make_the_client_reuse_a_closing_connection(
+    site, recording, client
+):
+    """The proxy answers one request per connection. An HTTP/1.1 server's
+    response says nothing about closing, so the client kept the connection and
+    sent its next request on it while the proxy was still recording the
+    previous (long, for a video segment), then closing: a reset, and yt-dlp
+    gave up on the stream. The client is now told the connection closes; the
+    recorded response is still exactly the server's."""
+    body = bytes(range(256)) * (32 * 1024)  # 8 MiB: recording it takes a while
+    server = site(
+        {
+            f"/seg{n}.ts": (
+                200,
+                [("Content-Type", "video/mp2t"), ("Keep-Alive", "timeout=5")],
+                body,
+            )
+            for n in range(4)
+        }
+    )
+    proxy, _recorder, finish = recording()
+    session = client(proxy)
+    for n in range(4):
+        got = session.get(server.url(f"/seg{n}.ts"), timeout=20)
+        assert got.status_code == 200 and got.content == body
+        assert got.headers["Connection"] == "close"
+        assert "Keep-Alive" not in got.headers
+    responses = [r[2] for r in finish() if r[0] == "response"]
+    assert len(responses) == 4
+    for raw in responses:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        assert rest == body
+        assert b"Keep-Alive: timeout=5" in head, "recorded as the server sent it"
+        assert b"Connection: close" not in head
+    assert proxy.failures == []
+
+
+def test_only_the_connection_headers_of_the_head_the_client_gets_change():
+    closing = proxy_module._closing
+    assert closing(b"HTTP/1.1 200 OK\r\nA: 1\r\nConnection: keep-alive\r\n"
+                   b"Keep-Alive: timeout=5,\r\n max=9\r\nB:  2 \r\n\r\n") == (
+        b"HTTP/1.1 200 OK\r\nA: 1\r\nB:  2 \r\nConnection: close\r\n\r\n"
+    )  # fmt: skip
+    assert (
+        closing(b"HTTP/1.0 200 OK\nX: y\n\n")
+        == b"HTTP/1.0 200 OK\r\nX: y\r\nConnection: close\r\n\r\n"
+    )
+    sent: list[bytes] = []
+
+    class Stream:
+        def sendall(self, data: bytes) -> None:
+            sent.append(data)
+
+    sink = proxy_module._ClientSink(typing.cast(socket.socket, Stream()))
+    for piece in (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2",
+        b"00 OK\r\nConnection: keep",
+        b"-alive\r\n\r\nbody",
+    ):
+        sink.send(piece)
+    sink.send(b" more")
+    assert b"".join(sent) == (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody more"
+    )

@@ -510,14 +510,27 @@ class _ClientSink:
 
     A client that went away stops receiving, not recording: the server sent
     the bytes, so they are evidence all the same.
+
+    The proxy answers one request per connection, so the response head the
+    client gets says ``Connection: close`` whatever the server said. An
+    HTTP/1.1 server's head says nothing about closing; the client then sent
+    its next request on this connection while the exchange was still being
+    recorded, and got a reset when it closed (yt-dlp gave up on the stream).
+    Only what is sent on changes: the record holds the server's bytes.
     """
 
     def __init__(self, stream: socket.socket) -> None:
         self._stream = stream
         self.started = False
         self.gone = False
+        self._head = b""
+        self._head_done = False
 
     def send(self, data: bytes) -> None:
+        if not self._head_done:
+            data = self._rewrite_head(data)
+            if not data:
+                return
         self.started = True
         if self.gone:
             return
@@ -525,6 +538,52 @@ class _ClientSink:
             self._stream.sendall(data)
         except (OSError, ValueError):
             self.gone = True
+
+    def _rewrite_head(self, data: bytes) -> bytes:
+        """Hold bytes until the final response head is whole; return what to send."""
+        self._head += data
+        out = b""
+        while True:
+            end = _HEAD_END.search(self._head)
+            if end is None:
+                if len(self._head) <= _MAX_HELD_HEAD:
+                    return out
+                # Not a head http.client would take either: passed on as it is.
+                self._head_done = True
+                out, self._head = out + self._head, b""
+                return out
+            head, rest = self._head[: end.end()], self._head[end.end() :]
+            if _INTERIM.match(head):
+                # 100 Continue and the like: the final head follows.
+                out, self._head = out + head, rest
+                continue
+            self._head_done = True
+            self._head = b""
+            return out + _closing(head) + rest
+
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_INTERIM = re.compile(rb"HTTP/\d\.\d 1\d\d ")
+_MAX_HELD_HEAD = 256 * 1024
+_HOP_BY_HOP = (b"connection", b"keep-alive", b"proxy-connection")
+
+
+def _closing(head: bytes) -> bytes:
+    """``head`` without its connection headers, saying ``Connection: close``."""
+    lines = head.rstrip(b"\r\n").split(b"\n")
+    kept = [lines[0].rstrip(b"\r")]
+    dropping = False
+    for line in lines[1:]:
+        line = line.rstrip(b"\r")
+        if line[:1] in (b" ", b"\t"):  # a folded continuation of the line before
+            if not dropping:
+                kept.append(line)
+            continue
+        dropping = line.split(b":", 1)[0].strip().lower() in _HOP_BY_HOP
+        if not dropping:
+            kept.append(line)
+    kept.append(b"Connection: close")
+    return b"\r\n".join(kept) + b"\r\n\r\n"
 
 
 def _read_head(reader: typing.BinaryIO) -> tuple[str, str, list[tuple[str, str]]] | None:
