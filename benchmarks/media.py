@@ -14,6 +14,10 @@ http.server`` serves it on 127.0.0.1. Then, in turn:
 
 Target: our capture takes at most 1.3x the time of yt-dlp alone, and its peak
 memory does not grow with the stream's size.
+
+``--rate-mbit 100`` serves the stream at that many Mbit/s instead of as fast
+as loopback allows (our own small server, in its own process), to show the
+ratio on a link like a fast home or office connection.
 """
 
 from __future__ import annotations
@@ -66,14 +70,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+def serve(root: Path, rate_mbit: float = 0) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    cmd = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    if rate_mbit:
+        cmd = [sys.executable, __file__, "--serve", str(root), str(port), str(rate_mbit)]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -96,10 +98,42 @@ def _timed(cmd: list[str]) -> tuple[float, float, int, float]:
     return secs, mib, code, cpu
 
 
-def measure(megabytes: int, repeat: int) -> str:
+def serve_throttled(root: Path, port: int, rate_mbit: float) -> None:
+    """Serve ``root``'s files at ``rate_mbit`` Mbit/s per connection (segments are
+    fetched one at a time, so that is the stream's rate)."""
+    import http.server
+
+    rate = rate_mbit * 1_000_000 / 8
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            path = root / self.path.lstrip("/").split("?")[0]
+            if "/" in self.path.strip("/") or not path.is_file():
+                self.send_error(404)
+                return
+            data = path.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            start = time.monotonic()
+            for offset in range(0, len(data), 64 * 1024):
+                self.wfile.write(data[offset : offset + 64 * 1024])
+                ahead = start + (offset + 64 * 1024) / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+def measure(megabytes: int, repeat: int, rate_mbit: float = 0) -> str:
     root = make_stream(megabytes)
     size = sum(p.stat().st_size for p in root.iterdir())
-    server, url = serve(root)
+    server, url = serve(root, rate_mbit)
     evidence = str(Path(sys.executable).parent / "evidence")
     best: dict[str, tuple[float, float, int, float]] = {}
     stored = 0
@@ -130,9 +164,10 @@ def measure(megabytes: int, repeat: int) -> str:
         server.wait(10)
     rows = [(name, *values[:3]) for name, values in best.items()]
     cpu = {name: values[3] for name, values in best.items()}
+    link = f"served at {rate_mbit:g} Mbit/s" if rate_mbit else "served as fast as loopback allows"
     head = (
         f"HLS stream of {size / 1e6:.0f} MB ({len(list(root.glob('*.ts')))} segments), "
-        f"best of {repeat}; WARC written: {stored / 1e6:.0f} MB"
+        f"{link}, best of {repeat}; WARC written: {stored / 1e6:.0f} MB"
     )
     ratio = cpu["evidence capture --media"] / cpu["yt-dlp alone"]
     cpu_line = (
@@ -146,13 +181,21 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="50,200", help="stream sizes in MB, comma-separated")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--rate-mbit", default="0", help="link rates to serve at, comma-separated (0: unlimited)"
+    )
+    parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve_throttled(Path(args.serve[0]), int(args.serve[1]), float(args.serve[2]))
+        return 0
     if shutil.which("ffmpeg") is None:
         print("needs ffmpeg (apt-get install ffmpeg)", file=sys.stderr)
         return 2
-    for megabytes in (int(s) for s in args.sizes.split(",")):
-        print(measure(megabytes, args.repeat))
-        print()
+    for rate in (float(r) for r in args.rate_mbit.split(",")):
+        for megabytes in (int(s) for s in args.sizes.split(",")):
+            print(measure(megabytes, args.repeat, rate))
+            print()
     return 0
 
 
