@@ -163,6 +163,9 @@ def test_socks5_sends_addresses_as_addresses_and_never_a_name_for_socks5():
         (b"HTTP/1.1 502 Bad\x1b[31mGateway\r\n\r\n", "HTTP 502 Bad\\?\\[31mGateway"),
         (b"HTTP/2 200\r\n\r\n", "not HTTP"),
         (b"SOCKS\r\n\r\n", "not HTTP"),
+        # Bare LF line ends are read, not waited past until a timeout.
+        (b"HTTP/1.0 403 Forbidden\nVia: x\n\n", "HTTP 403 Forbidden$"),
+        (b"HTTP/1.1 200 OK\n\nearly", "sent data after its reply"),
     ],
 )
 def test_connect_replies_are_bounded_and_refused_clearly(reply, message):
@@ -170,6 +173,17 @@ def test_connect_replies_are_bounded_and_refused_clearly(reply, message):
     try:
         with pytest.raises(ProxyError, match=message):
             _tunnel("http", server)
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    "reply", [b"HTTP/1.1 200 OK\r\n\r\n", b"HTTP/1.0 200 Connection established\n\n"]
+)
+def test_connect_replies_with_either_line_end_open_the_tunnel(reply):
+    server = Scripted([(-1, reply)])
+    try:
+        _tunnel("http", server).close()
     finally:
         server.close()
 

@@ -392,7 +392,11 @@ def _socks5(hs: _Handshake, proxy: ProxyURL, host: str, port: int) -> None:
         raise ProxyError("the proxy sent an invalid SOCKS5 reply (address type)")
 
 
-_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: ([^\r\n]*))?\r\n")
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: ([^\r\n]*))?\r?\n")
+# The reply's end. A bare LF ends lines too (RFC 9112 section 2.2): some
+# small proxies answer that way, and waiting for CRLF CRLF would end in a
+# timeout that says nothing about why.
+_REPLY_END = re.compile(rb"\r?\n\r?\n")
 
 
 def _connect(hs: _Handshake, proxy: ProxyURL, host: str, port: int) -> None:
@@ -404,11 +408,11 @@ def _connect(hs: _Handshake, proxy: ProxyURL, host: str, port: int) -> None:
         lines.append(f"Proxy-Authorization: Basic {base64.b64encode(secret).decode('ascii')}")
     hs.send(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
     head = bytearray()
-    while b"\r\n\r\n" not in head:
+    while (found := _REPLY_END.search(head)) is None:
         if len(head) > MAX_CONNECT_REPLY:
             raise ProxyError(f"the proxy's reply is longer than {MAX_CONNECT_REPLY} bytes")
         head += hs.recv(4096)
-    end = head.index(b"\r\n\r\n") + 4
+    end = found.end()
     if end > MAX_CONNECT_REPLY:
         raise ProxyError(f"the proxy's reply is longer than {MAX_CONNECT_REPLY} bytes")
     match = _STATUS_LINE.match(bytes(head))
