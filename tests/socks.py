@@ -45,6 +45,8 @@ class TestProxy:
         credentials: ``(user, password)`` the client must give, or None.
         tls: a server context to speak TLS with clients (an https:// proxy).
         hostile: one of :data:`HOSTILE` to misbehave instead of proxying.
+        ipv4_only: answer IPv6 destinations "address type not supported" (SOCKS5
+            reply 8), as a proxy without IPv6 (a common Tor setup) does.
     """
 
     __test__ = False  # not a test class, whatever its name
@@ -57,8 +59,10 @@ class TestProxy:
         credentials: tuple[str, str] | None = None,
         tls: ssl.SSLContext | None = None,
         hostile: str | None = None,
+        ipv4_only: bool = False,
     ) -> None:
         assert kind in ("socks5", "connect")
+        self.ipv4_only = ipv4_only
         assert hostile is None or hostile in HOSTILE
         self.kind = kind
         self.names = dict(names or {})
@@ -201,6 +205,9 @@ class TestProxy:
         port = int.from_bytes(_exact(conn, 2), "big")
         with self._lock:
             self.requests.append(ProxyRequest(host, port, kind, user, password))
+        if kind == "ipv6" and self.ipv4_only:
+            conn.sendall(b"\x05\x08\x00\x01" + bytes(6))  # address type not supported
+            return None
         address = self._resolve(host) if command == 1 else None
         up = self._dial(address, port) if address is not None else None
         if up is None:

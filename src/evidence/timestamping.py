@@ -369,19 +369,23 @@ def _tunnel_adapter(
     import urllib3.connection
     import urllib3.exceptions
 
-    from evidence.capturing.upstream import ProxyError, open_tunnel
+    from evidence.capturing.upstream import ProxyError, open_tunnel_to_any
 
     def tunnel(conn: urllib3.connection.HTTPConnection) -> socket.socket:
         host = conn._dns_host
+        targets = [host]
         if not proxy.resolves_names:
-            # socks5: this machine resolves the TSA's name; the proxy gets an address.
+            # socks5: this machine resolves the TSA's name; the proxy gets an
+            # address, each in turn while the proxy says another may work.
             try:
                 infos = socket.getaddrinfo(host.strip("[]"), conn.port, type=socket.SOCK_STREAM)
             except socket.gaierror as exc:
                 raise urllib3.exceptions.NameResolutionError(host, conn, exc) from exc
-            host = str(infos[0][4][0])
+            targets = list(dict.fromkeys(str(info[4][0]) for info in infos))
         try:
-            sock = open_tunnel(proxy, host, conn.port, deadline=deadline, connect_timeout=timeout)
+            sock = open_tunnel_to_any(
+                proxy, targets, conn.port, deadline=deadline, connect_timeout=timeout
+            )
         except ProxyError as exc:
             raise urllib3.exceptions.NewConnectionError(conn, f"proxy: {exc}") from exc
         sock.settimeout(max(min(timeout, deadline - time.monotonic()), 0.001))

@@ -9,10 +9,10 @@ import time
 import attrs
 import pytest
 
-from evidence.capturing.upstream import ProxyError, ProxyURL, open_tunnel
+from evidence.capturing.upstream import ProxyError, ProxyURL, open_tunnel, open_tunnel_to_any
 from evidence.errors import UsageError
 
-from servers import LocalCA
+from servers import LocalCA, closed_port, fixed_response
 from socks import TestProxy
 
 
@@ -297,3 +297,30 @@ def test_a_socks5_proxy_without_ipv6_lets_the_next_address_be_tried():
         assert server.received[_GREETING:][:4] == b"\x05\x01\x00\x04"
     finally:
         server.close()
+
+
+def test_the_next_address_is_tried_only_when_the_proxy_says_it_may_work(raw_server):
+    """What the fetcher and the TSA request both use for socks5, where this
+    machine resolved the name: an IPv6 answer refused by a proxy without IPv6
+    must not cost the capture (or the timestamp) its IPv4 address."""
+    origin = raw_server(fixed_response(b"HTTP/1.1 204 No Content\r\n\r\n"))
+    proxy = TestProxy("socks5", ipv4_only=True)
+    url = ProxyURL.parse(f"socks5://127.0.0.1:{proxy.port}")
+    try:
+        sock = open_tunnel_to_any(
+            url, ["::1", "127.0.0.1"], origin.port, deadline=time.monotonic() + 5, connect_timeout=3
+        )
+        sock.close()
+        asked = [(r.host, r.address_type) for r in proxy.requests]
+        assert asked == [("::1", "ipv6"), ("127.0.0.1", "ipv4")]
+        # Every address unreachable: each is tried, and the last refusal is the error.
+        with pytest.raises(ProxyError, match="host unreachable"):
+            open_tunnel_to_any(
+                url, ["127.0.0.1", "127.0.0.2"], closed_port(), deadline=time.monotonic() + 5,
+                connect_timeout=3,
+            )  # fmt: skip
+        assert [r.host for r in proxy.requests[2:]] == ["127.0.0.1", "127.0.0.2"]
+        with pytest.raises(ProxyError, match="no address"):
+            open_tunnel_to_any(url, [], 80, deadline=time.monotonic() + 5, connect_timeout=3)
+    finally:
+        proxy.close()

@@ -56,7 +56,7 @@ import urllib3
 import urllib3.connection
 import urllib3.exceptions
 
-from evidence.capturing.upstream import ProxyError, ProxyURL, open_tunnel
+from evidence.capturing.upstream import ProxyError, ProxyURL, open_tunnel_to_any
 from evidence.errors import CaptureError
 
 logger = logging.getLogger(__name__)
@@ -457,28 +457,22 @@ class _RecordingMixin:
                 f"{proxy.scheme} proxies resolve names themselves, so --public-only "
                 "cannot check the destination"
             )
-        error: ProxyError | None = None
-        for target in targets:
-            try:
-                sock = open_tunnel(
-                    proxy,
-                    target,
-                    port,
-                    deadline=state.deadline,
-                    connect_timeout=state.limits.connect_timeout,
-                    socket_options=self.socket_options or (),
-                )
-            except ProxyError as exc:
-                error = exc
-                if exc.try_next:
-                    continue
-                break
-            sock.settimeout(min(state.limits.connect_timeout, max(state.remaining(), 0.001)))
-            return sock
-        raise urllib3.exceptions.NewConnectionError(
-            self,  # type: ignore[arg-type]  # mixed into a urllib3 connection
-            f"proxy: {error}",
-        ) from error
+        try:
+            sock = open_tunnel_to_any(
+                proxy,
+                targets,
+                port,
+                deadline=state.deadline,
+                connect_timeout=state.limits.connect_timeout,
+                socket_options=self.socket_options or (),
+            )
+        except ProxyError as exc:
+            raise urllib3.exceptions.NewConnectionError(
+                self,  # type: ignore[arg-type]  # mixed into a urllib3 connection
+                f"proxy: {exc}",
+            ) from exc
+        sock.settimeout(min(state.limits.connect_timeout, max(state.remaining(), 0.001)))
+        return sock
 
     def send(self, data: typing.Any) -> None:
         state = _state()

@@ -58,6 +58,7 @@ __all__ = [
     "ProxyError",
     "ProxyURL",
     "open_tunnel",
+    "open_tunnel_to_any",
 ]
 
 PROXY_SCHEMES = ("socks5", "socks5h", "http", "https")
@@ -238,6 +239,40 @@ class _Handshake:
         while len(buf) < n:
             buf += self.recv(n - len(buf))
         return bytes(buf)
+
+
+def open_tunnel_to_any(
+    proxy: ProxyURL,
+    targets: typing.Sequence[str],
+    port: int,
+    *,
+    deadline: float,
+    connect_timeout: float,
+    socket_options: typing.Iterable[tuple[int, int, int]] = (),
+) -> socket.socket:
+    """:func:`open_tunnel` to each of ``targets`` (a name, or a name's addresses
+    for ``socks5``) in turn, while the proxy's refusal says another may work
+    (an IPv6 address to a proxy without IPv6). Raises the last ProxyError."""
+    if not targets:
+        raise ProxyError("no address to connect to")
+    options = tuple(socket_options)
+    error: ProxyError | None = None
+    for target in targets:
+        try:
+            return open_tunnel(
+                proxy,
+                target,
+                port,
+                deadline=deadline,
+                connect_timeout=connect_timeout,
+                socket_options=options,
+            )
+        except ProxyError as exc:
+            error = exc
+            if not exc.try_next:
+                break
+    assert error is not None
+    raise error
 
 
 def open_tunnel(
