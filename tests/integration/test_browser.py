@@ -669,5 +669,37 @@ def test_a_full_disk_while_the_proxy_records_leaves_no_package(raw_server, tmpfs
             browser=BrowserOptions(pdf=False, screenshot=False),
         )
     assert failed.value.kind == "disk", failed.value
-    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == []
+    assert not out.exists() or list(out.iterdir()) == [], "not even a temporary directory"
+    assert leftover_browsers() == []
+
+
+@needs_chromium
+def test_a_full_disk_while_the_proxy_spools_a_response_fails_the_capture(raw_server, tmpfs_6m):
+    """A 7 MiB image cannot be spooled on the 6 MiB disk: the fetch fails as
+    "disk" after the browser was already given part of it. As for a capture
+    without a browser, our own full disk fails the whole capture; it used to
+    become one more failed request in a package sealed without it."""
+    from evidence.errors import CaptureError
+
+    big = os.urandom(7 * 1024 * 1024)
+    page = b"<html><body><h1>Statement</h1><img src='/big.jpg'></body></html>"
+    server = raw_server(
+        routed(
+            {
+                "/": _response("200 OK", [("Content-Type", "text/html")], page),
+                "/big.jpg": _response("200 OK", [("Content-Type", "image/jpeg")], big),
+            }
+        )
+    )
+    out = tmpfs_6m / "out"
+    with pytest.raises(CaptureError) as failed:
+        capture(
+            server.url("/"),
+            out=out,
+            options=CaptureOptions(deadline=60),
+            browser=BrowserOptions(pdf=False, screenshot=False),
+        )
+    assert failed.value.kind == "disk", failed.value
+    assert failed.value.url == server.url("/")
+    assert not out.exists() or list(out.iterdir()) == [], "not even a temporary directory"
     assert leftover_browsers() == []
