@@ -265,10 +265,32 @@ def operator_option(args: argparse.Namespace) -> tuple[typing.Any, tuple[str, ..
     from evidence.errors import UsageError
     from evidence.manifest import Operator
 
-    name = args.operator_name or os.environ.get(OPERATOR_NAME_ENV, "").strip() or None
-    org = args.operator_org or os.environ.get(OPERATOR_ORG_ENV, "").strip() or None
+    from_env: list[str] = []
+
+    def given(flag: str | None, variable: str) -> str | None:
+        # A flag wins, even an empty one: --operator-name "" records no name
+        # while the variable stays exported for other commands.
+        if flag is not None:
+            return flag or None
+        value = os.environ.get(variable, "").strip() or None
+        if value is not None:
+            from_env.append(variable)
+        return value
+
+    name = given(args.operator_name, OPERATOR_NAME_ENV)
+    org = given(args.operator_org, OPERATOR_ORG_ENV)
     operator = Operator(name=name, organization=org) if name or org else None
     if not args.seal_operator_to:
+        if from_env:
+            # An exported variable outlives the command it was set for: never
+            # put a name in plaintext in a package without saying so.
+            print(
+                f"evidence: warning: the operator from {' and '.join(from_env)} is recorded "
+                "in plaintext, NOT sealed (no --seal-operator-to); give --operator-name '' "
+                "--operator-org '' to record no one",
+                file=sys.stderr,
+                flush=True,
+            )
         return operator, ()
     from evidence.sealing import check_recipients
 

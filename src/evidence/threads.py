@@ -17,6 +17,17 @@ _pools: dict[str, tuple[int, concurrent.futures.ThreadPoolExecutor]] = {}
 _lock = threading.Lock()
 
 
+def _new_lock_in_child() -> None:
+    # A thread of the parent may have held the lock at the fork; the child's
+    # copy would then stay held, and the child's first pool would wait forever.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 def process_pool(name: str, workers: int) -> concurrent.futures.ThreadPoolExecutor:
     """This process's pool called ``name`` (threads ``evidence-<name>_N``)."""
     with _lock:

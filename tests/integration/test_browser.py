@@ -621,3 +621,85 @@ def test_a_service_worker_registers_over_intercepted_https(site, test_ca, tmp_pa
     assert by_url[server.url("/from-sw")]["by_service_worker"]
     assert manifest.capture is not None and manifest.capture.browser is not None
     assert manifest.capture.browser.unrecorded == () and manifest.capture.browser.failed == ()
+
+
+@pytest.fixture
+def tmpfs_6m(tmp_path):
+    """A real 6 MiB file system (tmpfs), so ENOSPC comes from the kernel."""
+    import shutil
+
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)], capture_output=True
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode(errors='replace')}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+@needs_chromium
+def test_a_full_disk_while_the_proxy_records_leaves_no_package(raw_server, tmpfs_6m):
+    """The WARC write of a 4 MiB image fails with ENOSPC in a proxy thread
+    (its 4 MiB spool fitted; the spool is then deleted, so the disk has room
+    again for the rest). The proxy cannot report the error to anyone, so the
+    capture must still fail as a disk failure and leave no finished package
+    (it used to seal one whose WARC did not match its inventory)."""
+    from evidence.errors import CaptureError
+
+    big = os.urandom(4 * 1024 * 1024)
+    page = b"<html><body><h1>Statement</h1><img src='/big.jpg'></body></html>"
+    server = raw_server(
+        routed(
+            {
+                "/": _response("200 OK", [("Content-Type", "text/html")], page),
+                "/big.jpg": _response("200 OK", [("Content-Type", "image/jpeg")], big),
+            }
+        )
+    )
+    out = tmpfs_6m / "out"
+    with pytest.raises(CaptureError) as failed:
+        capture(
+            server.url("/"),
+            out=out,
+            options=CaptureOptions(deadline=60),
+            browser=BrowserOptions(pdf=False, screenshot=False),
+        )
+    assert failed.value.kind == "disk", failed.value
+    assert not out.exists() or list(out.iterdir()) == [], "not even a temporary directory"
+    assert leftover_browsers() == []
+
+
+@needs_chromium
+def test_a_full_disk_while_the_proxy_spools_a_response_fails_the_capture(raw_server, tmpfs_6m):
+    """A 7 MiB image cannot be spooled on the 6 MiB disk: the fetch fails as
+    "disk" after the browser was already given part of it. As for a capture
+    without a browser, our own full disk fails the whole capture; it used to
+    become one more failed request in a package sealed without it."""
+    from evidence.errors import CaptureError
+
+    big = os.urandom(7 * 1024 * 1024)
+    page = b"<html><body><h1>Statement</h1><img src='/big.jpg'></body></html>"
+    server = raw_server(
+        routed(
+            {
+                "/": _response("200 OK", [("Content-Type", "text/html")], page),
+                "/big.jpg": _response("200 OK", [("Content-Type", "image/jpeg")], big),
+            }
+        )
+    )
+    out = tmpfs_6m / "out"
+    with pytest.raises(CaptureError) as failed:
+        capture(
+            server.url("/"),
+            out=out,
+            options=CaptureOptions(deadline=60),
+            browser=BrowserOptions(pdf=False, screenshot=False),
+        )
+    assert failed.value.kind == "disk", failed.value
+    assert failed.value.url == server.url("/")
+    assert not out.exists() or list(out.iterdir()) == [], "not even a temporary directory"
+    assert leftover_browsers() == []

@@ -854,3 +854,29 @@ def test_without_pyrage_sealing_says_how_to_install_it_and_show_still_works(
     assert done["show"].returncode == 0
     assert "sealed to 2 recipient(s)" in done["show"].stdout
     assert _nobody_connected(listener)
+
+
+def test_a_name_from_the_environment_is_never_recorded_in_plaintext_unnoticed(page, tmp_path):
+    """An exported EVIDENCE_OPERATOR_NAME stays set for every later command of
+    that shell, with or without --seal-operator-to. A capture that records it
+    in plaintext says so on stderr; an empty flag records no one at all."""
+    env = {**os.environ, "EVIDENCE_OPERATOR_NAME": NAME, "EVIDENCE_OPERATOR_ORG": ORG}
+    argv = [*EVIDENCE, "capture", page.url("/"), "--json", "--no-requisites"]
+    plain = subprocess.run(
+        [*argv, "--out", str(tmp_path / "plain")], env=env, capture_output=True, text=True
+    )
+    assert plain.returncode == 0, plain.stderr
+    m = _manifest(Path(json.loads(plain.stdout)["packages"][0]["package"]))
+    assert m.operator is not None and m.operator.name == NAME
+    assert "EVIDENCE_OPERATOR_NAME" in plain.stderr and "NOT sealed" in plain.stderr
+    _absent(plain.stderr, "the warning")
+
+    nobody = subprocess.run(
+        [*argv, "--out", str(tmp_path / "nobody"), "--operator-name", "", "--operator-org", ""],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert nobody.returncode == 0, nobody.stderr
+    assert _manifest(Path(json.loads(nobody.stdout)["packages"][0]["package"])).operator is None
+    assert "EVIDENCE_OPERATOR" not in nobody.stderr

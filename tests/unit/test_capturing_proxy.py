@@ -430,3 +430,39 @@ def test_only_the_connection_headers_of_the_head_the_client_gets_change():
     assert b"".join(sent) == (
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody more"
     )
+
+
+def test_a_client_that_goes_away_mid_body_does_not_cut_the_recording(raw_server, recording):
+    """The proxy passes each piece on before recording it: a client gone
+    (reset) stops receiving, never recording; what the server sent after
+    that is stored whole, byte for byte."""
+    import os
+    import struct
+
+    body = os.urandom(3 * 1024 * 1024)
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    gone = threading.Event()
+
+    def respond(conn: socket.socket, _request: bytes) -> None:
+        conn.sendall(head + body[:100_000])
+        gone.wait(10)
+        conn.sendall(body[100_000:])
+
+    server = raw_server(respond)
+    proxy, recorder, finish = recording()
+    conn = _get_through(proxy, server.url("/video"))
+    conn.settimeout(5)
+    got = b""
+    while len(got) < len(head) + 1000:
+        got += conn.recv(65536)
+    # Reset, not a polite close: the proxy's next send fails at once.
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+    gone.set()
+    deadline = time.monotonic() + 10
+    while not recorder.exchanges and time.monotonic() < deadline:
+        time.sleep(0.05)
+    recs = finish()
+    assert [r[0] for r in recs] == ["warcinfo", "request", "response"]
+    assert recs[2][2] == head + body, "every byte the server sent, after the client left too"
+    assert recorder.exchanges[0].truncated is None

@@ -469,3 +469,29 @@ def test_media_details_take_text_and_numbers_only():
     assert media_details_from_block("r", b"[1, 2]") is None
     assert media_details_from_block("r", b"[" * 100_000 + b"]" * 100_000) is None
     assert media_details_from_block("r", b"\xff not json") is None
+
+
+def test_every_value_from_the_info_json_is_labelled_as_the_sites(tmp_path):
+    """The item's page comes from the same info JSON as the uploader: it is
+    yt-dlp's reading of the site, not a fact of the capture, and the report
+    must say so beside it and in the note on where the values come from."""
+    import attrs
+
+    from evidence.courtreport.facts import media_details_from_block
+
+    _, media, _, _ = _browser_and_media()
+    info_record = "<urn:uuid:info0>"
+    item = media.items[0]
+    info = attrs.evolve(item.files[1], kind="info", record=info_record)
+    media = attrs.evolve(media, items=(attrs.evolve(item, files=(item.files[0], info)),))
+    facts = _hostile_facts(tmp_path, media=media)
+    block = b'{"uploader": "Ann", "webpage_url": "https://elsewhere.example/v/1"}'
+    details = media_details_from_block(info_record, block)
+    assert details is not None
+    facts = attrs.evolve(facts, media_details={info_record: details})
+    doc = render_html([facts], generated="2026-01-01T00:00:00Z", software="0+test")
+    row = re.search(r"<tr><th>([^<]*)</th><td><span class=\"url mono\"[^>]*>https://else", doc)
+    assert row is not None, "the page is shown"
+    assert "yt-dlp" in row.group(1) or "site" in row.group(1), row.group(1)
+    note = doc[doc.index("are quoted from the item's info JSON") - 200 :][:400]
+    assert "page" in note, note

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 
@@ -206,3 +207,79 @@ def test_stored_members_inflate_like_deflated_ones(tmp_path, size):
     assert members[0].endswith(block + b"\r\n\r\n")
     # Stored means stored: the block's bytes are in the file as they are.
     assert size < 65536 or block[70000:80000] in (tmp_path / "l0.warc.gz").read_bytes()
+
+
+@pytest.mark.parametrize("level", [0, 6])
+def test_a_record_that_could_not_be_written_fails_the_writer_for_good(level):
+    """A write error (here a real ENOSPC from /dev/full, on the two-thread
+    path for level 0) leaves part of a member in the file. The writer must
+    refuse to go on and must not give a file digest: a caller that swallowed
+    the error (the recording proxy's threads do) would otherwise seal a WARC
+    whose inventory does not describe it."""
+    import errno
+    import os
+
+    block = os.urandom(2 * 1024 * 1024)
+    digest = hashlib.sha256(block).digest()
+    fields = {
+        "record_type": "resource",
+        "date": "2026-01-01T00:00:00Z",
+        "target_uri": "urn:test:x",
+        "content_type": "application/octet-stream",
+        "block_length": len(block),
+        "block_sha256": digest,
+        "level": level,
+    }
+    fh = open("/dev/full", "wb")  # closing it fails too: closed quietly below
+    w = WARCWriter(fh)
+    with pytest.raises(OSError) as first:
+        w.write_record(block=io.BytesIO(block), **fields)
+    assert first.value.errno == errno.ENOSPC
+    with pytest.raises(OSError) as later:
+        w.write_record(block=b"", **{**fields, "block_length": 0, "level": 6})
+    assert later.value.errno == errno.ENOSPC, "a full disk stays a disk failure"
+    with pytest.raises(OSError) as sealed:
+        w.file_sha256()
+    assert sealed.value.errno == errno.ENOSPC
+    assert w.members == []
+    with contextlib.suppress(OSError):
+        fh.close()
+
+
+def test_a_block_that_changed_length_fails_the_writer_for_good():
+    """The length check fires after the block was written: that member is
+    broken, so nothing may be written after it, nor the file digest given."""
+    out = io.BytesIO()
+    w = WARCWriter(out)
+    with pytest.raises(ValueError, match="block length"):
+        w.write_record(
+            record_type="resource",
+            date="2026-01-01T00:00:00Z",
+            content_type="text/plain",
+            block=io.BytesIO(b"xy"),
+            block_length=1,
+            block_sha256=DIGEST,
+        )
+    assert out.getvalue(), "part of the member is in the file"
+    with pytest.raises(OSError):
+        w.file_sha256()
+    # A refused header (nothing written yet) leaves a writer that still works.
+    fresh = WARCWriter(io.BytesIO())
+    with pytest.raises(ValueError, match="CR, LF"):
+        fresh.write_record(
+            record_type="resource",
+            date="2026-01-01T00:00:00Z",
+            content_type="text/plain\r\nX: y",
+            block=b"x",
+            block_length=1,
+            block_sha256=DIGEST,
+        )
+    fresh.write_record(
+        record_type="resource",
+        date="2026-01-01T00:00:00Z",
+        content_type="text/plain",
+        block=b"x",
+        block_length=1,
+        block_sha256=DIGEST,
+    )
+    assert len(fresh.file_sha256()) == 64

@@ -565,7 +565,8 @@ def run_browser(
     """Load ``url`` in Chromium through the recording proxy and record the artefacts.
 
     Raises:
-        CaptureError: the page itself gave no response at all.
+        CaptureError: the page itself gave no response at all, or (``disk``) a
+            response was lost to our own full disk.
     """
     run = _Run()
     counting = CountingFetcher(
@@ -606,6 +607,7 @@ def run_browser(
         # is left to write into it.
         for profile in run.profiles:
             shutil.rmtree(profile, ignore_errors=True)
+    proxy.raise_disk_failure(url)
     # Past the deadline, some step was cut short (or skipped) even when
     # Playwright's own timeouts ended it before the watchdog had to.
     run.deadline_hit = time.monotonic() >= deadline

@@ -683,8 +683,10 @@ class Fetcher:
                 session's; ``Accept-Encoding`` stays the fetcher's own.
             body: the request body, for methods that carry one.
             on_data: called with each piece of the response (head included)
-                as soon as it is recorded, in order; exactly the bytes stored.
-                It must not raise.
+                as it arrives, in order, just before it is hashed and spooled;
+                exactly the bytes stored. A piece that cannot be spooled makes
+                the exchange a ``disk`` failure after the caller was given it
+                (the recording proxy then fails the capture). It must not raise.
             max_body_bytes: a tighter body limit for this exchange alone (the
                 smaller of it and ``limits.max_response_bytes`` applies).
             cancel: when set, the exchange ends at once, as at the deadline:

@@ -427,6 +427,9 @@ def run_media(
     Returns:
         The manifest's media part and warnings for the capture. Never raises
         for anything yt-dlp or the site did.
+
+    Raises:
+        CaptureError: (``disk``) a response was lost to our own full disk.
     """
     warnings: list[str] = []
     watch = _Watch()
@@ -471,6 +474,8 @@ def run_media(
     else:
         _kill_helpers(os.path.abspath(workdir))
     try:
+        # Our own full disk is not the site's doing: the capture fails.
+        proxy.raise_disk_failure(url)
         notes = list(dict.fromkeys(log.messages + [f for f in failed if f]))
         unsupported = any(n.startswith("Unsupported URL") for n in notes)
         if counting.refused:

@@ -283,6 +283,8 @@ class RecordingProxy:
         # Body bytes received over every exchange, and whether the budget cut one.
         self.body_bytes = 0
         self.budget_hit = False
+        # The first exchange lost to our own full disk (see raise_disk_failure).
+        self.disk_failure: CaptureError | None = None
         self._lock = threading.Lock()
         # Held while an exchange is recorded; close() takes it, so nothing is
         # recorded once close() has returned.
@@ -468,6 +470,9 @@ class RecordingProxy:
                 cancel=self._cancel,
             )
         except CaptureError as exc:
+            if exc.kind == "disk":
+                with self._lock:
+                    self.disk_failure = self.disk_failure or exc
             self._fail(url, method, exc.kind, exc.cause)
             if not client.started:
                 stream.sendall(_simple(502, "upstream failed (recorded as a failure)"))
@@ -485,6 +490,15 @@ class RecordingProxy:
                 self._fail(url, method, "timeout", "arrived after the capture ended")
             else:
                 self._recorder.record(ex, self._role)
+
+    def raise_disk_failure(self, url: str) -> None:
+        """Raise a ``disk`` CaptureError for ``url`` (the capture's page) when an
+        exchange was lost to our own full disk. As in a capture without a
+        browser, that fails the whole capture: the client had already been
+        given bytes the package could not keep."""
+        failure = self.disk_failure
+        if failure is not None:
+            raise CaptureError(url, failure.cause, "disk") from failure
 
     def _budget_left(self) -> int | None:
         if self._max_total_bytes is None:

@@ -64,7 +64,7 @@ _DETAIL_WORDS = {
     "channel": "Channel (the site's words)",
     "duration": "Duration (seconds, as the site gave it)",
     "upload_date": "Upload date (the site's words, YYYYMMDD)",
-    "webpage_url": "Page of the item",
+    "webpage_url": "Page of the item (as yt-dlp gave it from the site)",
 }
 
 VERDICT_WORDS = {
@@ -522,8 +522,8 @@ def _media_item(number: int, item: MediaItem, details: MediaDetails | None) -> s
     out = [f"<h4>Item {number}</h4><table class='facts'>{''.join(rows)}</table>"]
     if details is not None and details.values:
         out.append(
-            "<p class='small'>Uploader, channel, duration and dates are quoted from the item's "
-            "info JSON stored in the WARC (SHA-256 "
+            "<p class='small'>Uploader, channel, duration, dates and the item's page are quoted "
+            "from the item's info JSON stored in the WARC (SHA-256 "
             f"<span class='mono'>{html.escape(details.sha256)}</span>): what the site said, "
             "as yt-dlp read it, not proof of who made the recording.</p>"
         )

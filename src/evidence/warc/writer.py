@@ -17,6 +17,7 @@ decoder rather than on stored bytes.
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import struct
 import typing
@@ -174,13 +175,28 @@ class WARCWriter:
         self._offset = 0
         self._file_hash = hashlib.sha256()
         self.members: list[MemberInfo] = []
+        # The error that left part of a member in the file: from then on the
+        # file is not what ``members`` describes, so nothing more is written
+        # and no digest is given (a caller that swallowed it cannot seal it).
+        self._broken: BaseException | None = None
 
     @property
     def size(self) -> int:
         return self._offset
 
     def file_sha256(self) -> str:
+        """The SHA-256 of everything written; raises OSError when a record
+        could not be written whole (the file is then not worth sealing)."""
+        self._check_intact()
         return self._file_hash.hexdigest()
+
+    def _check_intact(self) -> None:
+        broken = self._broken
+        if broken is not None:
+            code = broken.errno if isinstance(broken, OSError) and broken.errno else errno.EIO
+            raise OSError(
+                code, f"an earlier WARC record could not be written whole ({broken})"
+            ) from broken
 
     def write_record(
         self,
@@ -223,8 +239,30 @@ class WARCWriter:
             _check_header_value(name, value)
             lines.append(f"{name}: {value}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
-
+        self._check_intact()
         offset = self._offset
+        try:
+            length, sha256 = self._write_member(head, block, block_length, level)
+        except BaseException as exc:
+            self._broken = exc
+            raise
+        self._offset += length
+        info = MemberInfo(
+            record_id=record_id,
+            record_type=record_type,
+            target_uri=target_uri,
+            date=date,
+            offset=offset,
+            length=length,
+            sha256=sha256,
+        )
+        self.members.append(info)
+        return info
+
+    def _write_member(
+        self, head: bytes, block: typing.BinaryIO | bytes, block_length: int, level: int
+    ) -> tuple[int, str]:
+        """Write one gzip member; returns its length and SHA-256 (hex)."""
         member_hash = hashlib.sha256()
         compressor: typing.Any = (
             _StoredGzip() if level == 0 else zlib.compressobj(level, zlib.DEFLATED, 31)
@@ -264,15 +302,4 @@ class WARCWriter:
             raise ValueError(f"block length changed while writing ({copied} != {block_length})")
         emit(compressor.compress(b"\r\n\r\n"))
         emit(compressor.flush())
-        self._offset += written
-        info = MemberInfo(
-            record_id=record_id,
-            record_type=record_type,
-            target_uri=target_uri,
-            date=date,
-            offset=offset,
-            length=written,
-            sha256=member_hash.hexdigest(),
-        )
-        self.members.append(info)
-        return info
+        return written, member_hash.hexdigest()
