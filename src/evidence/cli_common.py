@@ -280,6 +280,9 @@ def operator_option(args: argparse.Namespace) -> tuple[typing.Any, tuple[str, ..
     name = given(args.operator_name, OPERATOR_NAME_ENV)
     org = given(args.operator_org, OPERATOR_ORG_ENV)
     operator = Operator(name=name, organization=org) if name or org else None
+    from evidence.capturing import check_operator
+
+    check_operator(operator)  # once, before any URL: not once per URL
     if not args.seal_operator_to:
         if from_env:
             # An exported variable outlives the command it was set for: never

@@ -880,3 +880,19 @@ def test_a_name_from_the_environment_is_never_recorded_in_plaintext_unnoticed(pa
     assert nobody.returncode == 0, nobody.stderr
     assert _manifest(Path(json.loads(nobody.stdout)["packages"][0]["package"])).operator is None
     assert "EVIDENCE_OPERATOR" not in nobody.stderr
+
+
+@pytest.mark.parametrize("command", ["capture", "batch"])
+def test_an_operator_that_cannot_be_recorded_is_one_usage_error_before_any_url(
+    cli, listener, tmp_path, command
+):
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    target = url
+    if command == "batch":
+        target = tmp_path / "list.txt"
+        target.write_text(f"{url}\n{url}x\n")
+    run = cli(command, target, "--out", tmp_path / "out", "--operator-org", "Org\x1b[2J")
+    assert run.code == 2
+    _assert_one_error_line(run.err)
+    assert "must be printable text on one line" in run.err
+    assert _nobody_connected(listener)

@@ -65,6 +65,7 @@ __all__ = [
     "MediaOptions",
     "Operator",
     "capture",
+    "check_operator",
     "validate_url",
 ]
 
@@ -170,7 +171,8 @@ def _check_labels(labels: typing.Mapping[str, str] | None) -> dict[str, str] | N
     return dict(labels)
 
 
-def _check_operator(operator: Operator | None) -> None:
+def check_operator(operator: Operator | None) -> None:
+    """Raises UsageError for an operator capture cannot record (also before a batch starts)."""
     if operator is None:
         return
     if operator.sealed is not None:
@@ -271,7 +273,7 @@ def capture(
     url = validate_url(url)
     proxy = options.proxy_url
     keys = _signing_keys(sign_with)
-    _check_operator(operator)
+    check_operator(operator)
     recipients = _seal_recipients(operator, seal_operator_to)
     labels = _check_labels(labels)
     plan: BrowserPlan | None = None
