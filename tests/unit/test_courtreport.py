@@ -495,3 +495,35 @@ def test_every_value_from_the_info_json_is_labelled_as_the_sites(tmp_path):
     assert "yt-dlp" in row.group(1) or "site" in row.group(1), row.group(1)
     note = doc[doc.index("are quoted from the item's info JSON") - 200 :][:400]
     assert "page" in note, note
+
+
+def test_a_manifest_swapped_after_verification_is_never_shown_under_its_verdict(
+    package_copy, signer, tmp_path, monkeypatch
+):
+    """The report reads manifest.json twice: the verifier's read, then its own.
+    Someone who can write to the package in between (a shared archive) must
+    not get their manifest shown under the verdict on the original."""
+    import json
+
+    import evidence.verifying as verifying
+    from evidence.errors import ReportError
+
+    manifest = package_copy / "evidence" / "manifest.json"
+    forged = json.loads(manifest.read_bytes())
+    forged["capture"]["requested_url"] = "https://forged.example/"
+    real_verify = verifying.verify
+
+    def verify_then_swap(*args, **kwargs):
+        report = real_verify(*args, **kwargs)
+        manifest.write_text(json.dumps(forged))  # the attacker's write, between the two reads
+        return report
+
+    monkeypatch.setattr(verifying, "verify", verify_then_swap)
+    out = tmp_path / "r.html"
+    with pytest.raises(ReportError, match=r"manifest\.json changed while the report"):
+        evidence.report(package_copy, out=out, trust=[signer.pub], record_custody=False)
+    assert not out.exists()
+    # Unchanged, the same call reports, and the JSON names the manifest it verified.
+    monkeypatch.setattr(verifying, "verify", real_verify)
+    report = evidence.verify(package_copy, trust=[signer.pub])
+    assert report.to_json()["manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()

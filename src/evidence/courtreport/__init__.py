@@ -32,7 +32,7 @@ from pathlib import Path
 import attrs
 
 from evidence.clock import iso, now
-from evidence.errors import EvidenceError, StorageError, UsageError
+from evidence.errors import EvidenceError, ReportError, StorageError, UsageError
 from evidence.verifying.policy import DEFAULT_LIMITS, TrustInput, VerifyLimits, tsa_roots_for
 from evidence.verifying.report import Outcome, Report
 
@@ -223,17 +223,24 @@ def report(
             custody_anchors=anchors,
             limits=limits,
         )
-        case.append(
-            gather(
-                root,
-                verification,
-                index=index,
-                label=label,
-                key_names=names,
-                tsa_roots=certs,
-                limits=limits,
-            )
+        facts = gather(
+            root,
+            verification,
+            index=index,
+            label=label,
+            key_names=names,
+            tsa_roots=certs,
+            limits=limits,
         )
+        if facts.manifest_sha256 != verification.manifest_sha256:
+            # The manifest was read twice: by the verifier, then for what the
+            # report shows. A report must never show one manifest under the
+            # verdict on another.
+            raise ReportError(
+                f"{root}: evidence/manifest.json changed while the report was being made; "
+                "nothing was written (run it again on a copy no one is changing)"
+            )
+        case.append(facts)
 
     when = now()
     software = str(evidence.__version__)

@@ -216,6 +216,10 @@ class Report:
     valid_untrusted_signers: tuple[str, ...] = ()
     verified_at: str | None = None
     software_version: str | None = None
+    # Hex SHA-256 of the manifest.json bytes whose signatures were checked
+    # (None when there were none): what a later reader of the package, such
+    # as the court report, must find again.
+    manifest_sha256: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -261,6 +265,7 @@ class Report:
             "valid_untrusted_signers": list(self.valid_untrusted_signers),
             "verified_at": self.verified_at,
             "software_version": self.software_version,
+            "manifest_sha256": self.manifest_sha256,
             "checks": [c.to_json() for c in self.checks],
             "notes": list(self.notes),
         }

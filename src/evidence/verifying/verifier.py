@@ -218,6 +218,7 @@ class _Verifier:
         self.notes: list[str] = []
         self.artefacts: Check | None = None  # step 7's artefact entries, when any
         self.verified_at = now_iso()
+        self.manifest_sha256: str | None = None
 
     def add(
         self,
@@ -264,6 +265,7 @@ class _Verifier:
                 # Signatures are checked on the exact bytes before they are parsed.
                 self._signatures(raw)
                 digest = hashlib.sha256(raw).digest()
+                self.manifest_sha256 = digest.hex()
                 text = self._decode(raw)
                 del raw  # a 30 MB manifest need not be held twice while parsing
                 if text is not None:
@@ -917,6 +919,7 @@ class _Verifier:
             valid_untrusted_signers=tuple(self.valid_untrusted),
             verified_at=self.verified_at,
             software_version=software_version(),
+            manifest_sha256=self.manifest_sha256,
         )
 
 
