@@ -642,46 +642,27 @@ def tmpfs_6m(tmp_path):
 
 
 @needs_chromium
-def test_a_full_disk_while_the_proxy_records_leaves_no_package(raw_server, tmpfs_6m):
-    """The WARC write of a 4 MiB image fails with ENOSPC in a proxy thread
-    (its 4 MiB spool fitted; the spool is then deleted, so the disk has room
-    again for the rest). The proxy cannot report the error to anyone, so the
-    capture must still fail as a disk failure and leave no finished package
-    (it used to seal one whose WARC did not match its inventory)."""
+@pytest.mark.parametrize(
+    "mib",
+    [
+        # The 4 MiB spool fits; the WARC write then fails with ENOSPC in a
+        # proxy thread, which cannot report it to anyone; the spool is then
+        # deleted, so the disk has room again for the rest. It used to seal a
+        # package whose WARC did not match its inventory.
+        4,
+        # 7 MiB cannot even be spooled: the fetch fails as "disk" after the
+        # browser was already given part of it. It used to become one more
+        # failed request in a package sealed without it.
+        7,
+    ],
+    ids=["record", "spool"],
+)
+def test_a_full_disk_in_the_proxy_fails_the_capture_and_leaves_nothing(raw_server, tmpfs_6m, mib):
+    """As for a capture without a browser, our own full disk fails the whole
+    capture, for the page's URL, with no package and no temporary directory."""
     from evidence.errors import CaptureError
 
-    big = os.urandom(4 * 1024 * 1024)
-    page = b"<html><body><h1>Statement</h1><img src='/big.jpg'></body></html>"
-    server = raw_server(
-        routed(
-            {
-                "/": _response("200 OK", [("Content-Type", "text/html")], page),
-                "/big.jpg": _response("200 OK", [("Content-Type", "image/jpeg")], big),
-            }
-        )
-    )
-    out = tmpfs_6m / "out"
-    with pytest.raises(CaptureError) as failed:
-        capture(
-            server.url("/"),
-            out=out,
-            options=CaptureOptions(deadline=60),
-            browser=BrowserOptions(pdf=False, screenshot=False),
-        )
-    assert failed.value.kind == "disk", failed.value
-    assert not out.exists() or list(out.iterdir()) == [], "not even a temporary directory"
-    assert leftover_browsers() == []
-
-
-@needs_chromium
-def test_a_full_disk_while_the_proxy_spools_a_response_fails_the_capture(raw_server, tmpfs_6m):
-    """A 7 MiB image cannot be spooled on the 6 MiB disk: the fetch fails as
-    "disk" after the browser was already given part of it. As for a capture
-    without a browser, our own full disk fails the whole capture; it used to
-    become one more failed request in a package sealed without it."""
-    from evidence.errors import CaptureError
-
-    big = os.urandom(7 * 1024 * 1024)
+    big = os.urandom(mib * 1024 * 1024)
     page = b"<html><body><h1>Statement</h1><img src='/big.jpg'></body></html>"
     server = raw_server(
         routed(

@@ -224,6 +224,14 @@ def _row(label: str, value: str) -> str:
     return f"<tr><th>{label}</th><td>{value}</td></tr>"
 
 
+def _url_table(intro: str, urls: typing.Sequence[str]) -> str:
+    """``intro`` (our own HTML), then a one-column table of at most MAX_ROWS URLs."""
+    rows = "".join(f"<tr><td>{_url(u)}</td></tr>" for u in urls[:MAX_ROWS])
+    more = len(urls) - MAX_ROWS
+    tail = f"<p class='small'>{more} more not shown.</p>" if more > 0 else ""
+    return f"{intro}<table><tr><th>URL</th></tr>{rows}</table>{tail}"
+
+
 def _meaning(check_name: str) -> tuple[str, str]:
     key = check_name if check_name in _MEANING else check_name.split(":", 1)[0]
     return _MEANING.get(key, ("A check of the package.", "Anything beyond what its result says."))
@@ -451,18 +459,20 @@ def _browser(b: BrowserInfo, tls_checked: bool) -> str:
             out.append(f"<p class='small'>{len(b.failed) - MAX_ROWS} more not shown.</p>")
     if b.unrecorded:
         out.append(
-            "<p class='warn'>Requests the browser reported that are neither recorded nor "
-            "listed as failed:</p><table><tr><th>URL</th></tr>"
+            _url_table(
+                "<p class='warn'>Requests the browser reported that are neither recorded nor "
+                "listed as failed:</p>",
+                b.unrecorded,
+            )
         )
-        out.extend(f"<tr><td>{_url(u)}</td></tr>" for u in b.unrecorded[:MAX_ROWS])
-        out.append("</table>")
     if b.popups:
         out.append(
-            "<p>Pop-up windows the page opened (closed at once; what they requested "
-            "before closing is recorded like the rest):</p><table><tr><th>URL</th></tr>"
+            _url_table(
+                "<p>Pop-up windows the page opened (closed at once; what they requested "
+                "before closing is recorded like the rest):</p>",
+                b.popups,
+            )
         )
-        out.extend(f"<tr><td>{_url(u)}</td></tr>" for u in b.popups[:MAX_ROWS])
-        out.append("</table>")
     if b.downloads:
         out.append(
             "<p>Downloads the page started (refused: the browser saved nothing; when the "
