@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import typing
 from pathlib import Path
@@ -120,3 +121,28 @@ def judge_tools() -> Path:
         return ensure_tools()
     except ToolsUnavailable as exc:
         pytest.fail(f"cannot make the judge-tools venv: {exc}", pytrace=False)
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> typing.Iterator[typing.Callable[[str], Path]]:
+    """``tmpfs("6m")`` mounts a real file system of that size (so ENOSPC comes
+    from the kernel) and returns its directory; every one is unmounted after."""
+    mounts: list[Path] = []
+
+    def mount(size: str) -> Path:
+        if os.geteuid() != 0 or not shutil.which("mount"):
+            pytest.skip("mounting a tmpfs needs root")
+        where = tmp_path / f"tmpfs-{len(mounts)}"
+        where.mkdir()
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+            capture_output=True,
+        )
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode(errors='replace')}")
+        mounts.append(where)
+        return where
+
+    yield mount
+    for where in mounts:
+        subprocess.run(["umount", "-l", str(where)], check=True)

@@ -623,24 +623,6 @@ def test_a_service_worker_registers_over_intercepted_https(site, test_ca, tmp_pa
     assert manifest.capture.browser.unrecorded == () and manifest.capture.browser.failed == ()
 
 
-@pytest.fixture
-def tmpfs_6m(tmp_path):
-    """A real 6 MiB file system (tmpfs), so ENOSPC comes from the kernel."""
-    import shutil
-
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a tmpfs needs root")
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)], capture_output=True
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode(errors='replace')}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
 @needs_chromium
 @pytest.mark.parametrize(
     "mib",
@@ -657,7 +639,7 @@ def tmpfs_6m(tmp_path):
     ],
     ids=["record", "spool"],
 )
-def test_a_full_disk_in_the_proxy_fails_the_capture_and_leaves_nothing(raw_server, tmpfs_6m, mib):
+def test_a_full_disk_in_the_proxy_fails_the_capture_and_leaves_nothing(raw_server, tmpfs, mib):
     """As for a capture without a browser, our own full disk fails the whole
     capture, for the page's URL, with no package and no temporary directory."""
     from evidence.errors import CaptureError
@@ -672,7 +654,8 @@ def test_a_full_disk_in_the_proxy_fails_the_capture_and_leaves_nothing(raw_serve
             }
         )
     )
-    out = tmpfs_6m / "out"
+    tmpfs_dir = tmpfs("6m")
+    out = tmpfs_dir / "out"
     with pytest.raises(CaptureError) as failed:
         capture(
             server.url("/"),

@@ -221,22 +221,7 @@ def test_a_full_disk_fails_each_url_on_its_own(cli, page_site, tmp_path):
     assert [p.name for p in out.iterdir()] == [doc["packages"][0]["package_id"]]
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a tmpfs needs root; the fault-hook test covers this")
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode(errors='replace')}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
-def test_a_full_disk_on_a_real_file_system(cli, site, small_tmpfs):
+def test_a_full_disk_on_a_real_file_system(cli, site, tmpfs):
     big = os.urandom(3 * 1024 * 1024)  # incompressible, larger than the file system
     s = site(
         {
@@ -244,7 +229,8 @@ def test_a_full_disk_on_a_real_file_system(cli, site, small_tmpfs):
             "/": (200, [("Content-Type", "text/plain")], b"small\n"),
         }
     )
-    out = small_tmpfs / "out"
+    tmpfs_dir = tmpfs("1m")
+    out = tmpfs_dir / "out"
     run = cli("capture", s.url("/big"), s.url("/"), s.url("/big"), "--out", out, "--json")
     assert run.code == 1, run.err
     doc = run.json()
@@ -267,7 +253,7 @@ def test_a_full_disk_on_a_real_file_system(cli, site, small_tmpfs):
             held.append(os.readlink(f"/proc/self/fd/{fd}"))
         except OSError:
             continue  # the directory listing's own descriptor
-    assert [h for h in held if h.startswith(str(small_tmpfs))] == []
+    assert [h for h in held if h.startswith(str(tmpfs_dir))] == []
 
 
 def test_insecure_prints_one_line_of_our_own(cli, site, tmp_path, test_ca):

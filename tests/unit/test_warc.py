@@ -4,12 +4,28 @@ import base64
 import contextlib
 import hashlib
 import io
+import typing
 
 import pytest
 
 from evidence.warc import WARCWriter, find_http_header_end, format_digest, parse_digest
 
 DIGEST = hashlib.sha256(b"x").digest()
+
+
+def _text_record(**changes: typing.Any) -> dict[str, typing.Any]:
+    """write_record's arguments for a one-byte text/plain resource, with ``changes``."""
+    return {
+        "record_type": "resource",
+        "date": "2026-01-01T00:00:00Z",
+        "content_type": "text/plain",
+        "block": b"x",
+        "block_length": 1,
+        "block_sha256": DIGEST,
+        **changes,
+    }
+
+
 SHA1 = hashlib.sha1(b"x").digest()
 
 
@@ -58,28 +74,13 @@ def test_find_http_header_end(block, end):
 def test_writer_rejects_header_injection():
     w = WARCWriter(io.BytesIO())
     with pytest.raises(ValueError, match="CR, LF"):
-        w.write_record(
-            record_type="resource",
-            date="2026-01-01T00:00:00Z",
-            content_type="text/plain",
-            block=b"x",
-            block_length=1,
-            block_sha256=DIGEST,
-            target_uri="http://a/\r\nX: y",
-        )
+        w.write_record(**_text_record(target_uri="http://a/\r\nX: y"))
 
 
 def test_writer_checks_block_length():
     w = WARCWriter(io.BytesIO())
     with pytest.raises(ValueError, match="block length"):
-        w.write_record(
-            record_type="resource",
-            date="2026-01-01T00:00:00Z",
-            content_type="text/plain",
-            block=io.BytesIO(b"xy"),
-            block_length=1,
-            block_sha256=DIGEST,
-        )
+        w.write_record(**_text_record(block=io.BytesIO(b"xy")))
 
 
 @pytest.mark.parametrize("wrong", ["block", "payload", "none"])
@@ -252,34 +253,13 @@ def test_a_block_that_changed_length_fails_the_writer_for_good():
     out = io.BytesIO()
     w = WARCWriter(out)
     with pytest.raises(ValueError, match="block length"):
-        w.write_record(
-            record_type="resource",
-            date="2026-01-01T00:00:00Z",
-            content_type="text/plain",
-            block=io.BytesIO(b"xy"),
-            block_length=1,
-            block_sha256=DIGEST,
-        )
+        w.write_record(**_text_record(block=io.BytesIO(b"xy")))
     assert out.getvalue(), "part of the member is in the file"
     with pytest.raises(OSError):
         w.file_sha256()
     # A refused header (nothing written yet) leaves a writer that still works.
     fresh = WARCWriter(io.BytesIO())
     with pytest.raises(ValueError, match="CR, LF"):
-        fresh.write_record(
-            record_type="resource",
-            date="2026-01-01T00:00:00Z",
-            content_type="text/plain\r\nX: y",
-            block=b"x",
-            block_length=1,
-            block_sha256=DIGEST,
-        )
-    fresh.write_record(
-        record_type="resource",
-        date="2026-01-01T00:00:00Z",
-        content_type="text/plain",
-        block=b"x",
-        block_length=1,
-        block_sha256=DIGEST,
-    )
+        fresh.write_record(**_text_record(content_type="text/plain\r\nX: y"))
+    fresh.write_record(**_text_record())
     assert len(fresh.file_sha256()) == 64
