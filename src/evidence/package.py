@@ -8,6 +8,8 @@ is never half written. Names starting with ``.`` are never packages.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as _dt
 import errno
 import fcntl
@@ -39,6 +41,7 @@ __all__ = [
     "PackageWriter",
     "attachment_dir",
     "bag_files",
+    "deferred_out_dir_sync",
     "fault_point",
     "fsync_dir",
     "fsync_paths",
@@ -168,6 +171,31 @@ def _fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_deferred_syncs: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar(
+    "evidence_deferred_syncs", default=None
+)
+
+
+@contextlib.contextmanager
+def deferred_out_dir_sync() -> typing.Iterator[list[Path]]:
+    """Leave the last fsync of packages finished in this block (this thread) to the caller.
+
+    A package's files are durable before its rename either way; what is left
+    is the fsync of the output directory that makes the rename itself
+    durable. Inside the block :meth:`PackageWriter.finish` appends that
+    directory to the list yielded instead, and the caller must fsync every
+    directory in it (with :func:`fsync_paths`) before it tells anyone the
+    package exists. A batch fsyncs it together with its claim file, one round
+    of journal commits instead of two (docs/batch.md).
+    """
+    pending: list[Path] = []
+    token = _deferred_syncs.set(pending)
+    try:
+        yield pending
+    finally:
+        _deferred_syncs.reset(token)
 
 
 def write_file_atomic(path: Path, data: bytes, *, exclusive: bool = False) -> None:
@@ -506,22 +534,27 @@ class PackageWriter:
         dirs = {self.tmp / "data", self.tmp / "evidence", self.tmp}
         dirs.update(self.path(rel).parent for rel in attachments)
         dirs.update(path.parent for path in payload_files)
-        # Every file and directory is durable before the rename below (the
-        # payload too, whether or not its writer fsynced it); fsynced
-        # together, they cost about one journal commit instead of one each.
-        fsync_paths([*payload_files, *written, *sorted(dirs)])
         if self.final.exists():
             raise PackageError(f"{self.final} already exists")
         fault_point("before-rename")
         # The lock file must not end up in the package. Removing it while the
         # descriptor stays open keeps the lock held; meanwhile other writers
-        # see a fresh directory without a lock and leave it alone.
+        # see a fresh directory without a lock and leave it alone. It is
+        # removed before the fsyncs below, so that the fsync of the directory
+        # makes its removal durable in the same round as everything else.
         os.unlink(self.tmp / LOCK_NAME)
-        fsync_dir(self.tmp)
+        # Every file and directory is durable before the rename below (the
+        # payload too, whether or not its writer fsynced it); fsynced
+        # together, they cost about one journal commit instead of one each.
+        fsync_paths([*payload_files, *written, *sorted(dirs)])
         os.rename(self.tmp, self.final)
         self._release_lock()
         fault_point("after-rename")
-        fsync_dir(self.out_dir)
+        deferred = _deferred_syncs.get()
+        if deferred is None:
+            fsync_dir(self.out_dir)
+        else:
+            deferred.append(self.out_dir)
         self._done = True
         return self.final
 
