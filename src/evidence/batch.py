@@ -403,14 +403,22 @@ def _write_claim(path: Path, result: BatchResult, sync_first: typing.Sequence[Pa
             tmp.unlink()
 
 
-def _place(out: Path, claim: Path, result: BatchResult) -> BatchResult:
-    """Steps 5 and 6: the claimed package into ``out``, into the ledger, then marked placed."""
+def _place(out: Path, claim: Path, result: BatchResult, package: Path | None = None) -> BatchResult:
+    """Steps 5 and 6: the claimed package into ``out``, into the ledger, then marked placed.
+
+    ``package``: where this process staged it; found under the task's
+    staging directory when not given (a claim left by an earlier process).
+    """
     placed = claim.with_suffix(".placed")
     final = out / result.package_id
     if not placed.exists():
         staged = _state_dir(out) / "incoming" / result.task_id
         if not final.exists():
-            found = [p for p in staged.glob(f"*/{result.package_id}") if p.is_dir()]
+            found = (
+                [package]
+                if package is not None
+                else [p for p in staged.glob(f"*/{result.package_id}") if p.is_dir()]
+            )
             if not found:
                 raise StorageError(
                     f"task {result.task_id}: claimed package {result.package_id} is missing"
@@ -423,8 +431,23 @@ def _place(out: Path, claim: Path, result: BatchResult) -> BatchResult:
         # has no ledger. Logging the same package twice is a no-op.
         append_if_present(out, final)
         placed.touch()
-        shutil.rmtree(staged, ignore_errors=True)
+        _remove_staging(staged, package)
     return attrs.evolve(result, package=str(final))
+
+
+def _remove_staging(staged: Path, package: Path | None) -> None:
+    """Remove the task's staging directory once its package is placed.
+
+    The package came from ``package``'s parent, now empty: two ``rmdir``
+    calls instead of a walk. Anything else left there (an earlier attempt of
+    the same task, killed) is walked and removed.
+    """
+    if package is not None:
+        with contextlib.suppress(OSError):
+            package.parent.rmdir()
+            staged.rmdir()
+            return
+    shutil.rmtree(staged, ignore_errors=True)
 
 
 def capture_one(
@@ -535,7 +558,7 @@ def capture_one(
             if other is None:
                 raise StorageError(f"{claim} vanished")
             return _place(root, claim, other)
-        return _place(root, claim, result)
+        return _place(root, claim, result, Path(got.path))
     except OSError as exc:
         raise StorageError(f"cannot write in {root}: {exc.strerror or exc}") from exc
 
