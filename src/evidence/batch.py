@@ -888,7 +888,9 @@ def _worker_main() -> None:
         os._exit(0)
 
     threading.Thread(target=watch_parent, name="evidence-batch-parent", daemon=True).start()
-    import evidence.capturing  # noqa: F401 - loaded before the first job, not during it
+    import evidence.capturing
+
+    evidence.capturing.preload()  # loaded before the first job, not during it
 
     read_lock = threading.Lock()
 
@@ -922,8 +924,14 @@ def _worker_main() -> None:
             else:
                 send({"t": "done", "task": task_id, "result": result.to_json()})
 
+    def preload_ledger() -> None:
+        # Needed only once a capture has its page (is there a ledger to log
+        # it in?): loaded while the first pages are on their way, not after.
+        import evidence.ledger  # noqa: F401
+
     for n in range(threads - 1):
         threading.Thread(target=work, name=f"evidence-batch-{n}", daemon=True).start()
+    threading.Thread(target=preload_ledger, name="evidence-batch-preload", daemon=True).start()
     send({"t": "ready"})
     work()
 
