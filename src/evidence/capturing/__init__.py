@@ -65,6 +65,7 @@ __all__ = [
     "MediaOptions",
     "Operator",
     "capture",
+    "preload",
     "validate_url",
 ]
 
