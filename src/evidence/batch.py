@@ -18,9 +18,10 @@ One attempt is :func:`capture_one`, which local workers and Celery workers
 2. capture into ``.evidence-batch/incoming/<task id>/<random>/`` (hidden, so
    never counted as a package);
 3. a transient answer (5xx, 429) that will be retried is discarded there;
-4. claim the task: write the claim under a temporary name and ``link`` it to
-   ``claims/<task id>.json``, which fails if another process claimed first
-   (then this copy is discarded and theirs is returned);
+4. claim the task: write the claim under a temporary name, fsync it together
+   with the staging directory (which makes step 2's final rename durable),
+   and ``link`` it to ``claims/<task id>.json``, which fails if another
+   process claimed first (then this copy is discarded and theirs is returned);
 5. rename the package into ``DIR`` and log it in ``DIR``'s ledger if it has
    one (the capture went to the staging directory, which has no ledger);
 6. write ``claims/<task id>.placed``.
