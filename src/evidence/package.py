@@ -127,7 +127,9 @@ def fsync_paths(paths: typing.Iterable[Path]) -> None:
     Concurrent fsyncs share the file system's journal commits: seven small
     files took 3 ms this way against 14 ms one after another (ext4, 2026-12-03,
     benchmarks/README.md). The order among them does not matter: only that all
-    are done before a rename depends on them.
+    are done before a rename depends on them. The calling thread does the
+    first itself instead of waiting idle: one hand-over between threads fewer
+    (each costs a wake-up, and under load a wait for a core).
 
     Raises:
         OSError: the first failure (after every fsync has finished).
@@ -138,9 +140,16 @@ def fsync_paths(paths: typing.Iterable[Path]) -> None:
             _fsync_path(path)
         return
     pool = _fsync_pool()
-    futures = [pool.submit(_fsync_path, path) for path in targets]
+    futures = [pool.submit(_fsync_path, path) for path in targets[1:]]
+    mine: OSError | None = None
+    try:
+        _fsync_path(targets[0])
+    except OSError as exc:
+        mine = exc
     for future in futures:
         future.exception()  # waits: every fsync finishes before the first error is raised
+    if mine is not None:
+        raise mine
     for future in futures:
         future.result()
 
