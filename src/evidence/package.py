@@ -197,7 +197,10 @@ def deferred_out_dir_sync() -> typing.Iterator[list[Path]]:
     directory to the list yielded instead, and the caller must fsync every
     directory in it (with :func:`fsync_paths`) before it tells anyone the
     package exists. A batch fsyncs it together with its claim file, one round
-    of journal commits instead of two (docs/batch.md).
+    of journal commits instead of two (docs/batch.md). Only for an output
+    directory without a ledger (a batch's staging directory):
+    :func:`evidence.capture` logs a package in its directory's ledger before
+    it returns.
     """
     pending: list[Path] = []
     token = _deferred_syncs.set(pending)
