@@ -18,9 +18,10 @@ One attempt is :func:`capture_one`, which local workers and Celery workers
 2. capture into ``.evidence-batch/incoming/<task id>/<random>/`` (hidden, so
    never counted as a package);
 3. a transient answer (5xx, 429) that will be retried is discarded there;
-4. claim the task: write the claim under a temporary name and ``link`` it to
-   ``claims/<task id>.json``, which fails if another process claimed first
-   (then this copy is discarded and theirs is returned);
+4. claim the task: write the claim under a temporary name, fsync it together
+   with the staging directory (which makes step 2's final rename durable),
+   and ``link`` it to ``claims/<task id>.json``, which fails if another
+   process claimed first (then this copy is discarded and theirs is returned);
 5. rename the package into ``DIR`` and log it in ``DIR``'s ledger if it has
    one (the capture went to the staging directory, which has no ledger);
 6. write ``claims/<task id>.placed``.
@@ -378,15 +379,20 @@ def _read_claim(path: Path) -> BatchResult | None:
         raise StorageError(f"{path}: not a valid claim: {exc}") from exc
 
 
-def _write_claim(path: Path, result: BatchResult) -> bool:
-    """Create the claim atomically with its content; False if it already exists."""
+def _write_claim(path: Path, result: BatchResult, sync_first: typing.Sequence[Path] = ()) -> bool:
+    """Create the claim atomically with its content; False if it already exists.
+
+    ``sync_first``: directories to fsync before the claim appears, together
+    with the claim's content (one round of fsyncs instead of two).
+    """
+    from evidence.package import fsync_paths
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}"
     try:
         with open(tmp, "xb") as fh:
             fh.write(json.dumps(result.to_json(), ensure_ascii=True).encode("ascii"))
-            fh.flush()
-            os.fsync(fh.fileno())
+        fsync_paths([tmp, *sync_first])
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -398,14 +404,22 @@ def _write_claim(path: Path, result: BatchResult) -> bool:
             tmp.unlink()
 
 
-def _place(out: Path, claim: Path, result: BatchResult) -> BatchResult:
-    """Steps 5 and 6: the claimed package into ``out``, into the ledger, then marked placed."""
+def _place(out: Path, claim: Path, result: BatchResult, package: Path | None = None) -> BatchResult:
+    """Steps 5 and 6: the claimed package into ``out``, into the ledger, then marked placed.
+
+    ``package``: where this process staged it; found under the task's
+    staging directory when not given (a claim left by an earlier process).
+    """
     placed = claim.with_suffix(".placed")
     final = out / result.package_id
     if not placed.exists():
         staged = _state_dir(out) / "incoming" / result.task_id
         if not final.exists():
-            found = [p for p in staged.glob(f"*/{result.package_id}") if p.is_dir()]
+            found = (
+                [package]
+                if package is not None
+                else [p for p in staged.glob(f"*/{result.package_id}") if p.is_dir()]
+            )
             if not found:
                 raise StorageError(
                     f"task {result.task_id}: claimed package {result.package_id} is missing"
@@ -418,8 +432,23 @@ def _place(out: Path, claim: Path, result: BatchResult) -> BatchResult:
         # has no ledger. Logging the same package twice is a no-op.
         append_if_present(out, final)
         placed.touch()
-        shutil.rmtree(staged, ignore_errors=True)
+        _remove_staging(staged, package)
     return attrs.evolve(result, package=str(final))
+
+
+def _remove_staging(staged: Path, package: Path | None) -> None:
+    """Remove the task's staging directory once its package is placed.
+
+    The package came from ``package``'s parent, now empty: two ``rmdir``
+    calls instead of a walk. Anything else left there (an earlier attempt of
+    the same task, killed) is walked and removed.
+    """
+    if package is not None:
+        with contextlib.suppress(OSError):
+            package.parent.rmdir()
+            staged.rmdir()
+            return
+    shutil.rmtree(staged, ignore_errors=True)
 
 
 def capture_one(
@@ -450,6 +479,7 @@ def capture_one(
         UsageError: ``task_id`` is not a UUID, or a capture argument is unusable.
     """
     from evidence.capturing import capture
+    from evidence.package import deferred_out_dir_sync
 
     root = Path(out)
     claim = _claim_path(root, task_id)
@@ -464,19 +494,22 @@ def capture_one(
         raise StorageError(f"cannot create {staging}: {exc.strerror or exc}") from exc
     try:
         try:
-            got: CaptureResult = capture(
-                url,
-                out=staging,
-                options=options,
-                operator=operator,
-                sign_with=sign_with,
-                tsa_urls=tsa_urls,
-                tsa_roots=tsa_roots,
-                labels=labels or None,
-                browser=browser,
-                seal_operator_to=seal_operator_to,
-                media=media,
-            )
+            # The rename that completes the package in the staging directory
+            # is made durable together with the claim (see _write_claim).
+            with deferred_out_dir_sync() as unsynced:
+                got: CaptureResult = capture(
+                    url,
+                    out=staging,
+                    options=options,
+                    operator=operator,
+                    sign_with=sign_with,
+                    tsa_urls=tsa_urls,
+                    tsa_roots=tsa_roots,
+                    labels=labels or None,
+                    browser=browser,
+                    seal_operator_to=seal_operator_to,
+                    media=media,
+                )
         except CaptureError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             with contextlib.suppress(OSError):
@@ -519,14 +552,14 @@ def capture_one(
             signers=got.signers,
             task_id=task_id,
         )
-        if not _write_claim(claim, result):
+        if not _write_claim(claim, result, unsynced):
             # Another process (a redelivered task) finished this attempt first.
             shutil.rmtree(staging, ignore_errors=True)
             other = _read_claim(claim)
             if other is None:
                 raise StorageError(f"{claim} vanished")
             return _place(root, claim, other)
-        return _place(root, claim, result)
+        return _place(root, claim, result, Path(got.path))
     except OSError as exc:
         raise StorageError(f"cannot write in {root}: {exc.strerror or exc}") from exc
 
@@ -856,7 +889,9 @@ def _worker_main() -> None:
         os._exit(0)
 
     threading.Thread(target=watch_parent, name="evidence-batch-parent", daemon=True).start()
-    import evidence.capturing  # noqa: F401 - loaded before the first job, not during it
+    import evidence.capturing
+
+    evidence.capturing.preload()  # loaded before the first job, not during it
 
     read_lock = threading.Lock()
 
@@ -890,8 +925,14 @@ def _worker_main() -> None:
             else:
                 send({"t": "done", "task": task_id, "result": result.to_json()})
 
+    def preload_ledger() -> None:
+        # Needed only once a capture has its page (is there a ledger to log
+        # it in?): loaded while the first pages are on their way, not after.
+        import evidence.ledger  # noqa: F401
+
     for n in range(threads - 1):
         threading.Thread(target=work, name=f"evidence-batch-{n}", daemon=True).start()
+    threading.Thread(target=preload_ledger, name="evidence-batch-preload", daemon=True).start()
     send({"t": "ready"})
     work()
 

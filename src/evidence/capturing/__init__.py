@@ -28,12 +28,8 @@ import urllib.parse
 import attrs
 
 from evidence import clock
-from evidence.capturing.crawl import Crawl
-from evidence.capturing.fetcher import Fetcher, FetchLimits, refuse_non_public
 from evidence.capturing.options import BrowserOptions, CaptureOptions, MediaOptions
-from evidence.capturing.record import WARC_PATH, Recorder
 from evidence.errors import CaptureError, EvidenceError, PackageError, UsageError
-from evidence.keys import key_id
 from evidence.manifest import (
     MAX_LABEL_CHARS,
     MAX_LABELS,
@@ -45,16 +41,20 @@ from evidence.manifest import (
     PayloadFile,
 )
 from evidence.package import PackageWriter, fault_point, make_package_id
-from evidence.seal import CUSTODY_PATH, bag_info_for, seal_attachments
 from evidence.software import software_versions
-from evidence.warc import WARCWriter
 
 if typing.TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from evidence.capturing.browser import BrowserPlan
+    from evidence.capturing.fetcher import Fetcher
     from evidence.capturing.media import MediaPlan
+
+# The stages (HTTP, WARC, sealing) are imported by the functions that run
+# them, not here: a program that only needs the options or validate_url (a
+# batch's scheduler, the CLI) does not load requests, the WARC writer and the
+# timestamp code. preload() loads them ahead of a first capture.
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ __all__ = [
     "Operator",
     "capture",
     "check_operator",
+    "preload",
     "validate_url",
 ]
 
@@ -113,6 +114,16 @@ class CaptureResult:
             "signers": list(self.signers),
             "title": self.title,
         }
+
+
+def preload() -> None:
+    """Import everything a capture runs, so the first capture does not pay for it."""
+    import evidence.capturing.crawl
+    import evidence.capturing.fetcher
+    import evidence.capturing.record
+    import evidence.keys
+    import evidence.seal
+    import evidence.warc  # noqa: F401
 
 
 def validate_url(url: str) -> str:
@@ -288,6 +299,8 @@ def capture(
         from evidence.capturing.media import MediaPlan
 
         media_plan = MediaPlan.prepare(media if isinstance(media, MediaOptions) else MediaOptions())
+    from evidence.capturing.fetcher import Fetcher, FetchLimits, refuse_non_public
+
     created = clock.now()
     package_id = make_package_id(url, created)
     reseal: typing.Callable[[str], Operator] | None = None
@@ -431,6 +444,12 @@ def _capture_into(
     media_plan: MediaPlan | None = None,
     reseal: typing.Callable[[str], Operator] | None = None,
 ) -> CaptureResult:
+    from evidence.capturing.crawl import Crawl
+    from evidence.capturing.record import WARC_PATH, Recorder
+    from evidence.keys import key_id
+    from evidence.seal import CUSTODY_PATH, bag_info_for, seal_attachments
+    from evidence.warc import WARCWriter
+
     created = clock.iso(created_at)
     browser_info = None
     media_info = None
