@@ -298,3 +298,47 @@ def test_sigterm_mid_body_leaves_nothing(raw_server, tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert list(out.iterdir()) == []
+
+
+class _Killed(BaseException):
+    """Stands for kill -9 at a fault point: nothing below the hook runs on."""
+
+
+def test_a_batch_attempt_stopped_between_its_staged_rename_and_the_claim_is_repeated_once(
+    raw_server, tmp_path
+):
+    """In a batch the fsync that makes the staged rename durable waits for the
+    claim's (package.deferred_out_dir_sync). Stopped right after that rename
+    (batch workers are processes of their own, so the hook stops this one): a
+    complete package sits in staging with no claim naming it. The same attempt
+    run again captures the URL again, places one package, and leaves nothing
+    of the first in staging; the deferred directory is no longer pending."""
+    from evidence import package
+    from evidence.batch import _claim_path, capture_one, find_packages, task_id_for
+
+    server = raw_server(
+        lambda conn, req: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    )
+    task = task_id_for("run", server.url(), 1)
+
+    def hook(name: str) -> None:
+        if name == "after-rename":
+            raise _Killed
+
+    previous = package.set_fault_hook(hook)
+    try:
+        with pytest.raises(_Killed):
+            capture_one(server.url(), out=tmp_path, task_id=task)
+    finally:
+        package.set_fault_hook(previous)
+    assert package._deferred_syncs.get() is None, "the ContextVar does not outlive the attempt"
+    incoming = tmp_path / ".evidence-batch" / "incoming"
+    assert len(list(incoming.glob("*/*/[!.]*"))) == 1, "the staged package, unclaimed"
+    assert not _claim_path(tmp_path, task).exists()
+    assert find_packages(tmp_path) == []
+    again = capture_one(server.url(), out=tmp_path, task_id=task)
+    assert again.status == "captured"
+    assert find_packages(tmp_path) == [Path(again.package)]
+    assert verify(again.package, trust=[]).outcome is Outcome.UNTRUSTED
+    assert len(server.requests) == 2
+    assert not incoming.exists() or not list(incoming.iterdir())

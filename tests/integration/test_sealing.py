@@ -896,3 +896,17 @@ def test_an_operator_that_cannot_be_recorded_is_one_usage_error_before_any_url(
     _assert_one_error_line(run.err)
     assert "must be printable text on one line" in run.err
     assert _nobody_connected(listener)
+
+
+def test_an_operator_too_long_to_log_is_one_usage_error_before_any_url(cli, listener, tmp_path):
+    """A name of 100,000 characters (from an exported variable, say) made a
+    package whose own custody log fails verification: its first event is
+    longer than a custody line may be. Refused before any URL, like any
+    other operator that cannot be recorded."""
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    run = cli("capture", url, "--out", tmp_path / "out", "--operator-name", "x" * 100_000)
+    assert run.code == 2
+    _assert_one_error_line(run.err)
+    assert "at most" in run.err
+    assert _nobody_connected(listener)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

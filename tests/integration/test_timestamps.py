@@ -407,3 +407,38 @@ def test_bad_tsa_root_file_is_a_usage_error(stamped, signer, tmp_path):
     assert proc.returncode == 2 and "not a certificate" in proc.stderr
     with pytest.raises(EvidenceError):
         load_tsa_roots([tmp_path / "missing.pem"])
+
+
+def test_a_token_swapped_after_verification_is_never_shown_under_its_verdict(
+    stamped, signer, tsa, tmp_path, monkeypatch
+):
+    """The court report read each token twice: the verifier's read, then its
+    own for the genTime and TSA it shows. A token swapped in between (here one
+    from a TSA no one trusts, over the same manifest) was shown as the time of
+    a trusted TSA under the verdict on the original. Now the report refuses,
+    as it does for a changed manifest, and nothing is written."""
+    import evidence
+    import evidence.verifying as verifying
+    from evidence.errors import ReportError
+
+    (token,) = tokens(stamped)
+    other = LocalTSA()
+    try:
+        query = token.with_suffix(".tsq").read_bytes()
+        forged = other.forge(query)
+    finally:
+        other.close()
+    real_verify = verifying.verify
+
+    def verify_then_swap(*args, **kwargs):
+        report = real_verify(*args, **kwargs)
+        token.write_bytes(forged)  # the attacker's write, between the two reads
+        return report
+
+    monkeypatch.setattr(verifying, "verify", verify_then_swap)
+    out = tmp_path / "r.html"
+    with pytest.raises(ReportError, match=r"timestamps/.*\.tsr changed while the report"):
+        evidence.report(
+            stamped, out=out, trust=[signer.pub], tsa_roots=[tsa.root_pem], record_custody=False
+        )
+    assert not out.exists()

@@ -182,6 +182,10 @@ def _check_labels(labels: typing.Mapping[str, str] | None) -> dict[str, str] | N
     return dict(labels)
 
 
+# Per part of the operator; the custody log's lines must stay under 64 KiB.
+MAX_OPERATOR_CHARS = 1024
+
+
 def check_operator(operator: Operator | None) -> None:
     """Raises UsageError for an operator capture cannot record (also before a batch starts)."""
     if operator is None:
@@ -195,6 +199,13 @@ def check_operator(operator: Operator | None) -> None:
     for value in (operator.name, operator.organization):
         if value is not None and (not isinstance(value, str) or not value.isprintable()):
             raise UsageError("operator name and organization must be printable text on one line")
+        if value is not None and len(value) > MAX_OPERATOR_CHARS:
+            # Longer ones made a package whose custody log fails verification
+            # (its first event over the length of a custody line).
+            raise UsageError(
+                f"operator name and organization must be at most {MAX_OPERATOR_CHARS} "
+                "characters each"
+            )
 
 
 def _seal_recipients(

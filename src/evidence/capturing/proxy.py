@@ -477,6 +477,7 @@ class RecordingProxy:
             if not client.started:
                 stream.sendall(_simple(502, "upstream failed (recorded as a failure)"))
             return
+        client.flush()
         with self._lock:
             self.body_bytes += ex.response_length - ex.header_length
             if budget is not None and ex.truncated == "length":
@@ -562,7 +563,8 @@ class _ClientSink:
             if end is None:
                 if len(self._head) <= _MAX_HELD_HEAD:
                     return out
-                # Not a head http.client would take either: passed on as it is.
+                # Over the most Chromium takes (256 KiB; http.client takes up
+                # to 100 lines of 64 KiB): passed on as it is.
                 self._head_done = True
                 out, self._head = out + self._head, b""
                 return out
@@ -573,10 +575,25 @@ class _ClientSink:
                 continue
             self._head_done = True
             self._head = b""
+            if _BARE_CR.search(head):
+                # Python's header parser (the record's) and Chromium's both
+                # end a header line at a bare CR, which the rewrite does not:
+                # it could drop a header hidden behind a Connection header.
+                # Passed on as the server sent it.
+                return out + head + rest
             return out + _closing(head) + rest
+
+    def flush(self) -> None:
+        """Pass on what is still held: a head that ended with the connection
+        (recorded as it is, so the client gets it as it is too)."""
+        if not self._head_done and self._head:
+            self._head_done = True
+            held, self._head = self._head, b""
+            self.send(held)
 
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
+_BARE_CR = re.compile(rb"\r(?!\n)")
 _INTERIM = re.compile(rb"HTTP/\d\.\d 1\d\d ")
 _MAX_HELD_HEAD = 256 * 1024
 _HOP_BY_HOP = (b"connection", b"keep-alive", b"proxy-connection")

@@ -240,6 +240,11 @@ def report(
                 f"{root}: evidence/manifest.json changed while the report was being made; "
                 "nothing was written (run it again on a copy no one is changing)"
             )
+        if facts.changed:
+            raise ReportError(
+                f"{root}: {', '.join(facts.changed)} changed while the report was being made; "
+                "nothing was written (run it again on a copy no one is changing)"
+            )
         case.append(facts)
 
     when = now()

@@ -165,6 +165,9 @@ class PackageFacts:
     problems: tuple[str, ...]
     # Per media item (by its info record id): what its sealed info JSON adds.
     media_details: typing.Mapping[str, MediaDetails] = attrs.field(factory=dict)
+    # Files the report read again whose bytes are not those verified (the
+    # report is refused: what it shows must be what was verified).
+    changed: tuple[str, ...] = ()
 
 
 def _label(root: Path, index: int) -> str:
@@ -322,6 +325,8 @@ class _Gatherer:
         self.limits = limits
         self.problems: list[str] = []
         self.attachments: list[Attachment] = []
+        # Files read again for what is shown whose bytes differ from the verified ones.
+        self.changed: list[str] = []
 
     def read(self, relative: str, limit: int) -> bytes | None:
         try:
@@ -394,6 +399,7 @@ class _Gatherer:
             attachments=tuple(self.attachments),
             problems=tuple(self.problems),
             media_details=details,
+            changed=tuple(self.changed),
         )
 
     def _timestamps(self, manifest_raw: bytes | None) -> list[TimestampInfo]:
@@ -411,7 +417,12 @@ class _Gatherer:
             self.attach(f"evidence/timestamps/{name}", data, kind)
             stem = name[: -len(".tsr")]
             gen_time = tsa = None
-            if manifest_raw is not None:
+            verified = self.verification.timestamp_sha256.get(f"evidence/timestamps/{name}")
+            if verified is not None and verified != hashlib.sha256(data).hexdigest():
+                # Read twice, like the manifest: what is shown must be what
+                # was verified (the caller refuses the report).
+                self.changed.append(f"evidence/timestamps/{name}")
+            elif verified is not None and manifest_raw is not None:
                 from evidence.timestamping import check_token
 
                 digest = hashlib.sha256(manifest_raw).digest()

@@ -220,6 +220,9 @@ class Report:
     # (None when there were none): what a later reader of the package, such
     # as the court report, must find again.
     manifest_sha256: str | None = None
+    # The same for each timestamp token checked, by path
+    # (``evidence/timestamps/<name>.tsr``).
+    timestamp_sha256: typing.Mapping[str, str] = attrs.field(factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -266,6 +269,7 @@ class Report:
             "verified_at": self.verified_at,
             "software_version": self.software_version,
             "manifest_sha256": self.manifest_sha256,
+            "timestamp_sha256": dict(self.timestamp_sha256),
             "checks": [c.to_json() for c in self.checks],
             "notes": list(self.notes),
         }

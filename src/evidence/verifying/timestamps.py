@@ -9,6 +9,7 @@ came from, and that genTime is not before the capture began.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import logging
 import typing
 from pathlib import Path
@@ -74,8 +75,13 @@ def timestamp_checks(
     require_timestamp: bool,
     capture_start: _dt.datetime | None,
     limits: VerifyLimits,
+    checked: dict[str, str] | None = None,
 ) -> tuple[list[Check], list[str]]:
-    """Check every ``evidence/timestamps/*.tsr``; returns (checks, notes)."""
+    """Check every ``evidence/timestamps/*.tsr``; returns (checks, notes).
+
+    ``checked``: filled with the SHA-256 (hex) of each token's bytes that were
+    checked, by path, for a later reader that must find the same bytes.
+    """
     checks: list[Check] = []
     names = sorted(n for n in files if n.startswith("evidence/timestamps/") and n.endswith(".tsr"))
     if not names:
@@ -112,8 +118,11 @@ def timestamp_checks(
                 Finding("the request (.tsq) is not stored, so the nonce cannot be audited")
             )
         try:
+            token = read_regular_file(root / name, limits.token_bytes)
+            if checked is not None:
+                checked[name] = hashlib.sha256(token).hexdigest()
             result = check_token(
-                read_regular_file(root / name, limits.token_bytes),
+                token,
                 digest,
                 roots=tsa_roots,
                 expected_nonce=nonce,

@@ -219,6 +219,7 @@ class _Verifier:
         self.artefacts: Check | None = None  # step 7's artefact entries, when any
         self.verified_at = now_iso()
         self.manifest_sha256: str | None = None
+        self.timestamp_sha256: dict[str, str] = {}
 
     def add(
         self,
@@ -285,6 +286,7 @@ class _Verifier:
                     require_timestamp=self.require_timestamp,
                     capture_start=facts.capture_start if facts else None,
                     limits=self.limits,
+                    checked=self.timestamp_sha256,
                 )
                 for check in checks:
                     self.append(check)
@@ -920,6 +922,7 @@ class _Verifier:
             verified_at=self.verified_at,
             software_version=software_version(),
             manifest_sha256=self.manifest_sha256,
+            timestamp_sha256=dict(self.timestamp_sha256),
         )
 
 
