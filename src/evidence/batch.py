@@ -397,7 +397,8 @@ def _write_claim(path: Path, result: BatchResult, sync_first: typing.Sequence[Pa
             os.link(tmp, path)
         except FileExistsError:
             return False
-        _fsync_dir(path.parent)
+        # claims/ itself may be new (the batch's first claim): its entry too.
+        fsync_paths([path.parent, path.parent.parent])
         return True
     finally:
         with contextlib.suppress(OSError):
@@ -552,7 +553,11 @@ def capture_one(
             signers=got.signers,
             task_id=task_id,
         )
-        if not _write_claim(claim, result, unsynced):
+        # The staging directory and its parents were made with mkdir for this
+        # attempt: their entries are made durable in the same round, so a claim
+        # never outlives the path to its package (ext4's ordered journal would
+        # keep them; POSIX does not promise it).
+        if not _write_claim(claim, result, [*unsynced, staging.parent, staging.parent.parent]):
             # Another process (a redelivered task) finished this attempt first.
             shutil.rmtree(staging, ignore_errors=True)
             other = _read_claim(claim)
