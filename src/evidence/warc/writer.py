@@ -39,7 +39,9 @@ __all__ = [
 _CHUNK = 1 << 20
 # Output pieces at least this big have their member digest computed on a
 # second thread while this one computes the file digest and writes: hashlib
-# releases the GIL, so a large record (a video) is hashed on two cores.
+# releases the GIL, so a large record (a video) is hashed on two cores. The
+# pool has a thread for each of several captures in one process (a batch
+# worker's threads), which would otherwise wait on one another.
 _PARALLEL_HASH = 256 * 1024
 # A stored deflate block holds at most 65,535 bytes.
 _STORED_MAX = 0xFFFF
@@ -274,7 +276,7 @@ class WARCWriter:
             if not data:
                 return
             if len(data) >= _PARALLEL_HASH:
-                pending = process_pool("hash", 1).submit(member_hash.update, data)
+                pending = process_pool("hash", 4).submit(member_hash.update, data)
                 try:
                     self._file_hash.update(data)
                     self._out.write(data)
