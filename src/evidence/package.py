@@ -548,13 +548,22 @@ class PackageWriter:
         # together, they cost about one journal commit instead of one each.
         fsync_paths([*payload_files, *written, *sorted(dirs)])
         os.rename(self.tmp, self.final)
-        self._release_lock()
-        fault_point("after-rename")
-        deferred = _deferred_syncs.get()
-        if deferred is None:
-            fsync_dir(self.out_dir)
-        else:
-            deferred.append(self.out_dir)
+        try:
+            fault_point("after-rename")
+            deferred = _deferred_syncs.get()
+            if deferred is None:
+                fsync_dir(self.out_dir)
+            else:
+                deferred.append(self.out_dir)
+        except OSError:
+            # The rename may not be durable and the caller will be told the
+            # package failed: take it back, so that abort() removes it and a
+            # retry cannot leave two packages for one capture.
+            with contextlib.suppress(OSError):
+                os.rename(self.final, self.tmp)
+            raise
+        finally:
+            self._release_lock()
         self._done = True
         return self.final
 

@@ -194,3 +194,30 @@ def test_bad_labels_are_a_usage_error_before_anything_is_fetched(site, tmp_path,
     with pytest.raises(UsageError):
         capture(s.url("/"), out=tmp_path, labels=bad)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_failed_sync_after_the_rename_takes_the_package_back(site, tmp_path) -> None:
+    """An I/O error making the rename durable (a failing disk) fails the
+    capture, and then nothing may stay behind: a complete package left under
+    its final name would make a retry write a second one for the same URL."""
+    import errno
+
+    from evidence import package
+    from evidence.errors import EvidenceError
+
+    s = site({"/": (200, [("Content-Type", "text/html")], PAGE)})
+    out = tmp_path / "archives"
+
+    def hook(name: str) -> None:
+        if name == "after-rename":
+            raise OSError(errno.EIO, "Input/output error")
+
+    previous = package.set_fault_hook(hook)
+    try:
+        with pytest.raises(EvidenceError, match="Input/output error"):
+            capture(s.url("/"), out=out, options=CaptureOptions(requisites=False))
+    finally:
+        package.set_fault_hook(previous)
+    assert os.listdir(out) == []
+    result = capture(s.url("/"), out=out, options=CaptureOptions(requisites=False))
+    assert os.listdir(out) == [Path(result.path).name]
