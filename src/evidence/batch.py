@@ -379,6 +379,20 @@ def _read_claim(path: Path) -> BatchResult | None:
         raise StorageError(f"{path}: not a valid claim: {exc}") from exc
 
 
+# The batch's own directories (incoming/, the state directory) are made once
+# and need fsyncing once per process, not in every capture's round.
+_synced_once: set[Path] = set()
+
+
+def _once(directory: Path) -> list[Path]:
+    """``[directory]`` until an fsync of it has succeeded (see :func:`_synced`), then ``[]``."""
+    return [] if directory in _synced_once else [directory]
+
+
+def _synced(directories: typing.Iterable[Path]) -> None:
+    _synced_once.update(directories)
+
+
 def _write_claim(path: Path, result: BatchResult, sync_first: typing.Sequence[Path] = ()) -> bool:
     """Create the claim atomically with its content; False if it already exists.
 
@@ -398,7 +412,9 @@ def _write_claim(path: Path, result: BatchResult, sync_first: typing.Sequence[Pa
         except FileExistsError:
             return False
         # claims/ itself may be new (the batch's first claim): its entry too.
-        fsync_paths([path.parent, path.parent.parent])
+        state = _once(path.parent.parent)
+        fsync_paths([path.parent, *state])
+        _synced(state)
         return True
     finally:
         with contextlib.suppress(OSError):
@@ -557,7 +573,10 @@ def capture_one(
         # attempt: their entries are made durable in the same round, so a claim
         # never outlives the path to its package (ext4's ordered journal would
         # keep them; POSIX does not promise it).
-        if not _write_claim(claim, result, [*unsynced, staging.parent, staging.parent.parent]):
+        incoming = _once(staging.parent.parent)
+        claimed = _write_claim(claim, result, [*unsynced, staging.parent, *incoming])
+        _synced(incoming)  # reached only when the fsyncs succeeded
+        if not claimed:
             # Another process (a redelivered task) finished this attempt first.
             shutil.rmtree(staging, ignore_errors=True)
             other = _read_claim(claim)
