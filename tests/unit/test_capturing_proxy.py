@@ -468,30 +468,24 @@ def test_a_client_that_goes_away_mid_body_does_not_cut_the_recording(raw_server,
     assert recorder.exchanges[0].truncated is None
 
 
-def test_a_bare_cr_in_a_connection_header_hides_no_header_from_the_client(raw_server, recording):
-    """Python's header parser (the record's) and Chromium's both end a header
-    line at a bare CR. The rewrite of the head dropped the whole line
-    ``Connection: close<CR>Content-Type: text/html``, so the client lost a
-    header the record has. A head the rewrite cannot read the way they do is
-    passed on exactly as the server sent it."""
-    raw = (
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # Python's header parser (the record's) and Chromium's both end a
+        # header line at a bare CR. The rewrite of the head dropped the whole
+        # line "Connection: close<CR>Content-Type: text/html", so the client
+        # lost a header the record has. A head the rewrite cannot read the way
+        # they do is passed on exactly as the server sent it.
         b"HTTP/1.1 200 OK\r\nConnection: keep-alive\rContent-Type: text/html\r\n"
-        b"Content-Length: 5\r\n\r\nhello"
-    )
-    server = raw_server(fixed_response(raw, linger=0.2))
-    proxy, _recorder, finish = recording()
-    conn = _get_through(proxy, server.url("/x"))
-    got = _read_all(conn)
-    conn.close()
-    assert finish()[2][2] == raw
-    assert got == raw
-
-
-def test_a_head_ended_by_the_close_reaches_the_client_as_recorded(raw_server, recording):
-    """A head without its blank line, then the close: recorded as a response
-    with no body, and the client gets those bytes too (the rewrite held them,
-    waiting for the end of the head, and the client got nothing)."""
-    raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+        b"Content-Length: 5\r\n\r\nhello",
+        # A head without its blank line, then the close: recorded as a response
+        # with no body; the rewrite held the bytes, waiting for the end of the
+        # head, and the client got nothing.
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n",
+    ],
+    ids=["bare-cr", "head-ended-by-close"],
+)
+def test_a_head_the_rewrite_cannot_read_reaches_the_client_as_recorded(raw_server, recording, raw):
     server = raw_server(fixed_response(raw, linger=0.2))
     proxy, _recorder, finish = recording()
     conn = _get_through(proxy, server.url("/x"))
