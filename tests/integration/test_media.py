@@ -236,6 +236,18 @@ def media_server(media_dir: Path) -> typing.Iterator[typing.Callable[..., MediaS
         server.close()
 
 
+def capture_tone(server: MediaServer, out: Path, signer: typing.Any = None) -> Path:
+    """The direct MP3 captured with media (signed when ``signer`` is given): its package."""
+    result = capture(
+        server.url("/tone.mp3"),
+        out=out,
+        options=CaptureOptions(deadline=60),
+        sign_with=[signer.key] if signer is not None else (),
+        media=True,
+    )
+    return Path(result.path)
+
+
 def media_of(package: Path) -> tuple[Manifest, MediaInfo]:
     manifest = Manifest.from_bytes((package / "evidence" / "manifest.json").read_bytes())
     assert manifest.capture is not None and manifest.capture.media is not None
@@ -337,15 +349,7 @@ def test_html5_video_page_keeps_the_file_and_every_byte(media_server, media_dir,
 
 
 def test_a_tampered_media_record_fails_verification(media_server, tmp_path, signer):
-    server = media_server()
-    result = capture(
-        server.url("/tone.mp3"),
-        out=tmp_path,
-        options=CaptureOptions(deadline=60),
-        sign_with=[signer.key],
-        media=True,
-    )
-    package = Path(result.path)
+    package = capture_tone(media_server(), tmp_path, signer)
     manifest, media = media_of(package)
     record = next(f.record for f in media.items[0].files if f.kind == "media")
     member = next(r for r in manifest.records if r.id == record)
@@ -445,14 +449,11 @@ def test_dash_video_and_audio_merged_by_ffmpeg(media_server, tmp_path):
 
 
 def test_direct_audio_file(media_server, media_dir, tmp_path):
-    server = media_server()
-    result = capture(
-        server.url("/tone.mp3"), out=tmp_path, options=CaptureOptions(deadline=60), media=True
-    )
-    _, media = media_of(Path(result.path))
+    package = capture_tone(media_server(), tmp_path)
+    _, media = media_of(package)
     stored = next(f for f in media.items[0].files if f.kind == "media")
     assert stored.content_type == "audio/mpeg"
-    block = {h["WARC-Record-ID"]: b for h, b in records(Path(result.path))}[stored.record]
+    block = {h["WARC-Record-ID"]: b for h, b in records(package)}[stored.record]
     assert block == (media_dir / "tone.mp3").read_bytes()
     movie = tmp_path / "tone.mp3"
     movie.write_bytes(block)

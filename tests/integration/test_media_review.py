@@ -19,6 +19,7 @@ from evidence.verifying import Outcome, verify
 pytest.importorskip("yt_dlp", reason="needs the media extra")
 from test_media import (
     assert_server_log_is_recorded,
+    capture_tone,
     media_dir,
     media_of,
     media_server,
@@ -40,15 +41,7 @@ def test_a_media_entry_that_lies_about_its_record_fails_verification(
     """The signed media entry names a record and gives its size and SHA-256: a
     court reads those in show, extract's index and the report, so a signer
     (or a bug) stating other values than the record holds must not verify."""
-    server = media_server()
-    result = capture(
-        server.url("/tone.mp3"),
-        out=tmp_path,
-        options=CaptureOptions(deadline=60),
-        sign_with=[signer.key],
-        media=True,
-    )
-    package = Path(result.path)
+    package = capture_tone(media_server(), tmp_path, signer)
     assert verify(package, trust=[signer.pub]).outcome is Outcome.VERIFIED
 
     def lie(data: dict) -> None:
@@ -206,14 +199,7 @@ def test_extract_names_media_files_itself_whatever_kind_the_manifest_gives(media
     ``001.x`` did not exist) and a repeated info entry stopped extraction."""
     from evidence.extract import extract
 
-    server = media_server()
-    result = capture(
-        server.url("/tone.mp3"),
-        out=tmp_path / "out",
-        options=CaptureOptions(deadline=60),
-        media=True,
-    )
-    package = Path(result.path)
+    package = capture_tone(media_server(), tmp_path / "out")
     data = json.loads((package / MANIFEST_PATH).read_bytes())
     files = data["capture"]["media"]["items"][0]["files"]
     media = next(f for f in files if f["kind"] == "media")
@@ -237,14 +223,7 @@ def test_extract_of_a_package_listing_one_artefact_kind_twice_says_so(media_serv
     """Two screenshot entries stopped extraction with a raw FileExistsError."""
     from evidence.extract import extract
 
-    server = media_server()
-    result = capture(
-        server.url("/tone.mp3"),
-        out=tmp_path / "out",
-        options=CaptureOptions(deadline=60),
-        media=True,
-    )
-    package = Path(result.path)
+    package = capture_tone(media_server(), tmp_path / "out")
     data = json.loads((package / MANIFEST_PATH).read_bytes())
     stored = next(f for f in data["capture"]["media"]["items"][0]["files"] if f["kind"] == "info")
     shot = {k: stored[k] for k in ("target_uri", "record", "content_type", "size", "sha256")}
