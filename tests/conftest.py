@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -146,3 +147,28 @@ def tmpfs(tmp_path: Path) -> typing.Iterator[typing.Callable[[str], Path]]:
     yield mount
     for where in mounts:
         subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+class Run(typing.NamedTuple):
+    """What one in-process run of the CLI gave: exit code, stdout, stderr."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> typing.Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> typing.Callable[..., Run]:
+    """``cli("verify", path, ...)`` runs ``evidence`` in this process and returns a :class:`Run`."""
+    from evidence.cli import main
+
+    def run(*argv: object) -> Run:
+        capsys.readouterr()
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    return run

@@ -20,29 +20,11 @@ import pytest
 from batch_site import BatchSite
 from evidence.batch import capture_many, find_packages, list_packages, read_list, verify_many
 from evidence.capturing import CaptureOptions
-from evidence.cli import main
 from evidence.keys import Keyring
 
 from browsers import have_chromium
 
 FAST = CaptureOptions(requisite_workers=1, deadline=10, connect_timeout=5, read_timeout=5)
-
-
-class Run(typing.NamedTuple):
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> typing.Callable[..., Run]:
-    def run(*argv: object) -> Run:
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return Run(code, out, err)
-
-    return run
 
 
 @pytest.fixture

@@ -34,26 +34,6 @@ PAGE = b"<!DOCTYPE html><html><head><title>T</title></head><body>hi</body></html
 ESC = "\x1b"
 
 
-class Run(typing.NamedTuple):
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> typing.Any:
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> typing.Callable[..., Run]:
-    def run(*argv: object) -> Run:
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return Run(code, out, err)
-
-    return run
-
-
 @pytest.fixture
 def page_site(site):
     return site(

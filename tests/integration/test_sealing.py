@@ -22,7 +22,6 @@ import pytest
 from test_queue import Workers, redis_server  # noqa: F401 - the fixture, shared
 
 from evidence.capturing import CaptureOptions, Operator, capture
-from evidence.cli import main
 from evidence.custody import make_event
 from evidence.errors import UsageError
 from evidence.keys import key_id
@@ -44,12 +43,6 @@ PAGE = b"<!DOCTYPE html><html><head><title>Sealed</title></head><body>ok</body><
 class AgeKey(typing.NamedTuple):
     identity: Path
     recipient: str
-
-
-class Run(typing.NamedTuple):
-    code: int
-    out: str
-    err: str
 
 
 def _needs(tool: str) -> str:
@@ -109,17 +102,6 @@ def sealed_copy(sealed: Path, tmp_path: Path) -> Path:
     dest = tmp_path / sealed.name
     shutil.copytree(sealed, dest)
     return dest
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> typing.Callable[..., Run]:
-    def run(*argv: object) -> Run:
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return Run(code, out, err)
-
-    return run
 
 
 def _manifest(pkg: Path) -> Manifest:
