@@ -1,5 +1,5 @@
-"""Shared by the browser tests: each test's own Chromium processes, found again,
-and the package's WARC records read without our own reader."""
+"""Shared by the browser tests (and others): each test's own Chromium processes,
+found again, and the package's WARC records read without our own reader."""
 
 from __future__ import annotations
 
@@ -63,6 +63,10 @@ def records(package: Path) -> list[tuple[dict[str, str], bytes]]:
         text = d.decompress(data)
         data = d.unused_data
         head, _, rest = text.partition(b"\r\n\r\n")
-        headers = dict(line.split(": ", 1) for line in head.decode("utf-8").split("\r\n")[1:])
-        out.append((headers, rest[: int(headers["Content-Length"])]))
+        lines = head.decode("utf-8").split("\r\n")
+        assert lines[0] == "WARC/1.1"
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        length = int(headers["Content-Length"])
+        assert rest[length:] == b"\r\n\r\n", "one record per gzip member, then CRLF CRLF"
+        out.append((headers, rest[:length]))
     return out

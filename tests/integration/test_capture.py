@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import pytest
@@ -20,27 +19,15 @@ from evidence.errors import CaptureError
 from evidence.manifest import Manifest
 from evidence.verifying import Outcome, verify
 
+from browsers import records as warc_records
 from servers import closed_port, fixed_response
 
 EVIDENCE = [sys.executable, "-m", "evidence.cli"]
 
 
-def records(package: Path) -> list:
+def records(package: Path) -> list[tuple[str, dict[str, str], bytes]]:
     """(type, headers, block) per record, read with zlib and plain parsing, not our reader."""
-    data = (package / "data" / "capture.warc.gz").read_bytes()
-    out = []
-    while data:
-        d = zlib.decompressobj(31)
-        text = d.decompress(data)
-        data = d.unused_data
-        head, _, rest = text.partition(b"\r\n\r\n")
-        lines = head.decode("utf-8").split("\r\n")
-        assert lines[0] == "WARC/1.1"
-        headers = dict(line.split(": ", 1) for line in lines[1:])
-        length = int(headers["Content-Length"])
-        assert rest[length:] == b"\r\n\r\n"
-        out.append((headers["WARC-Type"], headers, rest[:length]))
-    return out
+    return [(headers["WARC-Type"], headers, block) for headers, block in warc_records(package)]
 
 
 def warcio_check(package: Path) -> None:
