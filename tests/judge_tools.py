@@ -10,12 +10,17 @@ project's environment; the tests must run against the cryptography a normal
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import typing
+import urllib.request
 from pathlib import Path
 
 REQUIREMENTS = "pywb>=2.8.3\nwacz>=0.6.0\n"
@@ -23,6 +28,32 @@ REQUIREMENTS = "pywb>=2.8.3\nwacz>=0.6.0\n"
 
 class ToolsUnavailable(Exception):
     """The tools venv could not be made; the message says why."""
+
+
+@contextlib.contextmanager
+def wayback(tools: Path, root: Path) -> typing.Iterator[int]:
+    """pywb's ``wayback`` serving the collections under ``root`` on a free port of
+    127.0.0.1; yields the port once it answers, and stops it afterwards."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    proc = subprocess.Popen(
+        [str(tools / "wayback"), "--bind", "127.0.0.1", "-p", str(port)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def tools_venv() -> Path:

@@ -27,6 +27,7 @@ from evidence.show import describe, summary
 from evidence.verifying import Outcome, verify
 
 from browsers import have_chromium, leftover_browsers, own_browsers, records  # noqa: F401  (own_browsers: autouse)
+from judge_tools import wayback
 from servers import closed_port
 
 pytest.importorskip("playwright.sync_api", reason="needs the browser extra")
@@ -501,8 +502,6 @@ def test_every_request_is_one_record_or_one_failure(raw_server, tmp_path, signer
 def test_pywb_replays_the_text_the_script_inserted(raw_server, tmp_path, judge_tools):
     """The package's WARC alone, replayed by pywb with no live server, shows the
     text the page's script fetched and inserted, when loaded in Chromium."""
-    import socket
-    import urllib.request
 
     from playwright.sync_api import sync_playwright
 
@@ -533,22 +532,7 @@ def test_pywb_replays_the_text_the_script_inserted(raw_server, tmp_path, judge_t
         capture_output=True,
         timeout=120,
     )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [str(judge_tools / "wayback"), "--bind", "127.0.0.1", "-p", str(port)],
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.2)
+    with wayback(judge_tools, root) as port:
         created = Manifest.from_bytes(
             (Path(result.path) / "evidence" / "manifest.json").read_bytes()
         ).created
@@ -572,9 +556,6 @@ def test_pywb_replays_the_text_the_script_inserted(raw_server, tmp_path, judge_t
                 assert text.inner_text() == TEXT
             finally:
                 browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @needs_chromium

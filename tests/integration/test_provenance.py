@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from evidence.keys import generate_keypair
 from evidence.manifest import Manifest
 from evidence.package import MANIFEST_PATH
 from evidence.verifying import Outcome, Status, verify
+
+from judge_tools import wayback
 
 EVIDENCE = [sys.executable, "-m", "evidence.cli"]
 BIN = Path(sys.executable).parent
@@ -256,21 +257,8 @@ def test_replays_in_pywb(nested_site, tmp_path, judge_tools):
         check=True,
         capture_output=True,
     )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(judge_tools / "wayback"), "--bind", "127.0.0.1", "-p", str(port)],
-        cwd=work,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with wayback(judge_tools, work) as port:
         base = f"http://127.0.0.1:{port}/evidence/2026id_/"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.2)
 
         def replay(path: str) -> bytes:
             with urllib.request.urlopen(base + s.url(path), timeout=10) as resp:
@@ -280,9 +268,6 @@ def test_replays_in_pywb(nested_site, tmp_path, judge_tools):
         assert b'@import "base.css"' in replay("/css/main.css")
         assert replay("/img/a.png") == PNG + b"a"
         assert replay("/img/deep.png") == PNG + b"deep"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 # --- TLS chain and DNS, from the same connection ----------------------------

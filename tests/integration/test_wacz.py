@@ -25,6 +25,8 @@ from evidence.verifying import Outcome, Status, verify
 from evidence.verifying.wacz import WACZTrust, verify_wacz
 from evidence.wacz import export_wacz, import_wacz, load_wacz_key
 
+from judge_tools import wayback
+
 P384 = ec.SECP384R1()
 
 
@@ -650,8 +652,6 @@ def test_pywb_replays_from_our_index(
 ) -> None:
     """pywb, given only the WACZ's WARC and OUR indexes/index.cdxj (no indexing of its
     own), replays the page and the redirect to it: the index is one a replay tool reads."""
-    import socket
-    import time
     import urllib.error
     import urllib.request
 
@@ -662,22 +662,7 @@ def test_pywb_replays_from_our_index(
     (coll / "archive" / "capture.warc.gz").write_bytes(members["archive/capture.warc.gz"])
     (coll / "indexes" / "index.cdxj").write_bytes(members["indexes/index.cdxj"])
     page = json.loads(members["pages/pages.jsonl"].splitlines()[1])
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [str(judge_tools / "wayback"), "--bind", "127.0.0.1", "-p", str(port)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.2)
+    with wayback(judge_tools, tmp_path) as port:
         url = f"http://127.0.0.1:{port}/evidence/2026id_/{page['url']}"
         with urllib.request.urlopen(url, timeout=10) as resp:
             assert b"Nothing happened." in resp.read()
@@ -692,9 +677,6 @@ def test_pywb_replays_from_our_index(
             opener.open(f"http://127.0.0.1:{port}/evidence/2026id_/{old}", timeout=10)
         info.value.close()
         assert info.value.code == 301
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_imports_are_logged_in_a_ledgered_archive(
