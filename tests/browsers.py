@@ -55,8 +55,13 @@ def leftover_browsers() -> list[int]:
 
 
 def records(package: Path) -> list[tuple[dict[str, str], bytes]]:
-    """(headers, block) per record, read with zlib and plain parsing, not our reader."""
-    data = (package / "data" / "capture.warc.gz").read_bytes()
+    """(headers, block) per record of a package's WARC, read with zlib and plain
+    parsing, not our reader."""
+    return parse_records((package / "data" / "capture.warc.gz").read_bytes())
+
+
+def parse_records(data: bytes) -> list[tuple[dict[str, str], bytes]]:
+    """(headers, block) per record of WARC bytes, one gzip member each."""
     out = []
     while data:
         d = zlib.decompressobj(31)

@@ -357,14 +357,6 @@ def _is_uuid(text: str) -> bool:
         return False
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _read_claim(path: Path) -> BatchResult | None:
     try:
         with open(path, "rb") as fh:
@@ -442,7 +434,9 @@ def _place(out: Path, claim: Path, result: BatchResult, package: Path | None = N
                     f"task {result.task_id}: claimed package {result.package_id} is missing"
                 )
             os.rename(found[0], final)
-            _fsync_dir(out)
+            from evidence.package import fsync_dir
+
+            fsync_dir(out)
         from evidence.ledger import append_if_present
 
         # capture() logged nothing: it wrote to the staging directory, which

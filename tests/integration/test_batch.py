@@ -53,6 +53,21 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 # --- lists ---------------------------------------------------------------------
 
 
+def _read_terminal(master: int) -> bytes:
+    """Everything written to a pseudo-terminal until its process closes it."""
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    return screen
+
+
 def test_text_list_skips_comments_blank_lines_bad_lines_and_duplicates(tmp_path):
     lst = tmp_path / "list.txt"
     lst.write_text(
@@ -344,16 +359,7 @@ def test_a_terminal_gets_a_live_display_with_counts_and_each_workers_url(tmp_pat
     argv = [sys.executable, "-m", "evidence.cli", "batch", str(lst), "--out", str(tmp_path / "o")]
     proc = subprocess.Popen(argv, stdin=replica, stdout=replica, stderr=replica)
     os.close(replica)
-    screen = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # the terminal closed with the process
-            break
-        if not chunk:
-            break
-        screen += chunk
-    os.close(master)
+    screen = _read_terminal(master)
     assert proc.wait(timeout=60) == 0
     text = screen.decode("utf-8", "replace")
     assert "running 2" in text and "left" in text and "ETA" in text
@@ -668,16 +674,7 @@ def test_verify_recursive_on_a_terminal_shows_live_counts_and_each_failure(tmp_p
     argv = [sys.executable, "-m", "evidence.cli", "verify", str(tmp_path / "a"), "--recursive"]
     proc = subprocess.Popen(argv, stdin=replica, stdout=replica, stderr=replica)
     os.close(replica)
-    screen = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        screen += chunk
-    os.close(master)
+    screen = _read_terminal(master)
     assert proc.wait(timeout=60) == 1
     text = screen.decode("utf-8", "replace")
     assert "failed 1  intact-untrusted 2  left 0" in text and "ETA" in text

@@ -9,7 +9,6 @@ import ssl
 import threading
 import time
 import typing
-import zlib
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from evidence.capturing.record import WARC_PATH, Recorder
 from evidence.package import PackageWriter
 from evidence.warc import WARCWriter
 
+from browsers import parse_records
 from servers import closed_port, fixed_response
 
 BODY = gzip.compress(b'{"text": "from the server"}')
@@ -34,16 +34,7 @@ RAW = (
 
 def blocks(warc: bytes) -> list[tuple[str, str, bytes]]:
     """(type, target, block) per record, parsed with zlib, not our reader."""
-    out = []
-    while warc:
-        d = zlib.decompressobj(31)
-        text = d.decompress(warc)
-        warc = d.unused_data
-        head, _, rest = text.partition(b"\r\n\r\n")
-        headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
-        block = rest[: int(headers["Content-Length"])]
-        out.append((headers["WARC-Type"], headers.get("WARC-Target-URI", ""), block))
-    return out
+    return [(h["WARC-Type"], h.get("WARC-Target-URI", ""), b) for h, b in parse_records(warc)]
 
 
 @pytest.fixture
