@@ -170,6 +170,9 @@ class _State:
         # recording proxy when its capture ends with a response still coming).
         self.cancel: threading.Event | None = None
         self.cancelled = False
+        # Set when this exchange opened its own connection (not one kept alive
+        # from an earlier exchange).
+        self.fresh_connection = False
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -394,6 +397,8 @@ class _RecordingMixin:
     def _new_conn(self) -> socket.socket:
         state = _state()
         host, port = self._dns_host, self.port
+        if state is not None:
+            state.fresh_connection = True
         if state is None:
             # The proxy, the address check and the deadline live in the
             # exchange's state: without it a connection would go straight to
@@ -532,6 +537,48 @@ class _RecordingAdapter(requests.adapters.HTTPAdapter):
         }
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it, outermost first (requests and urllib3 wrap the
+    socket's own error as a cause, a context or a ``reason``)."""
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in chain:
+        chain.append(cur)
+        reason = getattr(cur, "reason", None)
+        cur = (
+            cur.__cause__
+            or cur.__context__
+            or (reason if isinstance(reason, BaseException) else None)
+        )
+    return chain
+
+
+# RFC 9110 section 9.2.2: a request with one of these methods may be sent again.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+
+def _stale_connection(exc: BaseException, state: _State, method: str) -> bool:
+    """True when an idempotent request went out on a kept-alive connection that
+    the server had already closed: the server answered nothing, so sending it
+    again on a new connection is what browsers and HTTP clients do.
+
+    A server may close an idle connection at any moment, and its close can
+    cross our next request on the wire. Nothing of such an attempt is kept: no
+    response byte arrived, and the request that is recorded is the one sent
+    again.
+    """
+    if state.fresh_connection or not state.sent or state.deadline_hit or state.cancelled:
+        return False
+    if method.upper() not in _IDEMPOTENT:
+        return False
+    if state.tee is not None and state.tee.length:
+        return False
+    return any(
+        isinstance(item, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError))
+        for item in _causes(exc)
+    )
+
+
 def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> tuple[str, str]:
     """Turn a requests/urllib3/socket exception into ``(kind, one short human cause)``.
 
@@ -545,16 +592,7 @@ def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> tup
             "timeout",
             f"deadline of {deadline_seconds:.1f} s exceeded before a complete response",
         )
-    chain: list[BaseException] = []
-    cur: BaseException | None = exc
-    while cur is not None and cur not in chain:
-        chain.append(cur)
-        reason = getattr(cur, "reason", None)
-        cur = (
-            cur.__cause__
-            or cur.__context__
-            or (reason if isinstance(reason, BaseException) else None)
-        )
+    chain = _causes(exc)
     for item in chain:
         if isinstance(item, OSError) and item.errno in (errno.ENOSPC, errno.EDQUOT):
             return "disk", f"cannot store the response: {os.strerror(item.errno)}"
@@ -653,6 +691,7 @@ class Fetcher:
         # captures are comparable and every body we parse can be decoded.
         session.headers["Accept-Encoding"] = "gzip, deflate"
         self._session = session
+        self._pool_size = pool_size
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -703,39 +742,47 @@ class Fetcher:
         limits = self.limits
         if max_body_bytes is not None and max_body_bytes < limits.max_response_bytes:
             limits = attrs.evolve(limits, max_response_bytes=max(max_body_bytes, 0))
-        state = _State(spool_dir, deadline, limits, self.check_address, self.proxy)
-        state.on_data = on_data
-        state.cancel = cancel
-        state.verify_tls = self.verify is not False
-        started = _dt.datetime.now(_dt.timezone.utc)
-        _local.state = state
         deadline_seconds = max(deadline - time.monotonic(), 0.0)
         truncated: str | None = None
         detail: str | None = None
+        extra = {k: v for k, v in headers if k.lower() != "accept-encoding"}
         try:
-            try:
-                extra = {k: v for k, v in headers if k.lower() != "accept-encoding"}
-                response = self._session.request(
-                    method,
-                    url,
-                    headers=extra or None,
-                    data=body,
-                    stream=True,
-                    allow_redirects=False,
-                    verify=self.verify,
-                    timeout=(self.limits.connect_timeout, self.limits.read_timeout),
-                )
-            except (
-                requests.RequestException,
-                urllib3.exceptions.HTTPError,
-                OSError,
-                http.client.HTTPException,
-                ValueError,
-            ) as exc:
-                if state.tee is not None:
-                    state.tee.spool.close()
-                kind, cause = _describe(exc, state, deadline_seconds)
-                raise CaptureError(url, cause, kind) from exc
+            # A request sent on a kept-alive connection the server had just
+            # closed is sent again on another; each such attempt uses up one
+            # pooled connection, so the last one is always a new connection.
+            for attempt in range(self._pool_size + 1):
+                state = _State(spool_dir, deadline, limits, self.check_address, self.proxy)
+                state.on_data = on_data
+                state.cancel = cancel
+                state.verify_tls = self.verify is not False
+                started = _dt.datetime.now(_dt.timezone.utc)
+                _local.state = state
+                try:
+                    response = self._session.request(
+                        method,
+                        url,
+                        headers=extra or None,
+                        data=body,
+                        stream=True,
+                        allow_redirects=False,
+                        verify=self.verify,
+                        timeout=(self.limits.connect_timeout, self.limits.read_timeout),
+                    )
+                    break
+                except (
+                    requests.RequestException,
+                    urllib3.exceptions.HTTPError,
+                    OSError,
+                    http.client.HTTPException,
+                    ValueError,
+                ) as exc:
+                    if state.tee is not None:
+                        state.tee.spool.close()
+                    if attempt < self._pool_size and _stale_connection(exc, state, method):
+                        logger.debug("%s: kept-alive connection was closed; sending again", url)
+                        continue
+                    kind, cause = _describe(exc, state, deadline_seconds)
+                    raise CaptureError(url, cause, kind) from exc
             tee = state.tee
             if tee is None or tee.header_length is None:  # pragma: no cover - defensive
                 raise CaptureError(url, "no response recorded", "other")
