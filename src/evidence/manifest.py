@@ -41,6 +41,7 @@ __all__ = [
     "CertificateInfo",
     "ExchangeInfo",
     "Hop",
+    "InterimInfo",
     "Inventory",
     "InventoryRecord",
     "LimitHit",
@@ -855,6 +856,17 @@ class CaptureInfo(_Part):
 
 
 @attrs.frozen(kw_only=True)
+class InterimInfo(_Part):
+    """Interim (1xx) responses the server sent before its answer: their exact
+    bytes are one ``metadata`` record (``urn:http-interim:<url>``)."""
+
+    record: str = _field(_str)
+    statuses: tuple[int, ...] = _field(_list_of(_int))
+    size: int = _field(_int)
+    extra: collections.abc.Mapping[str, Json] = _EXTRA
+
+
+@attrs.frozen(kw_only=True)
 class ExchangeInfo(_Part):
     """One request/response pair recorded in the WARC."""
 
@@ -875,6 +887,7 @@ class ExchangeInfo(_Part):
     response_record: str = _field(_str)
     response_bytes: int = _field(_int)
     truncated: str | None = _field(_str, optional=True)
+    interim: InterimInfo | None = _field(_part(InterimInfo), optional=True, omit_none=True)
     extra: collections.abc.Mapping[str, Json] = _EXTRA
 
 

@@ -310,6 +310,53 @@ def test_connection_closed_mid_body_keeps_what_arrived(raw_server, tmp_path):
     assert resp[2].endswith(b"only part")
 
 
+# An unasked-for 100 Continue, then 103 Early Hints, then the answer.
+INTERIM = (
+    b"HTTP/1.1 100 Continue\r\n\r\n"
+    b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n"
+)
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 14\r\n\r\n<p>answer</p>\n"
+
+
+def test_interim_responses_are_kept_apart_and_the_answer_is_the_page(raw_server, tmp_path, signer):
+    # http.client took a 103 for the answer: the package held the 103 and no
+    # page, with status 103. The answer is now the response record, and the
+    # interim responses' exact bytes are a metadata record beside it.
+    server = raw_server(fixed_response(INTERIM + ANSWER))
+    package = Path(capture(server.url("/"), out=tmp_path, sign_with=[signer.key]).path)
+    recs = records(package)
+    assert [r[0] for r in recs] == ["warcinfo", "request", "response", "metadata"]
+    response, interim = recs[2], recs[3]
+    assert response[2] == ANSWER
+    assert interim[2] == INTERIM
+    assert interim[1]["WARC-Target-URI"] == "urn:http-interim:" + server.url("/")
+    assert interim[1]["Content-Type"] == "application/http;msgtype=response"
+    assert interim[1]["WARC-Concurrent-To"] == response[1]["WARC-Record-ID"]
+    m = manifest(package)
+    assert m.capture.status == 200
+    assert m.to_json()["exchanges"][0]["interim"] == {
+        "record": interim[1]["WARC-Record-ID"],
+        "statuses": [100, 103],
+        "size": len(INTERIM),
+    }
+    warcio_check(package)
+    assert verify(package, trust=[signer.pub]).outcome is Outcome.VERIFIED
+    # Editing what the interim responses said (recompressed, CRCs valid) is caught.
+    data = (package / "data" / "capture.warc.gz").read_bytes()
+    rec = m.records[3]
+    member = gzip.decompress(data[rec["offset"] : rec["offset"] + rec["length"]])
+    forged = gzip.compress(member.replace(b"style.css", b"other.css"), mtime=0)
+    (package / "data" / "capture.warc.gz").write_bytes(data[: rec["offset"]] + forged)
+    assert verify(package, trust=[signer.pub]).outcome is Outcome.FAILED
+
+
+def test_endless_interim_responses_are_an_invalid_response(raw_server, tmp_path):
+    server = raw_server(fixed_response(b"HTTP/1.1 102 Processing\r\n\r\n" * 20 + ANSWER))
+    with pytest.raises(CaptureError, match=r"more than 8 interim \(1xx\) responses"):
+        capture(server.url("/"), out=tmp_path)
+    assert visible(tmp_path) == []
+
+
 def test_package_is_a_valid_bag_and_sha256sum_agrees(site, tmp_path):
     s = site({"/": (200, [("Content-Type", "text/html")], b"<p>bag</p>")})
     pkg = Path(capture(s.url("/"), out=tmp_path).path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import threading
 import time
@@ -46,9 +47,10 @@ class _KeepAlive:
     closes the connection instead. Records each request line and the
     connection it came on."""
 
-    def __init__(self, drop: set[int], drop_with: bytes = b"") -> None:
+    def __init__(self, drop: set[int], drop_with: bytes = b"", interim: bytes = b"") -> None:
         self.drop = drop
         self.drop_with = drop_with
+        self.interim = interim
         self.seen: list[tuple[int, bytes]] = []
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -93,7 +95,7 @@ class _KeepAlive:
                 if number in self.drop:
                     conn.sendall(self.drop_with)
                     return
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                conn.sendall(self.interim + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
     def close(self) -> None:
         self.sock.close()
@@ -103,8 +105,8 @@ class _KeepAlive:
 def keep_alive():
     servers: list[_KeepAlive] = []
 
-    def make(drop: set[int], drop_with: bytes = b"") -> _KeepAlive:
-        servers.append(_KeepAlive(drop, drop_with))
+    def make(drop: set[int], drop_with: bytes = b"", interim: bytes = b"") -> _KeepAlive:
+        servers.append(_KeepAlive(drop, drop_with, interim))
         return servers[-1]
 
     yield make
@@ -181,3 +183,38 @@ def test_a_new_connection_the_server_closes_is_not_tried_again(keep_alive):
     finally:
         fetcher.close()
     assert server.seen == [(1, b"GET /a HTTP/1.1")]
+
+
+# --- interim (1xx) responses ---------------------------------------------------
+
+EARLY_HINTS = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+
+
+def test_interim_responses_are_kept_apart_and_the_connection_stays_in_step(keep_alive):
+    # Two exchanges on one kept-alive connection, each answered after a 103:
+    # the second must read its own answer, not what was left of the first.
+    server = keep_alive(drop=set(), interim=EARLY_HINTS)
+    exchange = _fetch_twice(server)
+    try:
+        assert exchange.status == 200
+        body = exchange.response_file.read()
+    finally:
+        exchange.response_file.close()
+    assert body == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    assert exchange.block_sha256 == hashlib.sha256(body).digest()
+    assert exchange.payload_sha256 == hashlib.sha256(b"ok").digest()
+    assert exchange.header_length == len(body) - 2
+    assert exchange.interim == EARLY_HINTS
+    assert exchange.interim_statuses == (103,)
+    assert [c for c, _ in server.seen] == [1, 1], "one connection, in step"
+
+
+def test_interim_responses_past_the_byte_limit_are_an_invalid_response(keep_alive):
+    big = b"HTTP/1.1 103 Early Hints\r\nLink: <" + b"x" * 60_000 + b">\r\n\r\n"
+    server = keep_alive(drop=set(), interim=big * 5)
+    fetcher = Fetcher(user_agent="t", limits=FetchLimits(connect_timeout=3, read_timeout=3))
+    try:
+        with pytest.raises(CaptureError, match=r"interim \(1xx\) responses longer than"):
+            fetcher.fetch(server.url("/a"), deadline=time.monotonic() + 10)
+    finally:
+        fetcher.close()

@@ -484,3 +484,28 @@ def test_a_head_the_rewrite_cannot_read_reaches_the_client_as_recorded(raw_serve
     conn.close()
     assert finish()[2][2] == raw
     assert got == raw
+
+
+def test_interim_responses_reach_the_client_and_are_recorded_apart(raw_server, recording):
+    # The client gets the 103 as the server sent it, then the answer; the
+    # record holds the answer as the response and the 103 beside it.
+    early = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    server = raw_server(fixed_response(early + answer))
+    proxy, recorder, finish = recording()
+    conn = _get_through(proxy, server.url("/page"))
+    got = _read_all(conn)
+    conn.close()
+    assert got == early + answer.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+    recs = finish()
+    assert [(r[0], r[1]) for r in recs] == [
+        ("warcinfo", ""),
+        ("request", server.url("/page")),
+        ("response", server.url("/page")),
+        ("metadata", "urn:http-interim:" + server.url("/page")),
+    ]
+    assert recs[2][2] == answer
+    assert recs[3][2] == early
+    assert recorder.exchanges[0].status == 200
+    assert recorder.exchanges[0].interim is not None
+    assert recorder.exchanges[0].interim.statuses == (103,)

@@ -66,6 +66,11 @@ __all__ = ["Exchange", "FetchLimits", "Fetcher", "TLSInfo"]
 _CHUNK = 1 << 16
 # How often a cancellable exchange waiting for data looks at its cancel event.
 _CANCEL_POLL = 0.2
+# Interim (1xx) responses before the final one: 103 Early Hints, 102
+# Processing, an unasked-for 100 Continue. A server sending more, or more
+# bytes of them, is not answering.
+_MAX_INTERIM = 8
+_MAX_INTERIM_BYTES = 256 * 1024
 
 
 @attrs.frozen
@@ -123,6 +128,11 @@ class Exchange:
     tls: TLSInfo | None
     truncated: str | None
     truncated_detail: str | None
+    # The interim (1xx) responses that came before this one on the wire,
+    # exactly as received (status lines and headers), and their status codes.
+    # ``response_file`` and the digests cover the final response alone.
+    interim: bytes = b""
+    interim_statuses: tuple[int, ...] = ()
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
@@ -135,6 +145,10 @@ class Exchange:
 
 class _StopRecording(Exception):
     """Raised inside the tee when the body reached ``max_response_bytes``."""
+
+
+class _InterimError(http.client.HTTPException):
+    """Too many interim (1xx) responses, or too many bytes of them."""
 
 
 AddressCheck = Callable[[str], None]
@@ -255,6 +269,8 @@ class _Tee:
         self.block_hash = hashlib.sha256()
         self.payload_hash = hashlib.sha256()
         self.truncated = False
+        self.interim = b""
+        self.interim_statuses: list[int] = []
 
     # -- recording ---------------------------------------------------------
     def _record(self, data: bytes | memoryview) -> None:
@@ -280,6 +296,21 @@ class _Tee:
 
     def mark_headers_end(self) -> None:
         self.header_length = self.length
+
+    def end_interim(self, status: int) -> None:
+        """What was recorded so far is an interim (1xx) response: keep its bytes
+        apart, so the spool and the digests hold the final response alone."""
+        if len(self.interim_statuses) >= _MAX_INTERIM:
+            raise _InterimError(f"more than {_MAX_INTERIM} interim (1xx) responses")
+        if len(self.interim) + self.length > _MAX_INTERIM_BYTES:
+            raise _InterimError(f"interim (1xx) responses longer than {_MAX_INTERIM_BYTES} bytes")
+        self.spool.seek(0)
+        self.interim += self.spool.read()
+        self.spool.seek(0)
+        self.spool.truncate()
+        self.interim_statuses.append(status)
+        self.length = 0
+        self.block_hash = hashlib.sha256()
 
     # -- the file interface http.client and urllib3 use --------------------
     def read(self, n: int | None = -1) -> bytes:
@@ -349,6 +380,19 @@ class _RecordingHTTPResponse(http.client.HTTPResponse):
     def begin(self) -> None:
         super().begin()
         typing.cast(_Tee, self.fp).mark_headers_end()
+
+    def _read_status(self) -> tuple[str, int, str]:
+        # http.client passes over 100 Continue and takes any other 1xx (103
+        # Early Hints, 102 Processing) for the answer, leaving the real one
+        # unread. Every interim response is read here instead, its bytes kept
+        # apart (101 is not interim: it switches protocols, and we never ask to).
+        tee = typing.cast(_Tee, self.fp)
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]  # private in typeshed
+            if not 100 <= status < 200 or status == 101:
+                return str(version), int(status), str(reason)
+            http.client.parse_headers(typing.cast(typing.BinaryIO, tee))  # bounded
+            tee.end_interim(status)
 
 
 def _tls_info(sock: socket.socket, verified: bool) -> TLSInfo | None:
@@ -571,7 +615,7 @@ def _stale_connection(exc: BaseException, state: _State, method: str) -> bool:
         return False
     if method.upper() not in _IDEMPOTENT:
         return False
-    if state.tee is not None and state.tee.length:
+    if state.tee is not None and (state.tee.length or state.tee.interim):
         return False
     return any(
         isinstance(item, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError))
@@ -608,6 +652,7 @@ def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> tup
         ),
         (ssl.SSLCertVerificationError, "tls", None),
         (ssl.SSLError, "tls", None),
+        (_InterimError, "http", None),
         (ConnectionRefusedError, "refused", "connection refused"),
         (ConnectionResetError, "refused", "connection reset by the server"),
         (http.client.LineTooLong, "http", "invalid HTTP response: header line too long"),
@@ -634,6 +679,8 @@ def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> tup
                 return kind, text
             if isinstance(item, (AddressRefused, ProxyError)):
                 return kind, str(item)
+            if isinstance(item, _InterimError):
+                return kind, f"invalid HTTP response: {item}"
             if isinstance(item, ssl.SSLCertVerificationError):
                 return kind, (
                     f"TLS certificate verification failed: {item.verify_message or item.reason}"
@@ -844,6 +891,8 @@ class Fetcher:
                 tls=state.tls,
                 truncated=truncated,
                 truncated_detail=detail,
+                interim=tee.interim,
+                interim_statuses=tuple(tee.interim_statuses),
             )
         finally:
             _local.state = None

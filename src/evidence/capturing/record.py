@@ -22,16 +22,26 @@ import zlib
 from evidence import clock
 from evidence.capturing.fetcher import Exchange
 from evidence.keys import pem_encode
-from evidence.manifest import FORMAT, CertificateInfo, ExchangeInfo, Operator, PayloadFile, TLSInfo
+from evidence.manifest import (
+    FORMAT,
+    CertificateInfo,
+    ExchangeInfo,
+    InterimInfo,
+    Operator,
+    PayloadFile,
+    TLSInfo,
+)
 from evidence.software import software_versions
 from evidence.warc import MemberInfo, WARCWriter, new_record_id
 
 if typing.TYPE_CHECKING:
     from evidence.package import PackageWriter
 
-__all__ = ["WARC_PATH", "Recorder", "certificate_info"]
+__all__ = ["INTERIM_URN", "WARC_PATH", "Recorder", "certificate_info"]
 
 WARC_PATH = "data/capture.warc.gz"
+# Target URI prefix of the record holding an exchange's interim (1xx) responses.
+INTERIM_URN = "urn:http-interim:"
 # Media bodies whose first bytes deflate does not shrink by this much are
 # stored (deflate level 0): encoded audio and video are already compressed,
 # and deflating them costs about 8 MB/s of one core for under 2 % saved.
@@ -167,6 +177,7 @@ class Recorder:
                     )
                 ex.response_file.seek(0)
                 request_id, response_id = self._write_pair(ex, level)
+                interim = self._write_interim(ex, response_id)
                 host = urllib.parse.urlsplit(ex.url).hostname or ""
                 if ex.dns is not None and host not in self.dns:
                     self.dns[host] = tuple(ex.dns)
@@ -187,6 +198,7 @@ class Recorder:
                     response_record=response_id,
                     response_bytes=ex.response_length,
                     truncated=ex.truncated,
+                    interim=interim,
                 )
                 self.exchanges.append(info)
                 return info
@@ -307,6 +319,26 @@ class Recorder:
             level=level,
         )
         return req.record_id, resp.record_id
+
+    def _write_interim(self, ex: Exchange, response_id: str) -> InterimInfo | None:
+        """The interim (1xx) responses before ``ex``'s answer, exactly as
+        received, as one ``metadata`` record beside its response. Not a
+        ``response`` record: replay tools would serve a 103 for the page."""
+        if not ex.interim:
+            return None
+        record = self._warc.write_record(
+            record_type="metadata",
+            date=clock.iso(ex.started),
+            target_uri=f"{INTERIM_URN}{ex.url}",
+            content_type="application/http;msgtype=response",
+            block=ex.interim,
+            block_length=len(ex.interim),
+            block_sha256=hashlib.sha256(ex.interim).digest(),
+            extra=[("WARC-Warcinfo-ID", self.warcinfo_id), ("WARC-Concurrent-To", response_id)],
+        )
+        return InterimInfo(
+            record=record.record_id, statuses=ex.interim_statuses, size=len(ex.interim)
+        )
 
     def _tls(self, ex: Exchange) -> TLSInfo | None:
         if ex.tls is None:
