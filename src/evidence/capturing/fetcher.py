@@ -187,6 +187,9 @@ class _State:
         # Set when this exchange opened its own connection (not one kept alive
         # from an earlier exchange).
         self.fresh_connection = False
+        # Bytes read from the socket for this exchange, counted as they arrive
+        # (before any parsing: a line cut by a reset is never recorded).
+        self.received = 0
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -224,11 +227,13 @@ class _DeadlineRaw(io.RawIOBase):
             remaining = self._state.remaining()
         self._sock.settimeout(min(self._state.limits.read_timeout, max(remaining, 0.001)))
         try:
-            return self._raw.readinto(b)
+            got = self._raw.readinto(b)
         except TimeoutError:
             if self._state.remaining() <= 0:
                 self._state.deadline_hit = True
             raise
+        self._state.received += got or 0
+        return got
 
     def _wait_readable(self, limit: float) -> None:
         """Wait up to ``limit`` seconds for data, ending early when the exchange is
@@ -535,7 +540,15 @@ class _RecordingMixin:
             return super().getresponse()  # type: ignore[misc]  # super() is urllib3's class
         sock = self.sock
         if state.proxy is None:
-            peer = sock.getpeername()
+            try:
+                peer = sock.getpeername()
+            except OSError as exc:
+                # A socket we connected that has no peer any more was reset by
+                # it (a kept-alive connection the server closed as our request
+                # crossed its close): the same failure a read would report.
+                if exc.errno != errno.ENOTCONN:
+                    raise
+                raise ConnectionResetError(errno.ECONNRESET, "connection reset") from exc
             state.peer = (str(peer[0]), int(peer[1]))
             if state.check_address is not None:
                 state.check_address(state.peer[0])
@@ -615,7 +628,9 @@ def _stale_connection(exc: BaseException, state: _State, method: str) -> bool:
         return False
     if method.upper() not in _IDEMPOTENT:
         return False
-    if state.tee is not None and (state.tee.length or state.tee.interim):
+    if state.received:
+        # Counted at the socket, not in the spool: a reset can end a read
+        # whose partial line http.client never handed on to be recorded.
         return False
     return any(
         isinstance(item, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError))
