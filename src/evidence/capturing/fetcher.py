@@ -61,7 +61,7 @@ from evidence.errors import CaptureError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Exchange", "FetchLimits", "Fetcher", "TLSInfo"]
+__all__ = ["Exchange", "FetchLimits", "Fetcher", "TLSInfo", "interim_status"]
 
 _CHUNK = 1 << 16
 # How often a cancellable exchange waiting for data looks at its cancel event.
@@ -366,6 +366,25 @@ class _Tee:
         self._reader.close()
 
 
+def interim_status(line: bytes) -> int | None:
+    """The status code when ``line`` is read as the status line of an interim
+    (1xx) response, else None.
+
+    This is http.client's own reading of a status line (whitespace-separated,
+    the code through ``int``), which :class:`Fetcher` keeps apart as interim,
+    so the recording proxy gives its client as interim exactly the heads the
+    record keeps apart. 101 is not interim: it switches protocols.
+    """
+    fields = str(line, "iso-8859-1").split(None, 2)
+    if len(fields) < 2 or not fields[0].startswith("HTTP/"):
+        return None
+    try:
+        status = int(fields[1])
+    except ValueError:
+        return None
+    return status if 100 <= status < 200 and status != 101 else None
+
+
 class _RecordingHTTPResponse(http.client.HTTPResponse):
     def __init__(
         self,
@@ -394,6 +413,7 @@ class _RecordingHTTPResponse(http.client.HTTPResponse):
         tee = typing.cast(_Tee, self.fp)
         while True:
             version, status, reason = super()._read_status()  # type: ignore[misc]  # private in typeshed
+            # The same decision as interim_status (the recording proxy's).
             if not 100 <= status < 200 or status == 101:
                 return str(version), int(status), str(reason)
             http.client.parse_headers(typing.cast(typing.BinaryIO, tee))  # bounded
