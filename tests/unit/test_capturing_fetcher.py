@@ -226,6 +226,29 @@ def test_a_reset_seen_before_the_answer_is_read_is_sent_again_too(keep_alive, te
         assert [c for c, _ in server.seen] == [1, 1, 2]
 
 
+def test_nothing_is_sent_again_once_the_capture_has_ended(keep_alive, test_ca):
+    # The reset showed at getpeername, before any read looked at the cancel
+    # event: the request went again on a new connection after the capture
+    # (the recording proxy's) had ended.
+    for _ in range(5):
+        server = keep_alive(drop={2}, reset=True, tls=test_ca.server_context())
+        fetcher = Fetcher(
+            user_agent="t",
+            limits=FetchLimits(connect_timeout=3, read_timeout=3),
+            ca_bundle=str(test_ca.root_pem),
+        )
+        try:
+            fetcher.fetch(server.url("/a"), deadline=time.monotonic() + 10).response_file.close()
+            ended = threading.Event()
+            ended.set()
+            with pytest.raises(CaptureError):
+                fetcher.fetch(server.url("/b"), deadline=time.monotonic() + 10, cancel=ended)
+        finally:
+            fetcher.close()
+        time.sleep(0.1)  # a request sent again would have arrived by now
+        assert server.seen == [(1, b"GET /a HTTP/1.1"), (1, b"GET /b HTTP/1.1")]
+
+
 def test_a_new_connection_the_server_closes_is_not_tried_again(keep_alive):
     server = keep_alive(drop={1})
     fetcher = Fetcher(user_agent="t", limits=FetchLimits(connect_timeout=3, read_timeout=3))

@@ -646,6 +646,10 @@ def _stale_connection(exc: BaseException, state: _State, method: str) -> bool:
     """
     if state.fresh_connection or not state.sent or state.deadline_hit or state.cancelled:
         return False
+    if state.cancel is not None and state.cancel.is_set():
+        # The capture has ended (the reset showed before any read looked at
+        # the event): nothing more goes to the server.
+        return False
     if method.upper() not in _IDEMPOTENT:
         return False
     if state.received:
