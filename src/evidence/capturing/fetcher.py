@@ -61,7 +61,7 @@ from evidence.errors import CaptureError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Exchange", "FetchLimits", "Fetcher", "TLSInfo"]
+__all__ = ["Exchange", "FetchLimits", "Fetcher", "TLSInfo", "interim_status"]
 
 _CHUNK = 1 << 16
 # How often a cancellable exchange waiting for data looks at its cancel event.
@@ -187,6 +187,9 @@ class _State:
         # Set when this exchange opened its own connection (not one kept alive
         # from an earlier exchange).
         self.fresh_connection = False
+        # Bytes read from the socket for this exchange, counted as they arrive
+        # (before any parsing: a line cut by a reset is never recorded).
+        self.received = 0
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -224,11 +227,13 @@ class _DeadlineRaw(io.RawIOBase):
             remaining = self._state.remaining()
         self._sock.settimeout(min(self._state.limits.read_timeout, max(remaining, 0.001)))
         try:
-            return self._raw.readinto(b)
+            got = self._raw.readinto(b)
         except TimeoutError:
             if self._state.remaining() <= 0:
                 self._state.deadline_hit = True
             raise
+        self._state.received += got or 0
+        return got
 
     def _wait_readable(self, limit: float) -> None:
         """Wait up to ``limit`` seconds for data, ending early when the exchange is
@@ -361,6 +366,25 @@ class _Tee:
         self._reader.close()
 
 
+def interim_status(line: bytes) -> int | None:
+    """The status code when ``line`` is read as the status line of an interim
+    (1xx) response, else None.
+
+    This is http.client's own reading of a status line (whitespace-separated,
+    the code through ``int``), which :class:`Fetcher` keeps apart as interim,
+    so the recording proxy gives its client as interim exactly the heads the
+    record keeps apart. 101 is not interim: it switches protocols.
+    """
+    fields = str(line, "iso-8859-1").split(None, 2)
+    if len(fields) < 2 or not fields[0].startswith("HTTP/"):
+        return None
+    try:
+        status = int(fields[1])
+    except ValueError:
+        return None
+    return status if 100 <= status < 200 and status != 101 else None
+
+
 class _RecordingHTTPResponse(http.client.HTTPResponse):
     def __init__(
         self,
@@ -389,6 +413,7 @@ class _RecordingHTTPResponse(http.client.HTTPResponse):
         tee = typing.cast(_Tee, self.fp)
         while True:
             version, status, reason = super()._read_status()  # type: ignore[misc]  # private in typeshed
+            # The same decision as interim_status (the recording proxy's).
             if not 100 <= status < 200 or status == 101:
                 return str(version), int(status), str(reason)
             http.client.parse_headers(typing.cast(typing.BinaryIO, tee))  # bounded
@@ -535,7 +560,15 @@ class _RecordingMixin:
             return super().getresponse()  # type: ignore[misc]  # super() is urllib3's class
         sock = self.sock
         if state.proxy is None:
-            peer = sock.getpeername()
+            try:
+                peer = sock.getpeername()
+            except OSError as exc:
+                # A socket we connected that has no peer any more was reset by
+                # it (a kept-alive connection the server closed as our request
+                # crossed its close): the same failure a read would report.
+                if exc.errno != errno.ENOTCONN:
+                    raise
+                raise ConnectionResetError(errno.ECONNRESET, "connection reset") from exc
             state.peer = (str(peer[0]), int(peer[1]))
             if state.check_address is not None:
                 state.check_address(state.peer[0])
@@ -613,9 +646,15 @@ def _stale_connection(exc: BaseException, state: _State, method: str) -> bool:
     """
     if state.fresh_connection or not state.sent or state.deadline_hit or state.cancelled:
         return False
+    if state.cancel is not None and state.cancel.is_set():
+        # The capture has ended (the reset showed before any read looked at
+        # the event): nothing more goes to the server.
+        return False
     if method.upper() not in _IDEMPOTENT:
         return False
-    if state.tee is not None and (state.tee.length or state.tee.interim):
+    if state.received:
+        # Counted at the socket, not in the spool: a reset can end a read
+        # whose partial line http.client never handed on to be recorded.
         return False
     return any(
         isinstance(item, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError))

@@ -52,6 +52,7 @@ import urllib.parse
 
 import attrs
 
+from evidence.capturing.fetcher import interim_status
 from evidence.errors import CaptureError
 
 if typing.TYPE_CHECKING:
@@ -569,8 +570,9 @@ class _ClientSink:
                 out, self._head = out + self._head, b""
                 return out
             head, rest = self._head[: end.end()], self._head[end.end() :]
-            if _INTERIM.match(head):
-                # 100 Continue and the like: the final head follows.
+            if interim_status(head.split(b"\n", 1)[0]) is not None:
+                # 103 Early Hints and the like, exactly as the fetcher reads
+                # them: the final head follows.
                 out, self._head = out + head, rest
                 continue
             self._head_done = True
@@ -594,7 +596,6 @@ class _ClientSink:
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _BARE_CR = re.compile(rb"\r(?!\n)")
-_INTERIM = re.compile(rb"HTTP/\d\.\d 1\d\d ")
 _MAX_HELD_HEAD = 256 * 1024
 _HOP_BY_HOP = (b"connection", b"keep-alive", b"proxy-connection")
 
