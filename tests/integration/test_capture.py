@@ -310,6 +310,23 @@ def test_connection_closed_mid_body_keeps_what_arrived(raw_server, tmp_path):
     assert resp[2].endswith(b"only part")
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [b"HTTP/1.1 200 OK\r\nContent-Le", b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 200 OK\r\nA: b\r\n"],
+)
+def test_connection_closed_inside_the_head_is_not_a_whole_answer(raw_server, tmp_path, raw):
+    # http.client takes the end of the connection for the end of the head, so
+    # this was recorded as a complete 200 with an empty body.
+    server = raw_server(fixed_response(raw))
+    package = Path(capture(server.url(), out=tmp_path).path)
+    resp = records(package)[2]
+    assert resp[2] == raw
+    assert resp[1]["WARC-Truncated"] == "disconnect"
+    m = manifest(package)
+    assert m.to_json()["exchanges"][0]["truncated"] == "disconnect"
+    assert any("ended inside the response head" in w for w in m.capture.warnings)
+
+
 # An unasked-for 100 Continue, then 103 Early Hints, then the answer.
 INTERIM = (
     b"HTTP/1.1 100 Continue\r\n\r\n"

@@ -276,6 +276,10 @@ class _Tee:
         self.truncated = False
         self.interim = b""
         self.interim_statuses: list[int] = []
+        # The last line http.client read: a head ends with an empty line, so
+        # anything else when the headers end means the connection ended inside it.
+        self._last_line = b""
+        self.head_cut = False
 
     # -- recording ---------------------------------------------------------
     def _record(self, data: bytes | memoryview) -> None:
@@ -301,6 +305,7 @@ class _Tee:
 
     def mark_headers_end(self) -> None:
         self.header_length = self.length
+        self.head_cut = self._last_line not in (b"\r\n", b"\n")
 
     def end_interim(self, status: int) -> None:
         """What was recorded so far is an interim (1xx) response: keep its bytes
@@ -346,6 +351,7 @@ class _Tee:
 
     def readline(self, limit: int = -1) -> bytes:
         data = self._reader.readline(limit)
+        self._last_line = data
         self._record(data)
         return data
 
@@ -382,7 +388,11 @@ def interim_status(line: bytes) -> int | None:
         status = int(fields[1])
     except ValueError:
         return None
-    return status if 100 <= status < 200 and status != 101 else None
+    return status if _is_interim(status) else None
+
+
+def _is_interim(status: int) -> bool:
+    return 100 <= status < 200 and status != 101
 
 
 class _RecordingHTTPResponse(http.client.HTTPResponse):
@@ -414,7 +424,7 @@ class _RecordingHTTPResponse(http.client.HTTPResponse):
         while True:
             version, status, reason = super()._read_status()  # type: ignore[misc]  # private in typeshed
             # The same decision as interim_status (the recording proxy's).
-            if not 100 <= status < 200 or status == 101:
+            if not _is_interim(status):
                 return str(version), int(status), str(reason)
             http.client.parse_headers(typing.cast(typing.BinaryIO, tee))  # bounded
             tee.end_interim(status)
@@ -907,6 +917,11 @@ class Fetcher:
             # A body cut exactly at the limit raises nothing; say so all the same.
             if tee.truncated and truncated is None:  # pragma: no cover - defensive
                 truncated = "length"
+            if tee.head_cut and truncated is None:
+                # http.client takes the end of the connection for the end of
+                # the head: a head cut short would look like a whole answer.
+                truncated = "disconnect"
+                detail = "the connection ended inside the response head"
             ended = _dt.datetime.now(_dt.timezone.utc)
             tee.spool.seek(0)
             raw_headers = response.raw.headers
