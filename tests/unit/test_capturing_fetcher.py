@@ -293,3 +293,16 @@ def test_interim_responses_past_the_byte_limit_are_an_invalid_response(keep_aliv
             fetcher.fetch(server.url("/a"), deadline=time.monotonic() + 10)
     finally:
         fetcher.close()
+
+
+def test_a_connection_an_unasked_for_101_switched_is_not_used_again(keep_alive):
+    # What follows the 101 is in another protocol, or bytes the server sent
+    # ahead of time: never the answer to the next request on that connection.
+    server = keep_alive(drop=set(), interim=b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+    exchange = _fetch_twice(server)
+    try:
+        assert exchange.status == 101
+        assert exchange.response_file.read() == b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
+    finally:
+        exchange.response_file.close()
+    assert [c for c, _ in server.seen] == [1, 2]

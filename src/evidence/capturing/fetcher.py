@@ -414,6 +414,10 @@ class _RecordingHTTPResponse(http.client.HTTPResponse):
     def begin(self) -> None:
         super().begin()
         typing.cast(_Tee, self.fp).mark_headers_end()
+        if self.status == 101:
+            # We never ask to switch protocols: what follows an unasked-for
+            # 101 on this connection is not an answer to our next request.
+            self.will_close = True
 
     def _read_status(self) -> tuple[str, int, str]:
         # http.client passes over 100 Continue and takes any other 1xx (103
