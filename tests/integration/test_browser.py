@@ -280,6 +280,26 @@ def test_hostile_page_ends_at_the_deadline_with_no_process_left(raw_server, tmp_
     assert verify(Path(result.path), trust=[]).outcome is Outcome.UNTRUSTED
 
 
+@needs_chromium
+def test_a_page_answered_after_early_hints_is_the_page_chromium_shows(raw_server, tmp_path):
+    # The proxy hands Chromium the 103 as sent, then the answer; the record
+    # keeps the answer as the page's response and the 103 beside it.
+    early = b"HTTP/1.1 103 Early Hints\r\nLink: </x.css>; rel=preload; as=style\r\n\r\n"
+    page = _response("200 OK", [("Content-Type", "text/html")], b"<title>Early</title><p>hi</p>")
+    server = raw_server(routed({"/": early + page}))
+    result = capture(server.url("/"), out=tmp_path, browser=BrowserOptions())
+    manifest = Manifest.from_bytes((Path(result.path) / "evidence" / "manifest.json").read_bytes())
+    assert manifest.capture is not None
+    assert (manifest.capture.status, manifest.capture.title) == (200, "Early")
+    assert manifest.capture.browser is not None and manifest.capture.browser.completed
+    page_exchange = manifest.page_exchange
+    assert page_exchange is not None and page_exchange.interim is not None
+    assert page_exchange.interim.statuses == (103,)
+    blocks = {h.get("WARC-Target-URI"): b for h, b in records(Path(result.path))}
+    assert blocks["urn:http-interim:" + server.url("/")] == early
+    assert verify(Path(result.path), trust=[]).outcome is Outcome.UNTRUSTED
+
+
 def test_without_playwright_one_line_says_how_to_install():
     code = (
         "import sys; sys.modules['playwright'] = None; sys.modules['playwright.sync_api'] = None\n"
