@@ -680,3 +680,27 @@ def test_verify_recursive_on_a_terminal_shows_live_counts_and_each_failure(tmp_p
     assert "failed 1  intact-untrusted 2  left 0" in text and "ETA" in text
     # Each package that is not verified is printed as it finishes (wrapped at 80 columns).
     assert f"failed     {results[1].package}" in text.replace("\r\n", "")
+
+
+def test_the_batch_process_itself_never_loads_the_http_stack(batch_site, tmp_path):
+    # The scheduler starts workers and reads their claims; only workers fetch.
+    # A top-level import in a capture module once pulled requests, urllib3 and
+    # the fetcher into it: 5 MiB more and slower start-up for every batch.
+    site = batch_site()
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(f"{site.url(f'/page/{i}')}\n" for i in range(3)))
+    probe = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: print('LOADED', sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('requests', 'urllib3', 'playwright', 'yt_dlp')"
+        " or m == 'evidence.capturing.fetcher')))\n"
+        f"sys.argv = ['evidence', 'batch', {str(urls)!r}, '--out', {str(tmp_path / 'out')!r},"
+        " '--workers', '2']\n"
+        "runpy.run_module('evidence.cli', run_name='__main__')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "3 captured" in proc.stderr
+    assert "LOADED []" in proc.stdout, proc.stdout

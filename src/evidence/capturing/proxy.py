@@ -52,7 +52,6 @@ import urllib.parse
 
 import attrs
 
-from evidence.capturing.fetcher import interim_status
 from evidence.errors import CaptureError
 
 if typing.TYPE_CHECKING:
@@ -557,6 +556,10 @@ class _ClientSink:
 
     def _rewrite_head(self, data: bytes) -> bytes:
         """Hold bytes until the final response head is whole; return what to send."""
+        # Here, not at the top: the batch scheduler imports this module for its
+        # constants and must not load the HTTP stack (requests, urllib3).
+        from evidence.capturing.fetcher import interim_status
+
         self._head += data
         out = b""
         while True:
