@@ -306,3 +306,96 @@ def test_a_connection_an_unasked_for_101_switched_is_not_used_again(keep_alive):
     finally:
         exchange.response_file.close()
     assert [c for c, _ in server.seen] == [1, 2]
+
+
+# --- responses whose end the server and we may see differently ---------------
+
+
+class _Scripted:
+    """Kept-alive connections; request number n (counted from 1 over all
+    connections) is answered with ``script[n]``: pieces of bytes, each sent
+    after its delay in seconds. Unscripted requests get a 2-byte ``ok``."""
+
+    def __init__(self, script: dict[int, list[tuple[float, bytes]]]) -> None:
+        self.script = script
+        self.seen: list[tuple[int, bytes]] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        connection = 0
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            connection += 1
+            threading.Thread(target=self._serve, args=(conn, connection), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, connection: int) -> None:
+        with conn:
+            conn.settimeout(10)
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    try:
+                        chunk = conn.recv(65536)
+                    except OSError:
+                        return
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, data = data.partition(b"\r\n\r\n")
+                self.seen.append((connection, head.split(b"\r\n")[0]))
+                ok = [(0.0, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")]
+                for delay, piece in self.script.get(len(self.seen), ok):
+                    time.sleep(delay)
+                    try:
+                        conn.sendall(piece)
+                    except OSError:
+                        return
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+_SPLIT = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nnot for /b!"
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        # Bytes beyond the response's end arrive with it, the rest a moment later.
+        [(0.0, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + _SPLIT[:9]), (0.3, _SPLIT[9:])],
+        [(0.0, b"HTTP/1.1 204 No Content\r\n\r\n" + _SPLIT[:9]), (0.3, _SPLIT[9:])],
+        # A head that frames its response in two ways, the rest sent later.
+        [
+            (0.0, b"HTTP/1.1 200 OK\r\nContent-Length: 60\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            (0.0, b"0\r\n\r\n"),
+            (0.3, _SPLIT),
+        ],
+        [(0.0, b"HTTP/1.1 204 No Content\r\nContent-Length: 11\r\n\r\n"), (0.3, _SPLIT)],
+    ],
+    ids=["beyond-length", "body-on-204", "length-and-chunked", "204-with-length"],
+)
+def test_what_a_server_sends_past_a_response_is_never_the_next_ones_answer(first):
+    # The server sends more than the response it framed, or frames it in two
+    # ways. What it meant by those bytes is still arriving when the next
+    # request (a requisite of the same host) goes out on the kept-alive
+    # connection, and was recorded as the answer to that request: a response
+    # attributed to a request it does not answer.
+    server = _Scripted({1: first})
+    try:
+        exchange = _fetch_twice(server)  # type: ignore[arg-type]  # same url()
+    finally:
+        server.close()
+    try:
+        block = exchange.response_file.read()
+    finally:
+        exchange.response_file.close()
+    assert block == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    assert [c for c, _ in server.seen] == [1, 2], "not sent on the same connection"

@@ -395,6 +395,18 @@ def _is_interim(status: int) -> bool:
     return 100 <= status < 200 and status != 101
 
 
+def _framing_in_doubt(status: int, headers: typing.Any) -> bool:
+    """True when a response's head gives its end in two ways: Content-Length
+    and Transfer-Encoding together (RFC 9112 section 6.3: to be handled as an
+    error, a sign of response splitting), or a 204, which has no body, that
+    declares one."""
+    length = headers.get("content-length")
+    coding = headers.get("transfer-encoding")
+    if length is not None and coding is not None:
+        return True
+    return status == 204 and (coding is not None or (length or "0").strip() != "0")
+
+
 class _RecordingHTTPResponse(http.client.HTTPResponse):
     def __init__(
         self,
@@ -410,6 +422,23 @@ class _RecordingHTTPResponse(http.client.HTTPResponse):
         tee = _Tee(io.BufferedReader(_DeadlineRaw(orig, sock, state), _CHUNK), state)
         state.tee = tee
         self.fp = tee  # type: ignore[assignment]  # a file-like tee, duck-typed
+        self._state = state
+        self._socket = sock
+
+    def _close_conn(self) -> None:
+        # http.client calls this when the response has ended. Bytes read from
+        # the socket beyond it were sent by a server that is out of step with
+        # this connection: the rest of what it meant by them may still be on
+        # the way, and would be read as the answer to the next request sent on
+        # the connection. Shut it, so it is not used again (urllib3 sees it
+        # closed when it next takes it from the pool), as browsers do.
+        tee = typing.cast("_Tee | None", self.fp)
+        if tee is not None and self._state.received > len(tee.interim) + tee.length:
+            try:
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        super()._close_conn()  # type: ignore[misc]  # private in typeshed
 
     def begin(self) -> None:
         super().begin()
@@ -417,6 +446,11 @@ class _RecordingHTTPResponse(http.client.HTTPResponse):
         if self.status == 101:
             # We never ask to switch protocols: what follows an unasked-for
             # 101 on this connection is not an answer to our next request.
+            self.will_close = True
+        elif _framing_in_doubt(self.status, self.headers):
+            # The server framed this response in two ways at once; where it
+            # thinks the response ends is not known, and what it sends after
+            # the end read here must not become the next request's answer.
             self.will_close = True
 
     def _read_status(self) -> tuple[str, int, str]:
