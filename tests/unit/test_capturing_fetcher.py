@@ -399,3 +399,24 @@ def test_what_a_server_sends_past_a_response_is_never_the_next_ones_answer(first
         exchange.response_file.close()
     assert block == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
     assert [c for c, _ in server.seen] == [1, 2], "not sent on the same connection"
+
+
+def test_a_length_repeated_in_a_list_is_that_length_not_a_cut_response():
+    # "Content-Length: 5, 5" is 5 bytes (RFC 9110 section 8.6; urllib3 reads
+    # it so). http.client read no length in it and waited for the kept-alive
+    # connection to close: the whole response was recorded as cut short
+    # ("no response before the read timeout"), after the read timeout.
+    server = _Scripted({1: [(0.0, b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello")]})
+    fetcher = Fetcher(user_agent="t", limits=FetchLimits(connect_timeout=3, read_timeout=3))
+    try:
+        started = time.monotonic()
+        exchange = fetcher.fetch(server.url("/a"), deadline=time.monotonic() + 10)
+        exchange.response_file.close()
+        assert time.monotonic() - started < 2
+        assert exchange.truncated is None
+        assert exchange.response_length - exchange.header_length == 5
+        fetcher.fetch(server.url("/b"), deadline=time.monotonic() + 10).response_file.close()
+    finally:
+        fetcher.close()
+        server.close()
+    assert [c for c, _ in server.seen] == [1, 1], "the connection stays in step"

@@ -395,6 +395,18 @@ def _is_interim(status: int) -> bool:
     return 100 <= status < 200 and status != 101
 
 
+def _repeated_length(value: str | None) -> int | None:
+    """The length a Content-Length value of one number repeated in a list
+    (``5, 5``) gives, else None (one number is read by http.client itself)."""
+    if value is None or "," not in value:
+        return None
+    numbers = {item.strip() for item in value.split(",")}
+    if len(numbers) != 1:
+        return None
+    number = numbers.pop()
+    return int(number) if number.isascii() and number.isdigit() else None
+
+
 def _framing_in_doubt(status: int, headers: typing.Any) -> bool:
     """True when a response's head gives its end in two ways: Content-Length
     and Transfer-Encoding together (RFC 9112 section 6.3: to be handled as an
@@ -443,6 +455,14 @@ class _RecordingHTTPResponse(http.client.HTTPResponse):
     def begin(self) -> None:
         super().begin()
         typing.cast(_Tee, self.fp).mark_headers_end()
+        repeated = _repeated_length(self.headers.get("content-length"))
+        if self.length is None and not self.chunked and repeated is not None:
+            # "Content-Length: 5, 5" is 5 bytes (RFC 9110 section 8.6), as
+            # urllib3 reads it; http.client took it for no length and waited
+            # for the connection to close, so a whole response kept alive was
+            # recorded as cut by the read timeout.
+            self.length = repeated
+            self.will_close = self._check_close()  # type: ignore[attr-defined]  # private in typeshed
         if self.status == 101:
             # We never ask to switch protocols: what follows an unasked-for
             # 101 on this connection is not an answer to our next request.
