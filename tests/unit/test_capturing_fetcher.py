@@ -420,3 +420,42 @@ def test_a_length_repeated_in_a_list_is_that_length_not_a_cut_response():
         fetcher.close()
         server.close()
     assert [c for c, _ in server.seen] == [1, 1], "the connection stays in step"
+
+
+@pytest.mark.parametrize(
+    "end",
+    [b"0\r\n", b"0\r\nX-Trailer: 1\r\n", b"0\r\nX-Trailer: 1"],
+    ids=["no-crlf", "trailer", "cut-trailer"],
+)
+def test_a_chunked_body_cut_after_its_last_chunk_is_marked_cut(raw_server, end):
+    # http.client takes the end of the connection for the empty line that
+    # ends a chunked body: a body cut after its last chunk was sealed whole.
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+    server = raw_server(fixed_response(head + end))
+    fetcher = Fetcher(user_agent="t", limits=FetchLimits(connect_timeout=3, read_timeout=3))
+    try:
+        exchange = fetcher.fetch(server.url("/"), deadline=time.monotonic() + 10)
+    finally:
+        fetcher.close()
+    try:
+        assert exchange.response_file.read() == head + end
+    finally:
+        exchange.response_file.close()
+    assert exchange.truncated == "disconnect"
+    assert exchange.truncated_detail == "the connection ended before the end of the chunked body"
+
+
+def test_a_whole_chunked_body_with_a_trailer_is_whole(raw_server):
+    whole = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    )
+    server = raw_server(fixed_response(whole))
+    fetcher = Fetcher(user_agent="t", limits=FetchLimits(connect_timeout=3, read_timeout=3))
+    try:
+        exchange = fetcher.fetch(server.url("/"), deadline=time.monotonic() + 10)
+    finally:
+        fetcher.close()
+    exchange.response_file.close()
+    assert exchange.truncated is None
+    assert exchange.response_length == len(whole)

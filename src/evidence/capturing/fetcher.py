@@ -280,6 +280,7 @@ class _Tee:
         # anything else when the headers end means the connection ended inside it.
         self._last_line = b""
         self.head_cut = False
+        self.trailer_cut = False
 
     # -- recording ---------------------------------------------------------
     def _record(self, data: bytes | memoryview) -> None:
@@ -348,6 +349,10 @@ class _Tee:
         data = self.read(len(view))
         view[: len(data)] = data
         return len(data)
+
+    @property
+    def last_line(self) -> bytes:
+        return self._last_line
 
     def readline(self, limit: int = -1) -> bytes:
         data = self._reader.readline(limit)
@@ -472,6 +477,14 @@ class _RecordingHTTPResponse(http.client.HTTPResponse):
             # thinks the response ends is not known, and what it sends after
             # the end read here must not become the next request's answer.
             self.will_close = True
+
+    def _read_and_discard_trailer(self) -> None:
+        # http.client takes the end of the connection for the end of a chunked
+        # body's trailer (the empty line after the last chunk): a body cut
+        # there would look like a whole answer.
+        super()._read_and_discard_trailer()  # type: ignore[misc]  # private in typeshed
+        tee = typing.cast(_Tee, self.fp)
+        tee.trailer_cut = tee.last_line not in (b"\r\n", b"\n")
 
     def _read_status(self) -> tuple[str, int, str]:
         # http.client passes over 100 Continue and takes any other 1xx (103
@@ -980,6 +993,9 @@ class Fetcher:
                 # the head: a head cut short would look like a whole answer.
                 truncated = "disconnect"
                 detail = "the connection ended inside the response head"
+            if tee.trailer_cut and truncated is None:
+                truncated = "disconnect"
+                detail = "the connection ended before the end of the chunked body"
             ended = _dt.datetime.now(_dt.timezone.utc)
             tee.spool.seek(0)
             raw_headers = response.raw.headers
