@@ -459,3 +459,19 @@ def test_a_whole_chunked_body_with_a_trailer_is_whole(raw_server):
     exchange.response_file.close()
     assert exchange.truncated is None
     assert exchange.response_length == len(whole)
+
+
+@pytest.mark.parametrize("lengths", [b"5, 6", b"5\r\nContent-Length: 6"])
+def test_conflicting_lengths_are_an_invalid_response_not_an_unknown_failure(raw_server, lengths):
+    # urllib3 refuses them (RFC 9110 section 8.6: an unrecoverable error); the
+    # failure was reported as kind "other", "InvalidHeader: ...".
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: " + lengths + b"\r\n\r\nhello!"
+    server = raw_server(fixed_response(raw))
+    fetcher = Fetcher(user_agent="t", limits=FetchLimits(connect_timeout=3, read_timeout=3))
+    try:
+        with pytest.raises(CaptureError) as caught:
+            fetcher.fetch(server.url("/"), deadline=time.monotonic() + 10)
+    finally:
+        fetcher.close()
+    assert caught.value.kind == "http"
+    assert caught.value.cause == "invalid HTTP response: conflicting Content-Length values"

@@ -773,6 +773,11 @@ def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> tup
         (ssl.SSLCertVerificationError, "tls", None),
         (ssl.SSLError, "tls", None),
         (_InterimError, "http", None),
+        (
+            urllib3.exceptions.InvalidHeader,
+            "http",
+            "invalid HTTP response: conflicting Content-Length values",
+        ),
         (ConnectionRefusedError, "refused", "connection refused"),
         (ConnectionResetError, "refused", "connection reset by the server"),
         (http.client.LineTooLong, "http", "invalid HTTP response: header line too long"),
@@ -945,6 +950,9 @@ class Fetcher:
                 ) as exc:
                     if state.tee is not None:
                         state.tee.spool.close()
+                        # A response refused after its head was read (urllib3's
+                        # own checks) still holds the socket's file.
+                        state.tee.close()
                     if attempt < self._pool_size and _stale_connection(exc, state, method):
                         logger.debug("%s: kept-alive connection was closed; sending again", url)
                         continue
