@@ -475,3 +475,22 @@ def test_conflicting_lengths_are_an_invalid_response_not_an_unknown_failure(raw_
         fetcher.close()
     assert caught.value.kind == "http"
     assert caught.value.cause == "invalid HTTP response: conflicting Content-Length values"
+
+
+def test_a_negative_chunk_size_is_broken_framing_not_read_to_the_end(raw_server):
+    # http.client reads "-1" as a chunk size and then reads "-1 bytes": all
+    # that comes until the connection closes, in one piece in memory (a
+    # server streaming 400 MB this way took 830 MB; up to twice
+    # max_response_bytes).
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n"
+    server = raw_server(fixed_response(head + b"x" * 100_000, linger=5))
+    fetcher = Fetcher(user_agent="t", limits=FetchLimits(connect_timeout=3, read_timeout=3))
+    try:
+        started = time.monotonic()
+        exchange = fetcher.fetch(server.url("/"), deadline=time.monotonic() + 10)
+    finally:
+        fetcher.close()
+    exchange.response_file.close()
+    assert time.monotonic() - started < 2, "not read until the connection ends"
+    assert exchange.truncated == "disconnect"
+    assert exchange.response_length == len(head)

@@ -478,6 +478,16 @@ class _RecordingHTTPResponse(http.client.HTTPResponse):
             # the end read here must not become the next request's answer.
             self.will_close = True
 
+    def _read_next_chunk_size(self) -> int:
+        # http.client reads a chunk size through int(line, 16), which takes
+        # "-5": it then reads "-5 bytes", which is everything until the
+        # connection closes, held in memory at once. A size is hex digits;
+        # a ValueError here is how http.client says the framing is broken.
+        size = int(super()._read_next_chunk_size())  # type: ignore[misc]  # private in typeshed
+        if size < 0:
+            raise ValueError("negative chunk size")
+        return size
+
     def _read_and_discard_trailer(self) -> None:
         # http.client takes the end of the connection for the end of a chunked
         # body's trailer (the empty line after the last chunk): a body cut
