@@ -494,3 +494,26 @@ def test_a_negative_chunk_size_is_broken_framing_not_read_to_the_end(raw_server)
     assert time.monotonic() - started < 2, "not read until the connection ends"
     assert exchange.truncated == "disconnect"
     assert exchange.response_length == len(head)
+
+
+@pytest.mark.parametrize("status", [b"204 No Content", b"304 Not Modified"])
+def test_a_response_without_a_body_has_none_whatever_its_transfer_encoding(status):
+    # http.client read a chunked body for a 204 or 304 with "Transfer-Encoding:
+    # chunked": it waited for one until the read timeout and marked the whole
+    # response cut, or took what came next on the connection for its body.
+    head = b"HTTP/1.1 " + status + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+    server = _Scripted({1: [(0.0, head), (0.3, b"0\r\n\r\n")]})
+    fetcher = Fetcher(user_agent="t", limits=FetchLimits(connect_timeout=3, read_timeout=3))
+    try:
+        started = time.monotonic()
+        exchange = fetcher.fetch(server.url("/a"), deadline=time.monotonic() + 10)
+        assert time.monotonic() - started < 0.25
+        assert exchange.truncated is None
+        assert exchange.response_file.read() == head
+        exchange.response_file.close()
+        second = fetcher.fetch(server.url("/b"), deadline=time.monotonic() + 10)
+        assert second.response_file.read() == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        second.response_file.close()
+    finally:
+        fetcher.close()
+        server.close()

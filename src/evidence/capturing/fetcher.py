@@ -415,13 +415,16 @@ def _repeated_length(value: str | None) -> int | None:
 def _framing_in_doubt(status: int, headers: typing.Any) -> bool:
     """True when a response's head gives its end in two ways: Content-Length
     and Transfer-Encoding together (RFC 9112 section 6.3: to be handled as an
-    error, a sign of response splitting), or a 204, which has no body, that
-    declares one."""
+    error, a sign of response splitting), or a 204 or 304, which have no body,
+    that declares one (a 304's Transfer-Encoding may only be what a 200 would
+    have had, but servers that send one tend to send a last chunk too)."""
     length = headers.get("content-length")
     coding = headers.get("transfer-encoding")
     if length is not None and coding is not None:
         return True
-    return status == 204 and (coding is not None or (length or "0").strip() != "0")
+    if status in (204, 304) and coding is not None:
+        return True
+    return status == 204 and (length or "0").strip() != "0"
 
 
 class _RecordingHTTPResponse(http.client.HTTPResponse):
@@ -460,6 +463,13 @@ class _RecordingHTTPResponse(http.client.HTTPResponse):
     def begin(self) -> None:
         super().begin()
         typing.cast(_Tee, self.fp).mark_headers_end()
+        if self.chunked and self.length == 0:
+            # A 204, a 304 or the answer to a HEAD has no body, whatever its
+            # Transfer-Encoding says (RFC 9112 section 6.3; a 304 may carry
+            # the one a 200 would have had). http.client read a chunked body
+            # all the same: it waited for one until the read timeout and
+            # marked a whole response cut, or took what came next for it.
+            self.chunked = False
         repeated = _repeated_length(self.headers.get("content-length"))
         if self.length is None and not self.chunked and repeated is not None:
             # "Content-Length: 5, 5" is 5 bytes (RFC 9110 section 8.6), as
