@@ -280,6 +280,7 @@ class _Tee:
         # anything else when the headers end means the connection ended inside it.
         self._last_line = b""
         self.head_cut = False
+        self.trailer_cut = False
 
     # -- recording ---------------------------------------------------------
     def _record(self, data: bytes | memoryview) -> None:
@@ -349,6 +350,10 @@ class _Tee:
         view[: len(data)] = data
         return len(data)
 
+    @property
+    def last_line(self) -> bytes:
+        return self._last_line
+
     def readline(self, limit: int = -1) -> bytes:
         data = self._reader.readline(limit)
         self._last_line = data
@@ -395,6 +400,33 @@ def _is_interim(status: int) -> bool:
     return 100 <= status < 200 and status != 101
 
 
+def _repeated_length(value: str | None) -> int | None:
+    """The length a Content-Length value of one number repeated in a list
+    (``5, 5``) gives, else None (one number is read by http.client itself)."""
+    if value is None or "," not in value:
+        return None
+    numbers = {item.strip() for item in value.split(",")}
+    if len(numbers) != 1:
+        return None
+    number = numbers.pop()
+    return int(number) if number.isascii() and number.isdigit() else None
+
+
+def _framing_in_doubt(status: int, headers: typing.Any) -> bool:
+    """True when a response's head gives its end in two ways: Content-Length
+    and Transfer-Encoding together (RFC 9112 section 6.3: to be handled as an
+    error, a sign of response splitting), or a 204 or 304, which have no body,
+    that declares one (a 304's Transfer-Encoding may only be what a 200 would
+    have had, but servers that send one tend to send a last chunk too)."""
+    length = headers.get("content-length")
+    coding = headers.get("transfer-encoding")
+    if length is not None and coding is not None:
+        return True
+    if status in (204, 304) and coding is not None:
+        return True
+    return status == 204 and (length or "0").strip() != "0"
+
+
 class _RecordingHTTPResponse(http.client.HTTPResponse):
     def __init__(
         self,
@@ -410,14 +442,69 @@ class _RecordingHTTPResponse(http.client.HTTPResponse):
         tee = _Tee(io.BufferedReader(_DeadlineRaw(orig, sock, state), _CHUNK), state)
         state.tee = tee
         self.fp = tee  # type: ignore[assignment]  # a file-like tee, duck-typed
+        self._state = state
+        self._socket = sock
+
+    def _close_conn(self) -> None:
+        # http.client calls this when the response has ended. Bytes read from
+        # the socket beyond it were sent by a server that is out of step with
+        # this connection: the rest of what it meant by them may still be on
+        # the way, and would be read as the answer to the next request sent on
+        # the connection. Shut it, so it is not used again (urllib3 sees it
+        # closed when it next takes it from the pool), as browsers do.
+        tee = typing.cast("_Tee | None", self.fp)
+        if tee is not None and self._state.received > len(tee.interim) + tee.length:
+            try:
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        super()._close_conn()  # type: ignore[misc]  # private in typeshed
 
     def begin(self) -> None:
         super().begin()
         typing.cast(_Tee, self.fp).mark_headers_end()
+        if self.chunked and self.length == 0:
+            # A 204, a 304 or the answer to a HEAD has no body, whatever its
+            # Transfer-Encoding says (RFC 9112 section 6.3; a 304 may carry
+            # the one a 200 would have had). http.client read a chunked body
+            # all the same: it waited for one until the read timeout and
+            # marked a whole response cut, or took what came next for it.
+            self.chunked = False
+        repeated = _repeated_length(self.headers.get("content-length"))
+        if self.length is None and not self.chunked and repeated is not None:
+            # "Content-Length: 5, 5" is 5 bytes (RFC 9110 section 8.6), as
+            # urllib3 reads it; http.client took it for no length and waited
+            # for the connection to close, so a whole response kept alive was
+            # recorded as cut by the read timeout.
+            self.length = repeated
+            self.will_close = self._check_close()  # type: ignore[attr-defined]  # private in typeshed
         if self.status == 101:
             # We never ask to switch protocols: what follows an unasked-for
             # 101 on this connection is not an answer to our next request.
             self.will_close = True
+        elif _framing_in_doubt(self.status, self.headers):
+            # The server framed this response in two ways at once; where it
+            # thinks the response ends is not known, and what it sends after
+            # the end read here must not become the next request's answer.
+            self.will_close = True
+
+    def _read_next_chunk_size(self) -> int:
+        # http.client reads a chunk size through int(line, 16), which takes
+        # "-5": it then reads "-5 bytes", which is everything until the
+        # connection closes, held in memory at once. A size is hex digits;
+        # a ValueError here is how http.client says the framing is broken.
+        size = int(super()._read_next_chunk_size())  # type: ignore[misc]  # private in typeshed
+        if size < 0:
+            raise ValueError("negative chunk size")
+        return size
+
+    def _read_and_discard_trailer(self) -> None:
+        # http.client takes the end of the connection for the end of a chunked
+        # body's trailer (the empty line after the last chunk): a body cut
+        # there would look like a whole answer.
+        super()._read_and_discard_trailer()  # type: ignore[misc]  # private in typeshed
+        tee = typing.cast(_Tee, self.fp)
+        tee.trailer_cut = tee.last_line not in (b"\r\n", b"\n")
 
     def _read_status(self) -> tuple[str, int, str]:
         # http.client passes over 100 Continue and takes any other 1xx (103
@@ -706,6 +793,11 @@ def _describe(exc: BaseException, state: _State, deadline_seconds: float) -> tup
         (ssl.SSLCertVerificationError, "tls", None),
         (ssl.SSLError, "tls", None),
         (_InterimError, "http", None),
+        (
+            urllib3.exceptions.InvalidHeader,
+            "http",
+            "invalid HTTP response: conflicting Content-Length values",
+        ),
         (ConnectionRefusedError, "refused", "connection refused"),
         (ConnectionResetError, "refused", "connection reset by the server"),
         (http.client.LineTooLong, "http", "invalid HTTP response: header line too long"),
@@ -878,6 +970,9 @@ class Fetcher:
                 ) as exc:
                     if state.tee is not None:
                         state.tee.spool.close()
+                        # A response refused after its head was read (urllib3's
+                        # own checks) still holds the socket's file.
+                        state.tee.close()
                     if attempt < self._pool_size and _stale_connection(exc, state, method):
                         logger.debug("%s: kept-alive connection was closed; sending again", url)
                         continue
@@ -926,6 +1021,9 @@ class Fetcher:
                 # the head: a head cut short would look like a whole answer.
                 truncated = "disconnect"
                 detail = "the connection ended inside the response head"
+            if tee.trailer_cut and truncated is None:
+                truncated = "disconnect"
+                detail = "the connection ended before the end of the chunked body"
             ended = _dt.datetime.now(_dt.timezone.utc)
             tee.spool.seek(0)
             raw_headers = response.raw.headers
