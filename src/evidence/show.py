@@ -74,7 +74,15 @@ def _text(value: object, default: str = "-") -> str:
 def _exchange(entry: object) -> JSONDict:
     e = _dict(entry)
     keys = ("url", "role", "status", "server_ip", "started", "response_bytes", "truncated")
-    return {k: e.get(k) for k in keys}
+    out = {k: e.get(k) for k in keys}
+    out["interim"] = _interim(e)
+    return out
+
+
+def _interim(e: JSONDict) -> list[typing.Any] | None:
+    """The status codes of the interim (1xx) responses before the answer, or None."""
+    interim = e.get("interim")
+    return _list(_dict(interim).get("statuses")) if interim is not None else None
 
 
 def summary(path: str | os.PathLike[str]) -> JSONDict:
@@ -231,6 +239,10 @@ def describe(info: JSONDict) -> str:
         lines.append(
             f"       {_text(e.get('response_bytes'))} bytes from {_text(e.get('server_ip'))}{cut}"
         )
+        interim = e.get("interim")
+        if interim is not None:
+            codes = ", ".join(_text(code) for code in _list(interim)[:8]) or "-"
+            lines.append(f"       after interim responses {codes} (kept in their own record)")
     lines.append("Files")
     for f in _list(info.get("files")):
         fd = _dict(f)

@@ -15,8 +15,10 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from evidence.capturing import CaptureOptions, capture
+from evidence.cli import main
 from evidence.errors import CaptureError
 from evidence.manifest import Manifest
+from evidence.show import describe, summary
 from evidence.verifying import Outcome, verify
 
 from browsers import records as warc_records
@@ -358,6 +360,14 @@ def test_interim_responses_are_kept_apart_and_the_answer_is_the_page(raw_server,
     }
     warcio_check(package)
     assert verify(package, trust=[signer.pub]).outcome is Outcome.VERIFIED
+    # Shown, not hidden: by evidence show and in the court report.
+    info = summary(package)
+    assert info["exchanges"][0]["interim"] == [100, 103]
+    assert "after interim responses 100, 103 (kept in their own record)" in describe(info)
+    report = tmp_path / "report.html"
+    code = main(["report", str(package), "--out", str(report), "--trust", str(signer.pub)])
+    assert code == 0
+    assert "first sent interim responses (100, 103)" in report.read_text()
     # Editing what the interim responses said (recompressed, CRCs valid) is caught.
     data = (package / "data" / "capture.warc.gz").read_bytes()
     rec = m.records[3]

@@ -716,6 +716,12 @@ def _captured(m: Manifest | None, details: typing.Mapping[str, MediaDetails] | N
             cut = (
                 f"<br><span class='warn'>truncated: {_t(e.truncated)}</span>" if e.truncated else ""
             )
+            if e.interim is not None:
+                codes = ", ".join(str(code) for code in e.interim.statuses)
+                cut += (
+                    f"<br><span class='small'>The server first sent interim responses "
+                    f"({_t(codes)}), kept in their own WARC record.</span>"
+                )
             out.append(
                 f"<tr><td>{_t(e.status)}</td><td>{_t(e.role)}</td><td>{_url(e.url)}{cut}</td>"
                 f"<td>{_t(e.response_bytes)}</td></tr>"
