@@ -59,8 +59,11 @@ class _KeepAlive:
         *,
         reset: bool = False,
         tls: ssl.SSLContext | None = None,
+        on_drop: threading.Event | None = None,
     ) -> None:
         self.drop = drop
+        # Set just before a request in ``drop`` is dropped.
+        self.on_drop = on_drop
         self.drop_with = drop_with
         self.interim = interim
         self.reset = reset
@@ -111,6 +114,8 @@ class _KeepAlive:
                     self.seen.append((connection, head.split(b"\r\n")[0]))
                     number = len(self.seen)
                 if number in self.drop:
+                    if self.on_drop is not None:
+                        self.on_drop.set()
                     conn.sendall(self.drop_with)
                     if self.reset:
                         if self.drop_with:
@@ -227,11 +232,12 @@ def test_a_reset_seen_before_the_answer_is_read_is_sent_again_too(keep_alive, te
 
 
 def test_nothing_is_sent_again_once_the_capture_has_ended(keep_alive, test_ca):
-    # The reset showed at getpeername, before any read looked at the cancel
-    # event: the request went again on a new connection after the capture
-    # (the recording proxy's) had ended.
+    # The capture ends (the recording proxy's cancel event) while the request
+    # is on its way; the reset showed at getpeername, before any read looked
+    # at the event: the request went again on a new connection after the end.
     for _ in range(5):
-        server = keep_alive(drop={2}, reset=True, tls=test_ca.server_context())
+        ended = threading.Event()
+        server = keep_alive(drop={2}, reset=True, tls=test_ca.server_context(), on_drop=ended)
         fetcher = Fetcher(
             user_agent="t",
             limits=FetchLimits(connect_timeout=3, read_timeout=3),
@@ -239,8 +245,6 @@ def test_nothing_is_sent_again_once_the_capture_has_ended(keep_alive, test_ca):
         )
         try:
             fetcher.fetch(server.url("/a"), deadline=time.monotonic() + 10).response_file.close()
-            ended = threading.Event()
-            ended.set()
             with pytest.raises(CaptureError):
                 fetcher.fetch(server.url("/b"), deadline=time.monotonic() + 10, cancel=ended)
         finally:
@@ -519,3 +523,18 @@ def test_a_response_without_a_body_has_none_whatever_its_transfer_encoding(statu
     finally:
         fetcher.close()
         server.close()
+
+
+def test_nothing_is_sent_once_the_capture_has_ended(raw_server):
+    # The recording proxy passes the capture's end as a cancel event: a
+    # request that reaches the fetcher after it never goes to the server.
+    server = raw_server(fixed_response(PAGE))
+    ended = threading.Event()
+    ended.set()
+    fetcher = Fetcher(user_agent="t", limits=FetchLimits(connect_timeout=3, read_timeout=3))
+    try:
+        with pytest.raises(CaptureError, match="the capture ended before a response arrived"):
+            fetcher.fetch(server.url("/"), deadline=time.monotonic() + 10, cancel=ended)
+    finally:
+        fetcher.close()
+    assert server.peers == []

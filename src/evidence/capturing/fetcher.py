@@ -747,10 +747,6 @@ def _stale_connection(exc: BaseException, state: _State, method: str) -> bool:
     """
     if state.fresh_connection or not state.sent or state.deadline_hit or state.cancelled:
         return False
-    if state.cancel is not None and state.cancel.is_set():
-        # The capture has ended (the reset showed before any read looked at
-        # the event): nothing more goes to the server.
-        return False
     if method.upper() not in _IDEMPOTENT:
         return False
     if state.received:
@@ -943,6 +939,12 @@ class Fetcher:
             # closed is sent again on another; each such attempt uses up one
             # pooled connection, so the last one is always a new connection.
             for attempt in range(self._pool_size + 1):
+                if cancel is not None and cancel.is_set():
+                    # The capture has ended: nothing (more) goes to the server,
+                    # not even a request that met a closed connection.
+                    raise CaptureError(
+                        url, "the capture ended before a response arrived", "timeout"
+                    )
                 state = _State(spool_dir, deadline, limits, self.check_address, self.proxy)
                 state.on_data = on_data
                 state.cancel = cancel
