@@ -44,29 +44,15 @@ def test_a_connection_opened_outside_fetch_is_refused_never_direct(raw_server):
 # --- a kept-alive connection the server closed ------------------------------
 
 
-class _KeepAlive:
-    """Answers requests on kept-alive connections; for the request numbers in
-    ``drop`` (counted from 1 over all connections) it sends ``drop_with`` and
-    closes the connection instead (``reset``: with a TCP reset, after a
-    moment). Records each request line and the connection it came on.
-    ``tls``: speak TLS (as ``localhost``)."""
+_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
-    def __init__(
-        self,
-        drop: set[int],
-        drop_with: bytes = b"",
-        interim: bytes = b"",
-        *,
-        reset: bool = False,
-        tls: ssl.SSLContext | None = None,
-        on_drop: threading.Event | None = None,
-    ) -> None:
-        self.drop = drop
-        # Set just before a request in ``drop`` is dropped.
-        self.on_drop = on_drop
-        self.drop_with = drop_with
-        self.interim = interim
-        self.reset = reset
+
+class _KeptAliveServer:
+    """Reads requests one after the other on kept-alive connections and has
+    :meth:`answer` answer each; records each request line and the connection
+    it came on (both counted from 1). ``tls``: speak TLS (as ``localhost``)."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.tls = tls
         self.seen: list[tuple[int, bytes]] = []
         self.sock = socket.create_server(("127.0.0.1", 0))
@@ -79,6 +65,10 @@ class _KeepAlive:
             return f"https://localhost:{self.port}{path}"
         return f"http://127.0.0.1:{self.port}{path}"
 
+    def answer(self, conn: socket.socket, number: int) -> bool:
+        """Answer request ``number``; False closes the connection."""
+        raise NotImplementedError
+
     def _accept(self) -> None:
         connection = 0
         while True:
@@ -90,43 +80,74 @@ class _KeepAlive:
             threading.Thread(target=self._serve, args=(conn, connection), daemon=True).start()
 
     def _serve(self, conn: socket.socket, connection: int) -> None:
-        if self.tls is not None:
-            conn = self.tls.wrap_socket(conn, server_side=True)
-        with conn:
-            conn.settimeout(10)
-            data = b""
-            while True:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
+        try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            with conn:
+                conn.settimeout(10)
+                data = b""
+                while True:
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            return
+                        data += chunk
+                    head, _, data = data.partition(b"\r\n\r\n")
+                    length = 0
+                    for line in head.split(b"\r\n")[1:]:
+                        name, _, value = line.partition(b":")
+                        if name.strip().lower() == b"content-length":
+                            length = int(value)
+                    while len(data) < length:
+                        data += conn.recv(65536)
+                    data = data[length:]
+                    with self._lock:
+                        self.seen.append((connection, head.split(b"\r\n")[0]))
+                        number = len(self.seen)
+                    if not self.answer(conn, number):
                         return
-                    data += chunk
-                head, _, data = data.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                while len(data) < length:
-                    data += conn.recv(65536)
-                data = data[length:]
-                with self._lock:
-                    self.seen.append((connection, head.split(b"\r\n")[0]))
-                    number = len(self.seen)
-                if number in self.drop:
-                    if self.on_drop is not None:
-                        self.on_drop.set()
-                    conn.sendall(self.drop_with)
-                    if self.reset:
-                        if self.drop_with:
-                            time.sleep(0.2)  # the client has read what was sent
-                        linger = struct.pack("ii", 1, 0)  # close with a reset
-                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
-                    return
-                conn.sendall(self.interim + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        except OSError:
+            return
 
     def close(self) -> None:
         self.sock.close()
+
+
+class _KeepAlive(_KeptAliveServer):
+    """Answers with ``interim`` then a 2-byte ``ok``; for the request numbers
+    in ``drop`` it sends ``drop_with`` and closes the connection instead
+    (``reset``: with a TCP reset, after a moment), setting ``on_drop`` first."""
+
+    def __init__(
+        self,
+        drop: set[int],
+        drop_with: bytes = b"",
+        interim: bytes = b"",
+        *,
+        reset: bool = False,
+        tls: ssl.SSLContext | None = None,
+        on_drop: threading.Event | None = None,
+    ) -> None:
+        self.drop = drop
+        self.drop_with = drop_with
+        self.interim = interim
+        self.reset = reset
+        self.on_drop = on_drop
+        super().__init__(tls)
+
+    def answer(self, conn: socket.socket, number: int) -> bool:
+        if number not in self.drop:
+            conn.sendall(self.interim + _OK)
+            return True
+        if self.on_drop is not None:
+            self.on_drop.set()
+        conn.sendall(self.drop_with)
+        if self.reset:
+            if self.drop_with:
+                time.sleep(0.2)  # the client has read what was sent
+            linger = struct.pack("ii", 1, 0)  # close with a reset
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        return False
 
 
 @pytest.fixture
@@ -315,56 +336,19 @@ def test_a_connection_an_unasked_for_101_switched_is_not_used_again(keep_alive):
 # --- responses whose end the server and we may see differently ---------------
 
 
-class _Scripted:
-    """Kept-alive connections; request number n (counted from 1 over all
-    connections) is answered with ``script[n]``: pieces of bytes, each sent
-    after its delay in seconds. Unscripted requests get a 2-byte ``ok``."""
+class _Scripted(_KeptAliveServer):
+    """Request number n is answered with ``script[n]``: pieces of bytes, each
+    sent after its delay in seconds. Unscripted requests get a 2-byte ``ok``."""
 
     def __init__(self, script: dict[int, list[tuple[float, bytes]]]) -> None:
         self.script = script
-        self.seen: list[tuple[int, bytes]] = []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def _accept(self) -> None:
-        connection = 0
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            connection += 1
-            threading.Thread(target=self._serve, args=(conn, connection), daemon=True).start()
-
-    def _serve(self, conn: socket.socket, connection: int) -> None:
-        with conn:
-            conn.settimeout(10)
-            data = b""
-            while True:
-                while b"\r\n\r\n" not in data:
-                    try:
-                        chunk = conn.recv(65536)
-                    except OSError:
-                        return
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, data = data.partition(b"\r\n\r\n")
-                self.seen.append((connection, head.split(b"\r\n")[0]))
-                ok = [(0.0, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")]
-                for delay, piece in self.script.get(len(self.seen), ok):
-                    time.sleep(delay)
-                    try:
-                        conn.sendall(piece)
-                    except OSError:
-                        return
-
-    def close(self) -> None:
-        self.sock.close()
+    def answer(self, conn: socket.socket, number: int) -> bool:
+        for delay, piece in self.script.get(number, [(0.0, _OK)]):
+            time.sleep(delay)
+            conn.sendall(piece)
+        return True
 
 
 _SPLIT = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nnot for /b!"
