@@ -278,7 +278,7 @@ class _Tee:
         self.interim_statuses: list[int] = []
         # The last line http.client read: a head ends with an empty line, so
         # anything else when the headers end means the connection ended inside it.
-        self._last_line = b""
+        self.last_line = b""
         self.head_cut = False
         self.trailer_cut = False
 
@@ -306,7 +306,7 @@ class _Tee:
 
     def mark_headers_end(self) -> None:
         self.header_length = self.length
-        self.head_cut = self._last_line not in (b"\r\n", b"\n")
+        self.head_cut = not self.at_blank_line()
 
     def end_interim(self, status: int) -> None:
         """What was recorded so far is an interim (1xx) response: keep its bytes
@@ -350,13 +350,14 @@ class _Tee:
         view[: len(data)] = data
         return len(data)
 
-    @property
-    def last_line(self) -> bytes:
-        return self._last_line
+    def at_blank_line(self) -> bool:
+        """Whether the last line http.client read was the empty line that ends
+        a head or a trailer (it takes the end of the connection for one too)."""
+        return self.last_line in (b"\r\n", b"\n")
 
     def readline(self, limit: int = -1) -> bytes:
         data = self._reader.readline(limit)
-        self._last_line = data
+        self.last_line = data
         self._record(data)
         return data
 
@@ -504,7 +505,7 @@ class _RecordingHTTPResponse(http.client.HTTPResponse):
         # there would look like a whole answer.
         super()._read_and_discard_trailer()  # type: ignore[misc]  # private in typeshed
         tee = typing.cast(_Tee, self.fp)
-        tee.trailer_cut = tee.last_line not in (b"\r\n", b"\n")
+        tee.trailer_cut = not tee.at_blank_line()
 
     def _read_status(self) -> tuple[str, int, str]:
         # http.client passes over 100 Continue and takes any other 1xx (103
